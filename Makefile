@@ -1,0 +1,51 @@
+# text2seg-widgets: every target sets itself up on a fresh machine.
+#   make install   venv + torch + the package with its dev/geo/ray extras (reused while up to date)
+#   make lab       JupyterLab on the quickstart notebook (offline-capable)
+#   make segment   the command-line pseudo-labeller on a sample image
+#   make test      everything above plus Debian chromium, then the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARCH := $(shell uname -m)
+# torch/torchvision pairs that install from this environment's wheel store (see DESIGN.md s5).
+ifeq ($(ARCH),aarch64)
+TORCH_PINS := torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+endif
+PYTEST_ARGS ?=
+SAMPLE ?= ../shared/data/rs-samples/potsdam/images/$(shell ls ../shared/data/rs-samples/potsdam/images 2>/dev/null | head -1)
+
+.PHONY: install lab segment test browser clean-venv bench
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e '.[dev,geo,ray]' $(TORCH_PINS)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's chromium for the real-browser tests (never `playwright install`: no CDN here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: install
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter root,$(shell whoami)),--allow-root) notebooks/quickstart.ipynb
+
+segment: install
+	$(BIN)/text2seg-widgets segment "$(SAMPLE)" --classes "building,road,tree" --models tiny --out out/segment
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

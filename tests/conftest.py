@@ -1,0 +1,29 @@
+"""Shared test configuration: where the real data lives, and offline guards."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TEXT2SEG_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+# Tests never reach a hub: make any accidental from_pretrained(hub id) fail fast.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout; a clear failure (not a skip) when it is missing."""
+    if not (SHARED_DATA / "rs-samples").is_dir():
+        pytest.fail(f"real sample data not found at {SHARED_DATA}; place ../shared/data beside the "
+                    "checkout or set TEXT2SEG_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def rs_samples(shared_data: Path) -> Path:
+    return shared_data / "rs-samples"
