@@ -1,0 +1,200 @@
+"""Class sets: the classes an annotator asks for, each with its text prompts (synonyms).
+
+A class set is written as a comma list (``"building,road,water"``) or as a small file with one
+class per line, ``name: prompt, prompt, ...`` (a YAML mapping of ``name: [prompts]`` works too)::
+
+    building: building, roof, house
+    road: road, street, highway
+    water: water, lake, river
+    background: ground, grass, field      # optional: the class named `background` is special
+
+The class named ``background`` (case-insensitive) is not a target class: its prompts give the
+CLIP branches something to prefer when a region matches none of the classes.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import yaml
+
+from text2seg_widgets.errors import InputError
+
+__all__ = ["ClassSpec", "ClassSet", "DEFAULT_BACKGROUND_PROMPTS", "default_color"]
+
+DEFAULT_BACKGROUND_PROMPTS = ("background", "bare ground", "grass")
+
+# Distinct, colour-blind-aware first colours; later classes get evenly spaced hues.
+_PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
+
+_NAME_RE = re.compile(r"^[\w][\w \-\.()/']*$", re.UNICODE)
+
+
+def default_color(index: int) -> tuple[int, int, int]:
+    """The display colour of the ``index``-th class (0-based)."""
+    if index < len(_PALETTE):
+        return _PALETTE[index]
+    r, g, b = colorsys.hsv_to_rgb((index * 0.618034) % 1.0, 0.75, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One class: its name, the prompts that describe it, and its display colour."""
+
+    name: str
+    prompts: tuple[str, ...]
+    color: tuple[int, int, int]
+
+
+class ClassSet:
+    """An ordered set of target classes plus an optional background class.
+
+    Label maps use 0 for background / no class and ``i`` for ``names[i - 1]``.
+    """
+
+    def __init__(self, classes: Sequence[ClassSpec], background: ClassSpec | None = None):
+        if not classes:
+            raise InputError("the class list is empty: give at least one class, e.g. --classes 'building,road'")
+        seen: dict[str, str] = {}
+        for spec in classes:
+            key = spec.name.strip().lower()
+            if key in seen:
+                raise InputError(f"duplicate class name {spec.name!r} (also given as {seen[key]!r}); "
+                                 "list each class once and put synonyms after a colon: 'building: building, roof'")
+            if key == "background":
+                raise InputError("'background' is reserved for the background class; pass it as background=...")
+            seen[key] = spec.name
+            if not spec.prompts:
+                raise InputError(f"class {spec.name!r} has no prompts")
+        if len(classes) > 254:
+            raise InputError(f"{len(classes)} classes given; label maps hold at most 254 classes")
+        self.classes: tuple[ClassSpec, ...] = tuple(classes)
+        self.background = background
+
+    # -- constructors --------------------------------------------------------------------
+    @classmethod
+    def from_names(cls, names: Iterable[str] | Mapping[str, Sequence[str]], *,
+                   background: Sequence[str] | bool | None = None) -> "ClassSet":
+        """From names (each its own prompt) or a mapping ``name -> prompts``.
+
+        ``background``: True for the default background prompts, a list of prompts, or None/False.
+        A ``background`` entry inside ``names`` is used as the background class.
+        """
+        items = list(names.items()) if isinstance(names, Mapping) else [(n, None) for n in names]
+        specs: list[ClassSpec] = []
+        bg_prompts: Sequence[str] | None = None
+        for name, prompts in items:
+            name = _clean_name(name)
+            plist = _clean_prompts(prompts if prompts is not None else [name], name)
+            if name.lower() == "background":
+                bg_prompts = plist
+                continue
+            specs.append(ClassSpec(name, plist, default_color(len(specs))))
+        if background is True:
+            bg_prompts = bg_prompts or DEFAULT_BACKGROUND_PROMPTS
+        elif background:
+            bg_prompts = _clean_prompts(background, "background")
+        bg = ClassSpec("background", tuple(bg_prompts), (0, 0, 0)) if bg_prompts else None
+        return cls(specs, bg)
+
+    @classmethod
+    def parse(cls, text: str, *, background: Sequence[str] | bool | None = None) -> "ClassSet":
+        """From ``"building,road"`` or the multi-line ``name: prompt, prompt`` form."""
+        lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        lines = [ln for ln in lines if ln]
+        if len(lines) <= 1 and ":" not in text:
+            names = [n for n in (text.split(",") if text else [])]
+            if not [n for n in names if n.strip()]:
+                raise InputError("the class list is empty: give at least one class, e.g. 'building,road'")
+            return cls.from_names([n for n in names if n.strip()] or names, background=background)
+        mapping: dict[str, list[str]] = {}
+        for ln in lines:
+            if ":" not in ln:
+                raise InputError(f"cannot read class line {ln!r}: write 'name: prompt, prompt'")
+            name, prompts = ln.split(":", 1)
+            key = _clean_name(name)
+            if key in mapping:
+                raise InputError(f"duplicate class name {key!r} in the class file")
+            mapping[key] = [p for p in prompts.split(",") if p.strip()] or [key]
+        return cls.from_names(mapping, background=background)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, background: Sequence[str] | bool | None = None) -> "ClassSet":
+        """From a ``.txt`` (``name: prompts`` lines) or ``.yaml``/``.yml`` (mapping) file."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"class file {path} does not exist")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+            if not isinstance(data, dict):
+                raise InputError(f"{path}: expected a mapping 'name: [prompts]' at the top level")
+            return cls.from_names({str(k): (v if isinstance(v, list) else
+                                            [p for p in str(v or k).split(",")]) for k, v in data.items()},
+                                  background=background)
+        return cls.parse(text, background=background)
+
+    # -- views ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __iter__(self):
+        return iter(self.classes)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def colors(self) -> list[tuple[int, int, int]]:
+        return [c.color for c in self.classes]
+
+    def index(self, name: str) -> int:
+        """0-based position of a class by name (case-insensitive)."""
+        for i, spec in enumerate(self.classes):
+            if spec.name.lower() == name.lower():
+                return i
+        raise InputError(f"unknown class {name!r}; known classes: {', '.join(self.names)}")
+
+    def prompt_table(self) -> list[tuple[int, str]]:
+        """Every (class index, prompt) pair; background prompts get index -1."""
+        rows = [(i, p) for i, spec in enumerate(self.classes) for p in spec.prompts]
+        if self.background is not None:
+            rows += [(-1, p) for p in self.background.prompts]
+        return rows
+
+    def to_dict(self) -> dict:
+        out = {c.name: list(c.prompts) for c in self.classes}
+        if self.background is not None:
+            out["background"] = list(self.background.prompts)
+        return out
+
+    def __repr__(self) -> str:
+        return f"ClassSet({self.to_dict()!r})"
+
+
+def _clean_name(name: object) -> str:
+    text = str(name).strip()
+    if not text:
+        raise InputError("a class name is empty (check for a trailing comma in the class list)")
+    if not _NAME_RE.match(text):
+        raise InputError(f"class name {text!r} has characters that are not allowed; use letters, digits, "
+                         "spaces, '-', '_', '.', '/', apostrophes or parentheses")
+    return text
+
+
+def _clean_prompts(prompts: Iterable[object], name: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for p in prompts:
+        text = " ".join(str(p).split())
+        if text and text.lower() not in (q.lower() for q in out):
+            out.append(text)
+    if not out:
+        raise InputError(f"class {name!r} has no prompts")
+    return tuple(out)

@@ -1,0 +1,62 @@
+"""Settings of a pipeline run: which branches, and each branch's thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from text2seg_widgets.errors import InputError
+
+__all__ = ["PipelineConfig", "ALL_BRANCHES"]
+
+#: The pseudo-labelling branches, in the order they run.
+ALL_BRANCHES = ("detector", "heatmap", "filter", "concept")
+
+
+@dataclass
+class PipelineConfig:
+    """Branch switches and thresholds.
+
+    ``branches="auto"`` runs every branch whose models are present; an explicit tuple runs exactly
+    those and fails early, naming the missing model, when one cannot run.
+    """
+
+    branches: tuple[str, ...] | str = "auto"
+    # detector: Grounding DINO boxes -> SAM
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    # heatmap: CLIP Surgery map -> points -> SAM
+    heatmap_positive_points: int = 3
+    heatmap_negative_points: int = 3
+    heatmap_min_share: float = 0.02  # a class must win at least this share of patches to be prompted
+    # filter: SAM automatic masks -> CLIP crop scores
+    filter_min_probability: float = 0.5  # softmax over classes + background, relative
+    filter_min_similarity: float = 0.2  # cosine similarity of the winning prompt, absolute
+    filter_temperature: float = 100.0  # CLIP's logit scale
+    # concept: SAM 3
+    concept_threshold: float = 0.5
+    # fusion
+    min_area: int = 16
+    dedupe_iou: float = 0.5
+    min_votes: int = 1
+    background_score: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.branches, str) and self.branches != "auto":
+            self.branches = tuple(b.strip() for b in self.branches.split(",") if b.strip())
+        if self.branches != "auto":
+            unknown = [b for b in self.branches if b not in ALL_BRANCHES]
+            if unknown or not self.branches:
+                raise InputError(f"unknown branch(es) {unknown or self.branches}; choose from {', '.join(ALL_BRANCHES)}")
+        for name in ("box_threshold", "text_threshold", "filter_min_probability", "concept_threshold",
+                     "dedupe_iou", "heatmap_min_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"{name} must be between 0 and 1, got {value}")
+        if self.min_votes < 1:
+            raise InputError("min_votes must be at least 1")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["branches"] = list(self.branches) if self.branches != "auto" else "auto"
+        return data

@@ -1,0 +1,83 @@
+"""Checks and conversions for in-memory images handed to the pipeline.
+
+The models take ``(H, W, 3)`` uint8 RGB. What the pipeline does with anything else:
+
+* ``(H, W)`` or ``(H, W, 1)`` grayscale: the band is repeated to three channels.
+* ``(H, W, 3)`` uint8: used as is.
+* ``(H, W, 3)`` of another dtype (uint16, int16, float): stretched to uint8 with the 2nd-98th
+  percentile of each band (NaN and inf ignored, then painted black). For scenes, the imagery layer
+  computes one stretch per scene instead; use ``open_scene(path).read_rgb()``.
+* ``(H, W, 4+)``: refused. Choose three bands first (``image[..., :3]`` for RGB+NIR, or the
+  band presets of the imagery layer), because guessing would silently mix up bands.
+* Smaller than :data:`MIN_SIDE` pixels on a side, all-NaN, or not a numeric array: refused.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from text2seg_widgets.errors import InputError
+
+__all__ = ["as_rgb_uint8", "percentile_stretch", "check_box", "MIN_SIDE"]
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 8
+
+
+def percentile_stretch(image: np.ndarray, low: float = 2.0, high: float = 98.0) -> np.ndarray:
+    """Stretch each band of an (H, W, C) numeric array to uint8; non-finite pixels become 0."""
+    data = image.astype(np.float64, copy=False)
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise InputError("the image has no finite pixel values (all NaN or inf)")
+    out = np.zeros(data.shape, dtype=np.uint8)
+    for b in range(data.shape[2]):
+        band, ok = data[..., b], finite[..., b]
+        if not ok.any():
+            continue
+        lo, hi = np.percentile(band[ok], [low, high])
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        vals = np.clip((band - lo) * scale, 0, 255)
+        out[..., b] = np.where(ok, np.round(vals), 0).astype(np.uint8)
+    return out
+
+
+def as_rgb_uint8(image: object) -> np.ndarray:
+    """Validate and convert ``image`` to a contiguous (H, W, 3) uint8 array (rules in the module doc)."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"expected a numpy array of shape (H, W, 3), got {type(image).__name__}; "
+                         "load files with PIL/rasterio or text2seg_widgets.imagery.open_scene first")
+    if image.dtype == bool or not np.issubdtype(image.dtype, np.number):
+        raise InputError(f"image dtype {image.dtype} is not numeric imagery")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3:
+        raise InputError(f"image must be (H, W) or (H, W, bands); got shape {image.shape}")
+    h, w, bands = image.shape
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise InputError(f"image is {w}x{h} pixels; the models need at least {MIN_SIDE}x{MIN_SIDE}")
+    if bands == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif bands != 3:
+        raise InputError(f"image has {bands} bands; choose 3 (e.g. image[..., :3] for RGB+NIR, or "
+                         "open_scene(path, bands='nir-r-g') for false colour)")
+    if image.dtype != np.uint8:
+        log.info("stretching %s image to uint8 with the 2-98%% percentiles per band", image.dtype)
+        image = percentile_stretch(image)
+    return np.ascontiguousarray(image)
+
+
+def check_box(box: object, height: int, width: int) -> np.ndarray:
+    """A box (x0, y0, x1, y1) in pixels, clipped to the image; refused if it misses the image."""
+    arr = np.asarray(box, dtype=np.float64).reshape(-1)
+    if arr.shape != (4,) or not np.isfinite(arr).all():
+        raise InputError(f"a box must be four finite numbers (x0, y0, x1, y1); got {box!r}")
+    x0, y0, x1, y1 = arr
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"box {arr.tolist()} is empty or inverted; use (x0, y0, x1, y1) with x1 > x0, y1 > y0")
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise InputError(f"box {arr.tolist()} lies outside the {width}x{height} image")
+    return np.array([max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)], dtype=np.float64)
