@@ -1,1 +1,18 @@
-"""store"""
+"""The annotation project store: one SQLite database per project folder (never imports torch).
+
+Public API: :class:`Project` and its records (:class:`ClassInfo`, :class:`ImageRecord`,
+:class:`CandidateRecord`, :class:`AnnotationRecord`), the error types it raises beyond
+:class:`~text2seg_widgets.errors.InputError`, and the constants for states.
+"""
+
+from __future__ import annotations
+
+from text2seg_widgets.store.db import ConflictError, ProjectBusyError
+from text2seg_widgets.store.project import DB_NAME, Project
+from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, ClassInfo,
+                                            ImageRecord)
+from text2seg_widgets.store.schema import CANDIDATE_STATUSES, IMAGE_STATES, SCHEMA_VERSION
+
+__all__ = ["Project", "ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord",
+           "ConflictError", "ProjectBusyError", "IMAGE_STATES", "CANDIDATE_STATUSES",
+           "SCHEMA_VERSION", "DB_NAME"]

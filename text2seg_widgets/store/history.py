@@ -1,0 +1,78 @@
+"""Persisted undo/redo over the row-level change log written by :class:`~.db.Tx`.
+
+The history is a list of actions; each has the before/after snapshot of every row it touched.
+Undo takes the newest action that is not undone and puts each row back to its *before* snapshot
+(in reverse order); redo takes the oldest undone action and re-applies the *after* snapshots. A new
+action drops the undone ones (no branching history). Before replaying, every row must still
+equal the snapshot the action left (or found): if another action or another session changed it
+since, :class:`~.db.ConflictError` is raised and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from text2seg_widgets.store.db import ConflictError, Database, Tx
+
+__all__ = ["undo", "redo", "can_undo", "can_redo", "history"]
+
+
+def can_undo(db: Database) -> bool:
+    return bool(db.query("SELECT 1 FROM actions WHERE undone = 0 LIMIT 1"))
+
+
+def can_redo(db: Database) -> bool:
+    return bool(db.query("SELECT 1 FROM actions WHERE undone = 1 LIMIT 1"))
+
+
+def history(db: Database, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest ``limit`` actions: id, description, user, time, undone."""
+    rows = db.query("SELECT id, description, user, at, undone FROM actions ORDER BY id DESC "
+                    "LIMIT ?", (limit,))
+    return [dict(r) | {"undone": bool(r["undone"])} for r in rows]
+
+
+def undo(db: Database) -> str | None:
+    """Undo the newest action; return its description, or ``None`` when there is nothing to undo."""
+    with db.raw() as tx:
+        row = tx.conn.execute("SELECT id, description FROM actions WHERE undone = 0 "
+                              "ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        _replay(tx, row["id"], row["description"], forward=False)
+        tx.conn.execute("UPDATE actions SET undone = 1 WHERE id = ?", (row["id"],))
+        return str(row["description"])
+
+
+def redo(db: Database) -> str | None:
+    """Redo the oldest undone action; return its description, or ``None``."""
+    with db.raw() as tx:
+        row = tx.conn.execute("SELECT id, description FROM actions WHERE undone = 1 "
+                              "ORDER BY id ASC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        _replay(tx, row["id"], row["description"], forward=True)
+        tx.conn.execute("UPDATE actions SET undone = 0 WHERE id = ?", (row["id"],))
+        return str(row["description"])
+
+
+def _replay(tx: Tx, action_id: int, description: str, *, forward: bool) -> None:
+    order = "ASC" if forward else "DESC"
+    changes = tx.conn.execute(f"SELECT tbl, row_id, before, after FROM changes WHERE action_id = ? "
+                              f"ORDER BY id {order}", (action_id,)).fetchall()
+    # Check every row first (snapshot of the state the action left / found).
+    expected: dict[tuple[str, int], Any] = {}
+    for ch in changes:
+        key = (ch["tbl"], ch["row_id"])
+        state = ch["before"] if forward else ch["after"]
+        expected.setdefault(key, None if state is None else json.loads(state))
+    for (table, row_id), want in expected.items():
+        if tx.row(table, row_id) != want:
+            verb = "redo" if forward else "undo"
+            raise ConflictError(
+                f"cannot {verb} '{description}': {table[:-1]} {row_id} was changed since by "
+                f"another action or session; nothing was changed")
+    for ch in changes:
+        target = ch["after"] if forward else ch["before"]
+        tx.restore(ch["tbl"], ch["row_id"], None if target is None else json.loads(target))

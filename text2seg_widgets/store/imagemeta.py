@@ -1,0 +1,59 @@
+"""Image metadata for the project: size, CRS, transform (via rasterio) and a content checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from text2seg_widgets.errors import InputError
+
+__all__ = ["ImageMeta", "read_image_meta", "file_checksum"]
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    width: int
+    height: int
+    crs: str | None
+    transform: tuple[float, ...]
+    checksum: str
+
+
+def file_checksum(path: Path, chunk: int = 1 << 20) -> str:
+    """``sha256:<hex>`` of the file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def read_image_meta(path: Path, window: tuple[int, int, int, int] | None = None) -> ImageMeta:
+    """Size, CRS (WKT) and affine transform of ``path`` (or of a ``(col, row, w, h)`` window)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+    from rasterio.windows import Window, transform as window_transform
+
+    if not path.is_file():
+        raise InputError(f"image not found: {path}; check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                width, height, crs, transform = src.width, src.height, src.crs, src.transform
+    except RasterioIOError as exc:
+        raise InputError(f"cannot read {path} as an image ({exc}); give a GeoTIFF, PNG or "
+                         "JPEG file") from exc
+    if window is not None:
+        col, row, w, h = (int(v) for v in window)
+        if col < 0 or row < 0 or w <= 0 or h <= 0 or col + w > width or row + h > height:
+            raise InputError(f"window {window} (col, row, width, height) does not fit inside "
+                             f"{path.name} ({width} x {height} pixels)")
+        transform = window_transform(Window(col, row, w, h), transform)
+        width, height = w, h
+    return ImageMeta(width=int(width), height=int(height),
+                     crs=crs.to_wkt() if crs else None,
+                     transform=tuple(float(v) for v in tuple(transform)[:6]),
+                     checksum=file_checksum(path))

@@ -1,0 +1,124 @@
+"""Read-only records the project hands out: classes, images, candidates, annotations.
+
+They are snapshots of database rows; changing the project goes through :class:`Project` methods.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from text2seg_widgets.pipeline.candidate import Candidate, rle_to_mask
+
+__all__ = ["ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord", "PALETTE"]
+
+#: Default class colours (assigned in turn to classes created without one).
+PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
+           "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000",
+           "#aaffc3", "#808000", "#ffd8b1", "#000075", "#808080", "#ffe119")
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """A class: stable id (never reused), unique name, ``#rrggbb`` colour, text prompts/synonyms."""
+
+    id: int
+    name: str
+    color: str
+    prompts: tuple[str, ...] = ()
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        c = self.color.lstrip("#")
+        return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """An image (or a window of a large scene) in the project.
+
+    ``width``/``height`` are those of the window when there is one; ``transform`` is the affine
+    (a, b, c, d, e, f) of the window's pixel grid (identity-like for plain PNG/JPEG); ``crs`` is WKT
+    or ``None`` when the image is not georeferenced. ``window`` is ``(col_off, row_off, width,
+    height)`` in the source file's pixels, or ``None`` for the whole file.
+    """
+
+    id: int
+    path: str
+    width: int
+    height: int
+    crs: str | None
+    transform: tuple[float, ...]
+    checksum: str
+    state: str
+    window: tuple[int, int, int, int] | None = None
+    state_user: str | None = None
+    state_at: str | None = None
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    """A stored proposal with its review ``status`` (proposed / accepted / rejected)."""
+
+    id: int
+    image_id: int
+    class_name: str
+    candidate: Candidate
+    status: str
+    run_id: int | None = None
+
+    def mask(self) -> np.ndarray:
+        return self.candidate.mask()
+
+
+@dataclass(frozen=True)
+class AnnotationRecord:
+    """An accepted or hand-made instance mask. ``rle`` is COCO compressed RLE (``counts`` str)."""
+
+    id: int
+    image_id: int
+    class_name: str
+    rle: dict[str, Any]
+    bbox: list[float]
+    area: int
+    score: float
+    source: str
+    candidate_id: int | None = None
+    user: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def mask(self) -> np.ndarray:
+        return rle_to_mask(self.rle)
+
+
+def image_from_row(row: Any, resolve: Any) -> ImageRecord:
+    win = tuple(json.loads(row["win"])) if row["win"] else None
+    return ImageRecord(id=row["id"], path=str(resolve(row["path"])), width=row["width"],
+                       height=row["height"], crs=row["crs"],
+                       transform=tuple(json.loads(row["transform"])), checksum=row["checksum"],
+                       state=row["state"], window=win,  # type: ignore[arg-type]
+                       state_user=row["state_user"], state_at=row["state_at"])
+
+
+def candidate_from_row(row: Any, class_name: str) -> CandidateRecord:
+    rle = {"size": [row["height"], row["width"]], "counts": row["counts"]}
+    cand = Candidate(class_name=class_name, rle=rle, bbox=json.loads(row["bbox"]),
+                     area=row["area"], score=row["score"], branch=row["branch"],
+                     prompt=row["prompt"], model=row["model"], extra=json.loads(row["extra"]))
+    return CandidateRecord(id=row["id"], image_id=row["image_id"], class_name=class_name,
+                           candidate=cand, status=row["status"], run_id=row["run_id"])
+
+
+def annotation_from_row(row: Any, class_name: str) -> AnnotationRecord:
+    rle = {"size": [row["height"], row["width"]], "counts": row["counts"]}
+    return AnnotationRecord(id=row["id"], image_id=row["image_id"], class_name=class_name, rle=rle,
+                            bbox=json.loads(row["bbox"]), area=row["area"], score=row["score"],
+                            source=row["source"], candidate_id=row["candidate_id"],
+                            user=row["user"])

@@ -1,0 +1,251 @@
+"""Candidates and annotations: the review actions of :class:`~.project.Project` (a mixin).
+
+Rules (each is one transaction; the user actions are undoable):
+
+- :meth:`add_candidates` only inserts proposals; it never touches annotations, so re-running
+  pseudo-labelling cannot overwrite accepted work. ``replace=True`` drops the image's *proposed*
+  candidates first (accepted and rejected ones stay, they are review history).
+- :meth:`accept` turns a proposed (or rejected) candidate into an annotation; a candidate is
+  accepted at most once. Accepting or adding on an ``unreviewed`` image moves it to
+  ``in progress`` in the same action.
+- :meth:`delete_annotation` marks the candidate it came from ``rejected``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from text2seg_widgets.errors import InputError
+from text2seg_widgets.pipeline.candidate import (Candidate, mask_to_rle, rle_area, rle_bbox,
+                                                 rle_to_mask)
+from text2seg_widgets.store.db import ConflictError, Tx, now
+from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord,
+                                            annotation_from_row, candidate_from_row)
+from text2seg_widgets.store.schema import CANDIDATE_STATUSES
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store.db import Database
+    from text2seg_widgets.store.records import ClassInfo, ImageRecord
+
+__all__ = ["ReviewMixin"]
+
+
+def _rle_of(mask: Any, height: int, width: int) -> dict[str, Any]:
+    """A mask given as an array or as COCO RLE, checked against the image size."""
+    if isinstance(mask, dict):
+        rle = mask_to_rle(rle_to_mask(mask)) if not isinstance(mask.get("counts"), str) else mask
+    else:
+        rle = mask_to_rle(np.asarray(mask).astype(bool))
+    size = [int(v) for v in rle["size"]]
+    if size != [height, width]:
+        raise InputError(f"mask is {size[0]} x {size[1]} (height x width) but the image is "
+                         f"{height} x {width}; masks are in the image's own pixel grid")
+    return {"size": size, "counts": rle["counts"]}
+
+
+def _mask_columns(rle: dict[str, Any]) -> dict[str, Any]:
+    return {"counts": rle["counts"], "height": rle["size"][0], "width": rle["size"][1],
+            "bbox": json.dumps(rle_bbox(rle)), "area": rle_area(rle)}
+
+
+class ReviewMixin:
+    """Candidate and annotation methods; needs ``_db``, ``user``, ``image``, ``class_info``."""
+
+    _db: "Database"
+    user: str | None
+
+    if TYPE_CHECKING:
+        def image(self, image_id: int) -> "ImageRecord": ...
+        def class_info(self, name_or_id: str | int) -> "ClassInfo": ...
+        @property
+        def classes(self) -> list["ClassInfo"]: ...
+
+    def _class_names(self) -> dict[int, str]:
+        return {c.id: c.name for c in self.classes}
+
+    # ----------------------------------------------------------------- candidates
+    def add_candidates(self, image_id: int, candidates: Iterable[Candidate],
+                       run_id: int | None = None, *, replace: bool = False,
+                       mark_processed: bool = False) -> list[int]:
+        """Store proposals for one image; returns their ids. Never touches annotations.
+
+        ``mark_processed`` also records (image, ``run_id``) as done in the same transaction, so a
+        killed batch run resumes exactly after the last image whose candidates were saved."""
+        rec = self.image(image_id)
+        ids_by_name = {c.name: c.id for c in self.classes}
+        rows = []
+        for cand in candidates:
+            if cand.class_name not in ids_by_name:
+                raise InputError(f"candidate class {cand.class_name!r} is not a project class "
+                                 f"({', '.join(map(repr, ids_by_name))}); add it first")
+            rle = _rle_of(cand.rle, rec.height, rec.width)
+            rows.append({"image_id": rec.id, "run_id": run_id,
+                         "class_id": ids_by_name[cand.class_name], **_mask_columns(rle),
+                         "score": float(cand.score), "branch": str(cand.branch),
+                         "prompt": cand.prompt or "", "model": cand.model or "",
+                         "extra": json.dumps(cand.extra or {}, default=str)})
+        if mark_processed and run_id is None:
+            raise InputError("mark_processed=True needs a run_id from project.start_run()")
+        with self._db.raw() as tx:
+            if replace:
+                tx.conn.execute("DELETE FROM candidates WHERE image_id = ? AND status = "
+                                "'proposed'", (rec.id,))
+            ids = [tx.insert("candidates", row) for row in rows]
+            if mark_processed:
+                tx.conn.execute("INSERT OR IGNORE INTO processed (image_id, run_id, at) VALUES "
+                                "(?, ?, ?)", (rec.id, int(run_id), now()))  # type: ignore[arg-type]
+        return ids
+
+    def candidates(self, image_id: int | None = None,
+                   status: str | None = None) -> list[CandidateRecord]:
+        if status is not None and status not in CANDIDATE_STATUSES:
+            raise InputError(f"unknown status {status!r}; use one of {CANDIDATE_STATUSES}")
+        sql, params = "SELECT * FROM candidates WHERE 1=1", []
+        if image_id is not None:
+            sql, params = sql + " AND image_id = ?", [*params, int(image_id)]
+        if status is not None:
+            sql, params = sql + " AND status = ?", [*params, status]
+        names = self._class_names()
+        return [candidate_from_row(r, names[r["class_id"]])
+                for r in self._db.query(sql + " ORDER BY id", tuple(params))]
+
+    def candidate(self, candidate_id: int) -> CandidateRecord:
+        rows = self._db.query("SELECT * FROM candidates WHERE id = ?", (int(candidate_id),))
+        if not rows:
+            raise InputError(f"no candidate with id {candidate_id}")
+        return candidate_from_row(rows[0], self._class_names()[rows[0]["class_id"]])
+
+    def _review_candidate(self, tx: Tx, candidate_id: int, status: str, who: str | None) -> dict:
+        row = tx.row("candidates", int(candidate_id))
+        if row is None:
+            raise InputError(f"no candidate with id {candidate_id} (deleted, or never stored)")
+        if row["status"] == "accepted":
+            raise ConflictError(f"candidate {candidate_id} is already accepted (maybe in another "
+                                "session); edit or delete its annotation instead")
+        tx.update("candidates", row["id"], {"status": status, "reviewed_by": who,
+                                            "reviewed_at": now()})
+        return row
+
+    def _touch_image(self, tx: Tx, image_id: int, who: str | None) -> None:
+        row = tx.row("images", image_id)
+        if row is not None and row["state"] == "unreviewed":
+            tx.update("images", image_id, {"state": "in progress", "state_user": who,
+                                           "state_at": now()})
+
+    def _accept_in(self, tx: Tx, candidate_id: int, class_id: int | None, who: str | None) -> int:
+        row = self._review_candidate(tx, candidate_id, "accepted", who)
+        stamp = now()
+        ann_id = tx.insert("annotations", {
+            "image_id": row["image_id"], "class_id": class_id or row["class_id"],
+            "counts": row["counts"], "height": row["height"], "width": row["width"],
+            "bbox": row["bbox"], "area": row["area"], "score": row["score"],
+            "source": row["branch"], "candidate_id": row["id"], "user": who,
+            "created_at": stamp, "updated_at": stamp})
+        self._touch_image(tx, row["image_id"], who)
+        return ann_id
+
+    def accept(self, candidate_id: int, class_name: str | None = None,
+               user: str | None = None) -> int:
+        """Accept a candidate (optionally as another class); returns the new annotation's id."""
+        class_id = self.class_info(class_name).id if class_name is not None else None
+        who = user or self.user
+        with self._db.action(f"accept candidate {candidate_id}", user=who) as tx:
+            return self._accept_in(tx, candidate_id, class_id, who)
+
+    def accept_above(self, image_id: int, min_score: float, user: str | None = None) -> list[int]:
+        """Accept every proposed candidate of the image scoring at least ``min_score`` (one action)."""
+        who = user or self.user
+        with self._db.action(f"accept candidates >= {min_score:g} on image {image_id}",
+                             user=who) as tx:
+            ids = [r[0] for r in tx.conn.execute(
+                "SELECT id FROM candidates WHERE image_id = ? AND status = 'proposed' AND "
+                "score >= ? ORDER BY score DESC, id", (int(image_id), float(min_score)))]
+            return [self._accept_in(tx, cid, None, who) for cid in ids]
+
+    def reject(self, candidate_id: int, user: str | None = None) -> None:
+        who = user or self.user
+        with self._db.action(f"reject candidate {candidate_id}", user=who) as tx:
+            self._review_candidate(tx, candidate_id, "rejected", who)
+
+    # ----------------------------------------------------------------- annotations
+    def annotations(self, image_id: int | None = None) -> list[AnnotationRecord]:
+        names = self._class_names()
+        if image_id is None:
+            rows = self._db.query("SELECT * FROM annotations ORDER BY id")
+        else:
+            rows = self._db.query("SELECT * FROM annotations WHERE image_id = ? ORDER BY id",
+                                  (int(image_id),))
+        return [annotation_from_row(r, names[r["class_id"]]) for r in rows]
+
+    def annotation(self, annotation_id: int) -> AnnotationRecord:
+        rows = self._db.query("SELECT * FROM annotations WHERE id = ?", (int(annotation_id),))
+        if not rows:
+            raise InputError(f"no annotation with id {annotation_id} (deleted?)")
+        return annotation_from_row(rows[0], self._class_names()[rows[0]["class_id"]])
+
+    def add_annotation(self, image_id: int, mask: Any, class_name: str, source: str = "manual",
+                       score: float = 1.0, user: str | None = None) -> int:
+        """Add a hand-made mask (array or COCO RLE in the image's pixels); returns its id."""
+        rec = self.image(image_id)
+        class_id = self.class_info(class_name).id
+        rle = _rle_of(mask, rec.height, rec.width)
+        if rle_area(rle) == 0:
+            raise InputError("the mask is empty (no pixel set); nothing to add")
+        who = user or self.user
+        with self._db.action(f"add {class_name!r} mask on image {rec.id}", user=who) as tx:
+            stamp = now()
+            ann_id = tx.insert("annotations", {
+                "image_id": rec.id, "class_id": class_id, **_mask_columns(rle),
+                "score": float(score), "source": source, "candidate_id": None, "user": who,
+                "created_at": stamp, "updated_at": stamp})
+            self._touch_image(tx, rec.id, who)
+        return ann_id
+
+    def _existing(self, tx: Tx, annotation_id: int) -> dict[str, Any]:
+        row = tx.row("annotations", int(annotation_id))
+        if row is None:
+            raise ConflictError(f"annotation {annotation_id} does not exist (deleted, maybe in "
+                                "another session); reload the image")
+        return row
+
+    def update_annotation_mask(self, annotation_id: int, mask: Any,
+                               user: str | None = None) -> None:
+        """Replace an annotation's mask (bbox and area follow). An empty mask is refused."""
+        who = user or self.user
+        with self._db.action(f"edit mask of annotation {annotation_id}", user=who) as tx:
+            row = self._existing(tx, annotation_id)
+            rle = _rle_of(mask, row["height"], row["width"])
+            if rle_area(rle) == 0:
+                raise InputError("the edited mask is empty; use delete_annotation() to remove it")
+            tx.update("annotations", row["id"], {**_mask_columns(rle), "user": who,
+                                                 "updated_at": now()})
+
+    def relabel(self, annotation_id: int, class_name: str, user: str | None = None) -> None:
+        class_id = self.class_info(class_name).id
+        who = user or self.user
+        with self._db.action(f"relabel annotation {annotation_id} as {class_name!r}",
+                             user=who) as tx:
+            row = self._existing(tx, annotation_id)
+            tx.update("annotations", row["id"], {"class_id": class_id, "user": who,
+                                                 "updated_at": now()})
+
+    def delete_annotation(self, annotation_id: int, user: str | None = None) -> None:
+        who = user or self.user
+        with self._db.action(f"delete annotation {annotation_id}", user=who) as tx:
+            row = self._existing(tx, annotation_id)
+            tx.delete("annotations", row["id"])
+            if row["candidate_id"] is not None and tx.row("candidates", row["candidate_id"]):
+                tx.update("candidates", row["candidate_id"], {
+                    "status": "rejected", "reviewed_by": who, "reviewed_at": now()})
+
+    def delete_annotations(self, annotation_ids: Sequence[int], user: str | None = None) -> None:
+        """Delete several annotations as one undoable action."""
+        who = user or self.user
+        with self._db.action(f"delete {len(annotation_ids)} annotations", user=who) as tx:
+            for annotation_id in annotation_ids:
+                row = self._existing(tx, annotation_id)
+                tx.delete("annotations", row["id"])

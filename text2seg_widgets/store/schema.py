@@ -1,0 +1,148 @@
+"""The project database schema, its version number and the migrations between versions.
+
+The schema version lives in ``PRAGMA user_version``. :data:`MIGRATIONS` maps each version ``v`` to
+the SQL that turns a version ``v - 1`` database into a version ``v`` one; :func:`migrate` runs the
+missing steps in one transaction, so an old project opens as the current version or not at all.
+Version 0 is an empty file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from text2seg_widgets.errors import InputError
+
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "IMAGE_STATES", "CANDIDATE_STATUSES", "migrate"]
+
+#: Review states of an image, in the order the widget shows them.
+IMAGE_STATES = ("unreviewed", "in progress", "done", "skipped")
+#: Review statuses of a candidate.
+CANDIDATE_STATUSES = ("proposed", "accepted", "rejected")
+
+_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE classes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    color TEXT NOT NULL,
+    prompts TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE images (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    crs TEXT,
+    transform TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    win TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'unreviewed'
+        CHECK (state IN ('unreviewed', 'in progress', 'done', 'skipped')),
+    state_user TEXT,
+    state_at TEXT,
+    added_at TEXT NOT NULL,
+    UNIQUE (path, win)
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    manifest TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE TABLE processed (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    PRIMARY KEY (image_id, run_id)
+);
+CREATE TABLE candidates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    run_id INTEGER REFERENCES runs(id),
+    class_id INTEGER NOT NULL REFERENCES classes(id),
+    counts TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    bbox TEXT NOT NULL,
+    area INTEGER NOT NULL,
+    score REAL NOT NULL,
+    branch TEXT NOT NULL,
+    prompt TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    extra TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'proposed' CHECK (status IN ('proposed', 'accepted', 'rejected')),
+    reviewed_by TEXT,
+    reviewed_at TEXT
+);
+CREATE INDEX candidates_image ON candidates(image_id, status);
+CREATE TABLE annotations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    class_id INTEGER NOT NULL REFERENCES classes(id),
+    counts TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    bbox TEXT NOT NULL,
+    area INTEGER NOT NULL,
+    score REAL NOT NULL,
+    source TEXT NOT NULL,
+    candidate_id INTEGER REFERENCES candidates(id),
+    user TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX annotations_image ON annotations(image_id);
+CREATE TABLE actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    description TEXT NOT NULL,
+    user TEXT,
+    at TEXT NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX actions_undone ON actions(undone, id);
+CREATE TABLE changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    action_id INTEGER NOT NULL REFERENCES actions(id) ON DELETE CASCADE,
+    tbl TEXT NOT NULL,
+    row_id INTEGER NOT NULL,
+    before TEXT,
+    after TEXT
+);
+CREATE INDEX changes_action ON changes(action_id);
+"""
+
+#: version -> SQL that upgrades ``version - 1`` to ``version``. Append; never edit a shipped step.
+MIGRATIONS: dict[int, str] = {1: _V1}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
+    """Upgrade the database to ``target`` in one transaction; return the version it had before.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). A database newer than this
+    package raises :class:`InputError` rather than being touched.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        before = user_version(conn)
+        if before > SCHEMA_VERSION:
+            raise InputError(
+                f"this project was written by a newer text2seg-widgets (schema {before}, this "
+                f"version reads up to {SCHEMA_VERSION}); upgrade text2seg-widgets to open it")
+        for version in range(before + 1, target + 1):
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return before
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
