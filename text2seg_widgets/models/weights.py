@@ -57,6 +57,7 @@ __all__ = [
     "fetch",
     "fetch_command",
     "get_spec",
+    "is_cached",
     "is_offline",
     "list_specs",
     "load_specs_file",
@@ -406,6 +407,12 @@ def _top_level_importable(package: str) -> bool:
         return importlib.util.find_spec(package.split(".")[0]) is not None
     except (ImportError, ValueError):
         return False
+
+
+def is_cached(name_or_spec: str | WeightSpec, *, cache_dir: str | os.PathLike[str] | None = None) -> bool:
+    """True when the spec's file (or folder with its required files) is on disk; reads no bytes."""
+    spec = get_spec(name_or_spec)
+    return _present(spec, expected_path(spec, cache_dir=cache_dir))
 
 
 def _present(spec: WeightSpec, path: Path) -> bool:
