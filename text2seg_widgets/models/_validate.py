@@ -1,0 +1,68 @@
+"""Cheap checks shared by the adapters: the image and prompt contracts of ``protocols``."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from text2seg_widgets.errors import InputError
+
+__all__ = ["check_rgb", "fingerprint", "check_box", "check_points"]
+
+
+def check_rgb(image: np.ndarray, who: str = "model") -> np.ndarray:
+    """Return ``image`` if it is an (H, W, 3) uint8 array of at least 2x2 pixels, else raise
+    :class:`InputError` saying how to convert it (the imagery layer does band choice and stretch)."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"{who}: expected a numpy array of shape (H, W, 3), got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"{who}: expected an RGB image of shape (H, W, 3), got shape {image.shape}; "
+                         "choose three bands (e.g. with text2seg_widgets.imagery) before segmenting")
+    if image.dtype != np.uint8:
+        raise InputError(f"{who}: expected dtype uint8, got {image.dtype}; stretch the image to 0..255 "
+                         "(e.g. with text2seg_widgets.imagery) before segmenting")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise InputError(f"{who}: image of {image.shape[1]}x{image.shape[0]} pixels is too small; "
+                         "use at least 2x2 pixels")
+    return image
+
+
+def fingerprint(image: np.ndarray) -> tuple[tuple[int, ...], str]:
+    """Shape plus a 128-bit BLAKE2 digest of the bytes: equal images give equal fingerprints."""
+    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()
+    return tuple(image.shape), digest
+
+
+def check_box(box: np.ndarray, hw: tuple[int, int], who: str = "model") -> np.ndarray:
+    """An (N, 4) float xyxy array clipped to the image; raises for NaNs, reversed or outside boxes."""
+    arr = np.asarray(box, dtype=np.float64).reshape(-1, 4)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{who}: box coordinates must be finite numbers, got {arr.tolist()}")
+    h, w = hw
+    if np.any(arr[:, 2] < arr[:, 0]) or np.any(arr[:, 3] < arr[:, 1]):
+        raise InputError(f"{who}: boxes must be (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0, got {arr.tolist()}")
+    outside = (arr[:, 2] < 0) | (arr[:, 3] < 0) | (arr[:, 0] > w) | (arr[:, 1] > h)
+    if np.any(outside):
+        raise InputError(f"{who}: box {arr[outside][0].tolist()} lies outside the {w}x{h} image; "
+                         "give boxes in pixel coordinates of the image")
+    arr[:, [0, 2]] = arr[:, [0, 2]].clip(0, w)
+    arr[:, [1, 3]] = arr[:, [1, 3]].clip(0, h)
+    return arr
+
+
+def check_points(points: np.ndarray, labels: np.ndarray | None, hw: tuple[int, int],
+                 who: str = "model") -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) xy float points clipped to the image and (N,) int labels (1 positive, 0 negative)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if not np.all(np.isfinite(pts)):
+        raise InputError(f"{who}: point coordinates must be finite numbers")
+    lab = np.ones(len(pts), dtype=np.int64) if labels is None else np.asarray(labels).astype(np.int64).reshape(-1)
+    if len(lab) != len(pts):
+        raise InputError(f"{who}: got {len(pts)} points but {len(lab)} labels; give one label (1 or 0) per point")
+    if not np.all(np.isin(lab, (0, 1))):
+        raise InputError(f"{who}: point labels must be 1 (positive) or 0 (negative), got {sorted(set(lab.tolist()))}")
+    h, w = hw
+    pts[:, 0] = pts[:, 0].clip(0, w - 1)
+    pts[:, 1] = pts[:, 1].clip(0, h - 1)
+    return pts, lab

@@ -1,0 +1,218 @@
+"""SAM v1 (``segment-anything``): a promptable segmenter and an automatic mask generator that
+share one predictor, so an image is encoded once for every branch that uses SAM.
+
+``SamSegmenter`` wraps :class:`segment_anything.SamPredictor`: :meth:`SamSegmenter.set_image`
+runs the ViT image encoder and keeps the embedding; a second call with an equal image (same
+shape and bytes) is free. Prompts (points, a box, a previous low-res mask, or many boxes at once)
+are decoded against that embedding. ``SamMaskGenerator`` drives
+:class:`segment_anything.SamAutomaticMaskGenerator` through the segmenter's predictor.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
+from segment_anything.modeling import Sam
+
+from text2seg_widgets.errors import InputError, MissingExtraError
+from text2seg_widgets.models._validate import check_box, check_points, check_rgb, fingerprint
+from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
+from text2seg_widgets.models.protocols import AutoMask, MaskPrediction
+
+__all__ = ["SamSegmenter", "SamMaskGenerator", "SAM_ARCHS"]
+
+log = logging.getLogger(__name__)
+
+SAM_ARCHS = ("vit_b", "vit_l", "vit_h")
+_BOX_CHUNK = 32  # boxes decoded per batch: bounds the memory of full-size mask upsampling
+
+
+class SamSegmenter:
+    """Promptable SAM with a cached image embedding.
+
+    Args:
+        sam: a built :class:`segment_anything.modeling.Sam` (any encoder size).
+        name: the model name recorded in candidates.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``... (see :func:`models.device.resolve_device`).
+        dtype: autocast dtype on CUDA (``"auto"`` = bf16/fp16); ignored on the CPU.
+    """
+
+    def __init__(self, sam: Sam, name: str = "sam", device: str | torch.device = "auto",
+                 dtype: str | torch.dtype | None = "auto") -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = sam.to(self.device).eval()
+        self.predictor = SamPredictor(self.model)
+        self.name = name
+        self.encoder_calls = 0
+        self._key: tuple[tuple[int, ...], str] | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, arch: str = "vit_b", device: str | torch.device = "auto",
+                        dtype: str | torch.dtype | None = "auto", name: str | None = None) -> "SamSegmenter":
+        """Build ``arch`` (vit_b / vit_l / vit_h) and load an official SAM checkpoint file."""
+        if arch not in SAM_ARCHS:
+            raise InputError(f"unknown SAM architecture {arch!r}; use one of {', '.join(SAM_ARCHS)}")
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"SAM checkpoint {path} does not exist; fetch it with "
+                             "`text2seg-widgets weights fetch sam-vit-b` (or -l / -h)")
+        sam = sam_model_registry[arch](checkpoint=None)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        sam.load_state_dict(state)
+        return cls(sam, name=name or f"sam-{arch.replace('_', '-')}", device=device, dtype=dtype)
+
+    # -- image -------------------------------------------------------------------------------
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        if self._key is None:
+            raise InputError("no image is set; call set_image(image) before predicting")
+        return int(self._key[0][0]), int(self._key[0][1])
+
+    def is_set(self, image: np.ndarray) -> bool:
+        """Whether ``image`` (by shape and bytes) is the one whose embedding is cached."""
+        return self._key is not None and self._key == fingerprint(image)
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode ``image`` ((H, W, 3) uint8 RGB) unless it is the image already set."""
+        check_rgb(image, "SAM")
+        key = fingerprint(image)
+        if key == self._key:
+            return
+        with autocast(self.device, self.dtype):
+            self.predictor.set_image(image, image_format="RGB")
+        self._key = key
+        self.encoder_calls += 1
+        log.debug("%s: encoded a %dx%d image", self.name, image.shape[1], image.shape[0])
+
+    def reset_image(self) -> None:
+        """Forget the cached embedding (frees its memory)."""
+        self.predictor.reset_image()
+        self._key = None
+
+    # -- prompts -----------------------------------------------------------------------------
+    def _mask_input(self, mask_input: np.ndarray | None) -> torch.Tensor | None:
+        if mask_input is None:
+            return None
+        side = 4 * self.model.prompt_encoder.image_embedding_size[0]
+        arr = np.asarray(mask_input, dtype=np.float32)
+        arr = arr.reshape(-1, *arr.shape[-2:])[:1]
+        if arr.shape[-2:] != (side, side):
+            raise InputError(f"mask_input must be a low-res logit mask of shape (1, {side}, {side}) as returned "
+                             f"in MaskPrediction.low_res_logits, got {np.shape(mask_input)}")
+        return torch.as_tensor(arr[None], device=self.device)
+
+    def predict(self, *, points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
+                box: np.ndarray | None = None, mask_input: np.ndarray | None = None,
+                multimask: bool = False) -> MaskPrediction:
+        """Masks for one prompt: points (N, 2) xy with labels 1/0, a box xyxy, and/or a previous
+        low-res logit mask. ``multimask`` returns SAM's three candidates, else the best one."""
+        hw = self.image_hw
+        if points is None and box is None and mask_input is None:
+            raise InputError("give at least one prompt: points, a box or a mask_input")
+        coords = labels = box_t = None
+        transform = self.predictor.transform
+        if points is not None:
+            pts, lab = check_points(points, point_labels, hw, "SAM")
+            coords = torch.as_tensor(transform.apply_coords(pts, hw), dtype=torch.float32,
+                                     device=self.device)[None]
+            labels = torch.as_tensor(lab, dtype=torch.int64, device=self.device)[None]
+        if box is not None:
+            b = check_box(box, hw, "SAM")[:1]
+            box_t = torch.as_tensor(transform.apply_boxes(b, hw), dtype=torch.float32, device=self.device)
+        with autocast(self.device, self.dtype):
+            masks, scores, low = self.predictor.predict_torch(
+                coords, labels, boxes=box_t, mask_input=self._mask_input(mask_input), multimask_output=multimask)
+        return MaskPrediction(masks=masks[0].cpu().numpy().astype(bool),
+                              scores=scores[0].float().cpu().numpy(),
+                              low_res_logits=low[0].float().cpu().numpy())
+
+    def predict_boxes(self, boxes: np.ndarray) -> MaskPrediction:
+        """One mask per box for (N, 4) xyxy boxes, decoded in batches of 32; low_res_logits (N, 1, h, w)."""
+        hw = self.image_hw
+        arr = check_box(boxes, hw, "SAM") if np.size(boxes) else np.zeros((0, 4))
+        if len(arr) == 0:
+            h, w = hw
+            return MaskPrediction(np.zeros((0, h, w), bool), np.zeros((0,), np.float32), None)
+        out_m, out_s, out_l = [], [], []
+        for start in range(0, len(arr), _BOX_CHUNK):
+            chunk = torch.as_tensor(arr[start:start + _BOX_CHUNK], dtype=torch.float32, device=self.device)
+            with autocast(self.device, self.dtype):
+                tb = self.predictor.transform.apply_boxes_torch(chunk, hw)
+                masks, scores, low = self.predictor.predict_torch(None, None, boxes=tb, multimask_output=False)
+            out_m.append(masks[:, 0].cpu().numpy().astype(bool))
+            out_s.append(scores[:, 0].float().cpu().numpy())
+            out_l.append(low.float().cpu().numpy())
+        return MaskPrediction(np.concatenate(out_m), np.concatenate(out_s), np.concatenate(out_l))
+
+
+class _SharedPredictor:
+    """What ``SamAutomaticMaskGenerator`` sees as its predictor: the segmenter's own predictor,
+    except that ``set_image`` goes through the segmenter's cache and ``reset_image`` keeps it."""
+
+    def __init__(self, segmenter: SamSegmenter) -> None:
+        self._segmenter = segmenter
+
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        self._segmenter.set_image(np.ascontiguousarray(image))
+
+    def reset_image(self) -> None:
+        """Keep the embedding: the detector and heatmap branches may still prompt this image."""
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self._segmenter.predictor, item)
+
+
+class SamMaskGenerator:
+    """SAM automatic mask generation (a point grid over the image), sharing ``segmenter``'s
+    embedding: generating masks for an image that the segmenter already encoded costs no encoder
+    call. ``min_mask_region_area > 0`` needs OpenCV (``pip install opencv-python-headless``)."""
+
+    def __init__(self, segmenter: SamSegmenter, points_per_side: int = 32, pred_iou_thresh: float = 0.88,
+                 stability_score_thresh: float = 0.95, min_mask_region_area: int = 0,
+                 points_per_batch: int = 64, box_nms_thresh: float = 0.7) -> None:
+        if points_per_side < 1:
+            raise InputError(f"points_per_side must be >= 1, got {points_per_side}")
+        if min_mask_region_area > 0:
+            try:
+                import cv2  # noqa: F401
+            except ImportError as exc:
+                raise MissingExtraError("min_mask_region_area > 0 needs OpenCV: pip install "
+                                        "opencv-python-headless, or set min_mask_region_area=0") from exc
+        self.segmenter = segmenter
+        self.name = segmenter.name
+        self.points_per_side = points_per_side
+        self.pred_iou_thresh = pred_iou_thresh
+        self.stability_score_thresh = stability_score_thresh
+        self.min_mask_region_area = min_mask_region_area
+        self.points_per_batch = points_per_batch
+        self.box_nms_thresh = box_nms_thresh
+
+    @property
+    def encoder_calls(self) -> int:
+        return self.segmenter.encoder_calls
+
+    def _generator(self) -> SamAutomaticMaskGenerator:
+        gen = SamAutomaticMaskGenerator(
+            self.segmenter.model, points_per_side=self.points_per_side, points_per_batch=self.points_per_batch,
+            pred_iou_thresh=self.pred_iou_thresh, stability_score_thresh=self.stability_score_thresh,
+            box_nms_thresh=self.box_nms_thresh, min_mask_region_area=self.min_mask_region_area)
+        gen.predictor = _SharedPredictor(self.segmenter)  # type: ignore[assignment]
+        return gen
+
+    def generate(self, image: np.ndarray) -> list[AutoMask]:
+        """All masks SAM finds on ``image``, sorted by predicted IoU (best first)."""
+        check_rgb(image, "SAM mask generator")
+        seg = self.segmenter
+        with autocast(seg.device, seg.dtype):
+            records = self._generator().generate(image)
+        masks = [AutoMask(mask=np.asarray(r["segmentation"], dtype=bool), score=float(r["predicted_iou"]),
+                          bbox_xywh=tuple(float(v) for v in r["bbox"]))  # type: ignore[arg-type]
+                 for r in records]
+        masks.sort(key=lambda m: -m.score)
+        return masks
