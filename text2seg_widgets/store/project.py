@@ -28,7 +28,7 @@ from text2seg_widgets.store.db import Database, now
 from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
 from text2seg_widgets.store.records import PALETTE, ClassInfo, ImageRecord, image_from_row
 from text2seg_widgets.store.review import ReviewMixin
-from text2seg_widgets.store.schema import IMAGE_STATES, SCHEMA_VERSION, migrate
+from text2seg_widgets.store.schema import IMAGE_STATES, MIGRATIONS, migrate
 
 __all__ = ["Project", "DB_NAME"]
 
@@ -93,17 +93,23 @@ class Project(ReviewMixin):
                              f"one with Project.create({str(folder)!r}, classes=[...])")
         try:
             db = Database(path)
-            before = migrate(db.conn)
-            app = db.query("SELECT value FROM meta WHERE key = 'app'")
+            tables = {r[0] for r in db.query("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
             raise InputError(f"the project database {path} is corrupted or not a database "
                              f"({exc}); restore it from a backup copy of the folder, or create a "
                              "new project") from exc
-        if not app or app[0]["value"] != _APP:
+        if "meta" not in tables or not db.query("SELECT 1 FROM meta WHERE key = 'app' AND "
+                                                "value = ?", (_APP,)):
             db.close()
             raise InputError(f"{path} is an SQLite file but not a text2seg project database")
-        if before < SCHEMA_VERSION:
-            log.info("migrated %s from schema %d to %d", path, before, SCHEMA_VERSION)
+        try:
+            before = migrate(db.conn)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise InputError(f"could not upgrade the project {folder} to this version's schema "
+                             f"({exc}); the project was left unchanged") from exc
+        if before < max(MIGRATIONS):
+            log.info("migrated %s from schema %d to %d", path, before, max(MIGRATIONS))
         return cls(folder, db, user=user)
 
     def close(self) -> None:

@@ -120,19 +120,21 @@ def user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
+def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> int:
     """Upgrade the database to ``target`` in one transaction; return the version it had before.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``). A database newer than this
     package raises :class:`InputError` rather than being touched.
     """
+    latest = max(MIGRATIONS)
+    target = latest if target is None else target
     conn.execute("BEGIN IMMEDIATE")
     try:
         before = user_version(conn)
-        if before > SCHEMA_VERSION:
+        if before > latest:
             raise InputError(
                 f"this project was written by a newer text2seg-widgets (schema {before}, this "
-                f"version reads up to {SCHEMA_VERSION}); upgrade text2seg-widgets to open it")
+                f"version reads up to {latest}); upgrade text2seg-widgets to open it")
         for version in range(before + 1, target + 1):
             for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
