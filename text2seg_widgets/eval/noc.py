@@ -94,9 +94,12 @@ class ObjectTrace:
     start: str
     class_name: str = ""
     box_only: bool = False
+    max_clicks: int = DEFAULT_MAX_CLICKS
 
-    def noc(self, threshold: float, max_clicks: int = DEFAULT_MAX_CLICKS) -> int:
-        """Interactions needed to reach ``threshold``; ``max_clicks`` when never reached."""
+    def noc(self, threshold: float, max_clicks: int | None = None) -> int:
+        """Interactions needed to reach ``threshold``; ``max_clicks`` (by default the trace's own
+        limit) when never reached."""
+        max_clicks = self.max_clicks if max_clicks is None else max_clicks
         for k, iou in enumerate(self.ious[:max_clicks + 1]):
             if iou >= threshold:
                 return k
@@ -142,7 +145,7 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None)
         valid = ~np.asarray(ignore, dtype=bool)
         pred, gt = pred & valid, gt & valid
     union = np.count_nonzero(pred | gt)
-    return 1.0 if union == 0 else np.count_nonzero(pred & gt) / union
+    return 1.0 if union == 0 else float(np.count_nonzero(pred & gt) / union)
 
 
 def mask_box(mask: np.ndarray) -> np.ndarray:
@@ -324,6 +327,7 @@ class _BoxOnly:
 
 def _finish(trace: ObjectTrace, max_clicks: int, *, box_only: bool) -> ObjectTrace:
     trace.box_only = box_only
+    trace.max_clicks = max_clicks
     last = trace.ious[-1]
     trace.ious.extend([last] * (max_clicks + 1 - len(trace.ious)))
     return trace
@@ -333,12 +337,13 @@ def simulate_image(segmenter: PromptableSegmenter, image: np.ndarray, objects: S
                    start: Start = "none", max_clicks: int = DEFAULT_MAX_CLICKS, feed_logits: bool = True,
                    stop_at: float | None = None) -> list[ObjectTrace]:
     """Encode ``image`` once, then simulate every object on it."""
-    segmenter.set_image(image)
-    traces = []
     for obj in objects:
         if np.shape(obj.mask) != tuple(np.shape(image)[:2]):
             raise InputError(f"object mask size {np.shape(obj.mask)} differs from the image size "
                              f"{tuple(np.shape(image)[:2])}")
+    segmenter.set_image(image)
+    traces = []
+    for obj in objects:
         traces.append(simulate_object(segmenter, obj.mask, start=start, init_mask=obj.init_mask,
                                       ignore=obj.ignore, max_clicks=max_clicks, feed_logits=feed_logits,
                                       stop_at=stop_at, class_name=obj.class_name))
