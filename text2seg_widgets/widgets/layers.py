@@ -1,0 +1,167 @@
+"""Mask layers on the map: one GeoJSON layer per (class, status), a selection layer, a legend.
+
+Each mask's outline is traced once and cached by its RLE, so accepting or relabelling one of 500
+candidates only regroups cached features and re-sends the two layers whose contents changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import ipyleaflet
+
+from text2seg_widgets.pipeline.candidate import rle_to_mask
+from text2seg_widgets.widgets.geometry import Frame, mask_to_geometry
+
+__all__ = ["MaskItem", "MaskLayers", "legend_html", "STATUSES"]
+
+#: Display statuses: proposed candidates, accepted annotations, rejected candidates (hidden by default).
+STATUSES = ("proposed", "accepted", "rejected")
+
+
+@dataclass(frozen=True)
+class MaskItem:
+    """One drawable mask: ``kind`` is "candidate" or "annotation"."""
+
+    kind: str
+    id: int
+    class_name: str
+    status: str
+    rle: dict[str, Any]
+    score: float = 1.0
+    branch: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def _style(color: str, status: str) -> dict[str, Any]:
+    if status == "proposed":
+        return {"color": color, "weight": 2, "opacity": 0.9, "dashArray": "5 4",
+                "fillColor": color, "fillOpacity": 0.15}
+    if status == "rejected":
+        return {"color": "#888888", "weight": 1, "opacity": 0.6, "dashArray": "2 4",
+                "fillColor": "#888888", "fillOpacity": 0.05}
+    return {"color": color, "weight": 2, "opacity": 1.0, "fillColor": color, "fillOpacity": 0.4}
+
+
+SELECTED_STYLE = {"color": "#ffff00", "weight": 4, "opacity": 1.0, "fillColor": "#ffff00", "fillOpacity": 0.25}
+
+
+class MaskLayers:
+    """Owns the GeoJSON layers of the current image and keeps them in step with the store."""
+
+    def __init__(self, map_: ipyleaflet.Map, on_click: Callable[[str, int], None],
+                 show_rejected: bool = False) -> None:
+        self.map = map_
+        self._on_click = on_click
+        self.show_rejected = show_rejected
+        self.frame: Frame | None = None
+        self.layers: dict[tuple[str, str], ipyleaflet.GeoJSON] = {}
+        self._geoms: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._sent: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.selected = ipyleaflet.GeoJSON(data=_collection([]), style=SELECTED_STYLE, name="selected")
+        self.map.add(self.selected)
+        self.items: dict[str, MaskItem] = {}
+
+    def set_frame(self, frame: Frame | None) -> None:
+        """A new image: forget cached outlines and remove every mask layer."""
+        self.frame = frame
+        self._geoms.clear()
+        for layer in self.layers.values():
+            self.map.remove(layer)
+        self.layers.clear()
+        self._sent.clear()
+        self.items = {}
+        self.selected.data = _collection([])
+
+    def geometry(self, item: MaskItem) -> dict[str, Any] | None:
+        """The cached map outline of ``item`` (traced on first use)."""
+        if self.frame is None:
+            return None
+        ck = (item.key, _rle_digest(item.rle))
+        if ck not in self._geoms:
+            self._geoms[ck] = mask_to_geometry(rle_to_mask(item.rle), self.frame)
+        return self._geoms[ck]
+
+    def update(self, items: Iterable[MaskItem], colors: dict[str, str]) -> int:
+        """Redraw from ``items``; returns how many layers were re-sent to the browser."""
+        self.items = {it.key: it for it in items}
+        groups: dict[tuple[str, str], list[MaskItem]] = {}
+        for it in self.items.values():
+            if it.status == "rejected" and not self.show_rejected:
+                continue
+            groups.setdefault((it.class_name, it.status), []).append(it)
+        sent = 0
+        for gkey in set(self.layers) | set(groups):
+            members = groups.get(gkey, [])
+            signature = tuple(sorted(f"{m.key}/{_rle_digest(m.rle)}" for m in members))
+            if self._sent.get(gkey) == signature:
+                continue
+            self._draw_group(gkey, members, colors.get(gkey[0], "#ff00ff"))
+            self._sent[gkey] = signature
+            sent += 1
+        return sent
+
+    def _draw_group(self, gkey: tuple[str, str], members: list[MaskItem], color: str) -> None:
+        feats = []
+        for m in members:
+            geom = self.geometry(m)
+            if geom is not None:
+                feats.append({"type": "Feature", "geometry": geom,
+                              "properties": {"kind": m.kind, "id": m.id, "class_name": m.class_name,
+                                             "status": m.status, "score": round(m.score, 3)}})
+        layer = self.layers.get(gkey)
+        if layer is None:
+            layer = ipyleaflet.GeoJSON(data=_collection(feats), style=_style(color, gkey[1]),
+                                       hover_style={"weight": 3, "fillOpacity": 0.5},
+                                       name=f"{gkey[0]} ({gkey[1]})")
+            layer.on_click(self._clicked)
+            self.map.add(layer)
+            self.layers[gkey] = layer
+        else:
+            layer.style = _style(color, gkey[1])
+            layer.data = _collection(feats)
+
+    def _clicked(self, **event: Any) -> None:
+        props = (event.get("feature") or {}).get("properties") or event.get("properties") or {}
+        if "kind" in props and "id" in props:
+            self._on_click(str(props["kind"]), int(props["id"]))
+
+    def highlight(self, item: MaskItem | None) -> None:
+        geom = self.geometry(item) if item is not None else None
+        feats = [] if geom is None else [{"type": "Feature", "geometry": geom,
+                                          "properties": {"kind": item.kind, "id": item.id}}]
+        self.selected.data = _collection(feats)
+        # keep the highlight on top of the class layers
+        if self.selected in self.map.layers and self.map.layers[-1] is not self.selected:
+            self.map.remove(self.selected)
+            self.map.add(self.selected)
+
+
+def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _rle_digest(rle: dict[str, Any]) -> str:
+    counts = rle.get("counts", "")
+    raw = counts.encode() if isinstance(counts, str) else bytes(str(counts), "ascii")
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+def legend_html(classes: Iterable[tuple[str, str]], current: str | None = None) -> str:
+    """A small legend: one swatch per (name, colour), the current class in bold, keys 1..9."""
+    rows = []
+    for i, (name, color) in enumerate(classes):
+        key = f"{i + 1}" if i < 9 else "&nbsp;"
+        label = html.escape(name)
+        label = f"<b>{label}</b>" if name == current else label
+        rows.append(f"<div><span style='display:inline-block;width:12px;height:12px;background:{color};"
+                    f"margin-right:4px;border:1px solid #333'></span>{key} {label}</div>")
+    rows.append("<div style='color:#666'>dashed: proposed &middot; solid: accepted &middot; "
+                "yellow: selected</div>")
+    return "<div class='t2s-legend' style='font-size:12px'>" + "".join(rows) + "</div>"

@@ -1,0 +1,65 @@
+"""Keyboard shortcuts: one table maps keys to Annotator action names; the help panel reads it.
+
+Keys are written as the browser's ``KeyboardEvent.key`` with optional ``ctrl+``/``shift+``
+prefixes (``"a"``, ``"ctrl+z"``, ``"Delete"``). ``1``..``9`` pick the class with that number.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Mapping
+
+__all__ = ["KEYMAP", "normalize_key", "event_to_key", "help_html"]
+
+#: key -> (action name on the Annotator, description for the help panel)
+KEYMAP: dict[str, tuple[str, str]] = {
+    "a": ("accept_selected", "accept the selected mask"),
+    "r": ("reject_selected", "reject the selected candidate"),
+    "n": ("next_image", "next unreviewed image"),
+    "j": ("select_next", "select the next candidate"),
+    "k": ("select_previous", "select the previous candidate"),
+    "ctrl+z": ("undo", "undo"),
+    "z": ("undo", "undo"),
+    "ctrl+y": ("redo", "redo"),
+    "ctrl+shift+z": ("redo", "redo"),
+    "y": ("redo", "redo"),
+    "p": ("mode_positive", "click mode: positive points"),
+    "m": ("mode_negative", "click mode: negative points"),
+    "s": ("mode_select", "click mode: select masks"),
+    "Escape": ("clear_selection", "clear the selection (next click or box makes a new mask)"),
+    "Delete": ("delete_selected", "delete the selected annotation"),
+    "Backspace": ("delete_selected", "delete the selected annotation"),
+}
+
+
+def normalize_key(key: str) -> str:
+    """``"Ctrl+Z"`` -> ``"ctrl+z"``; single letters lower-cased, named keys kept as they are."""
+    parts = key.split("+") if len(key) > 1 else [key]
+    *mods, base = parts
+    mods = sorted(m.lower() for m in mods if m)
+    base = base.lower() if len(base) == 1 else base
+    return "+".join([*mods, base])
+
+
+def event_to_key(event: Mapping[str, Any]) -> str | None:
+    """An ipyevents keydown dict -> a normalised key string, or None for a bare modifier."""
+    key = str(event.get("key", ""))
+    if not key or key in ("Control", "Shift", "Alt", "Meta"):
+        return None
+    mods = []
+    if event.get("ctrlKey") or event.get("metaKey"):
+        mods.append("ctrl")
+    if event.get("shiftKey") and mods:  # shift alone only changes the letter's case
+        mods.append("shift")
+    return normalize_key("+".join([*mods, key]))
+
+
+def help_html() -> str:
+    rows = "".join(f"<tr><td><kbd>{html.escape(k)}</kbd></td><td>{html.escape(desc)}</td></tr>"
+                   for k, (_, desc) in KEYMAP.items())
+    rows += "<tr><td><kbd>1</kbd>..<kbd>9</kbd></td><td>choose class (relabels the selected mask)</td></tr>"
+    return ("<div style='font-size:12px'><b>Keyboard</b> (hover the annotator first)"
+            f"<table>{rows}</table>"
+            "<b>Mouse</b>: click a mask to select it; in point mode clicks refine the selected mask "
+            "(or start a new one); the rectangle tool prompts SAM with a box; the polygon tool draws "
+            "a manual mask (or cuts from the selected one in 'subtract' mode).</div>")

@@ -1,0 +1,91 @@
+"""What the annotator reads from the project store, shaped for display.
+
+Small read-only helpers: classes with colours, image order, map frames of image records, the
+drawable masks of an image, list labels, and the progress line.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+
+from text2seg_widgets.widgets.geometry import Frame, GeoFrame, PixelFrame
+from text2seg_widgets.widgets.layers import MaskItem
+from text2seg_widgets.widgets.overlay import LoadedImage
+
+__all__ = ["class_list", "first_image_id", "next_image_id", "frame_of", "mask_items", "item_label",
+           "progress_html", "DONE_STATE", "OPEN_STATES"]
+
+#: the state "Next image" gives the image being left; the states of images still to review
+DONE_STATE = "done"
+OPEN_STATES = ("unreviewed", "in progress")
+
+
+def class_list(project: Any) -> list[tuple[str, str]]:
+    """(name, colour) of every class, in the project's order."""
+    return [(c.name, c.color) for c in project.classes]
+
+
+def first_image_id(project: Any) -> int | None:
+    """The first image still to review, else the first image, else None (no images)."""
+    for state in OPEN_STATES:
+        nxt = project.next_image(None, state=state)
+        if nxt is not None:
+            return int(nxt.id)
+    images = project.images()
+    return int(images[0].id) if images else None
+
+
+def next_image_id(project: Any, after: int | None) -> int | None:
+    """The next image after ``after`` that is unreviewed (then in progress); None if none is left."""
+    for state in OPEN_STATES:
+        nxt = project.next_image(after, state=state)
+        if nxt is not None and nxt.id != after:
+            return int(nxt.id)
+    return None
+
+
+def frame_of(record: Any, image: LoadedImage | None) -> Frame:
+    """Where the image sits on the map: its CRS/transform when georeferenced, else pixel space."""
+    width, height = int(record.width), int(record.height)
+    if image is not None:
+        height, width = image.height, image.width
+    if getattr(record, "crs", None):
+        t = tuple(record.transform)[:6]
+        return GeoFrame(width=width, height=height, transform=Affine(*t), crs=CRS.from_user_input(record.crs))
+    return PixelFrame(width=width, height=height)
+
+
+def mask_items(project: Any, image_id: int) -> list[MaskItem]:
+    """Proposed candidates (best score first), then annotations, then rejected candidates."""
+    cands = project.candidates(image_id)
+    proposed = sorted((c for c in cands if c.status == "proposed"), key=lambda c: (-c.candidate.score, c.id))
+    rejected = [c for c in cands if c.status == "rejected"]
+    items = [MaskItem("candidate", c.id, c.class_name, "proposed", c.candidate.rle, c.candidate.score,
+                      c.candidate.branch) for c in proposed]
+    items += [MaskItem("annotation", a.id, a.class_name, "accepted", a.rle, a.score, a.source)
+              for a in project.annotations(image_id)]
+    items += [MaskItem("candidate", c.id, c.class_name, "rejected", c.candidate.rle, c.candidate.score,
+                       c.candidate.branch) for c in rejected]
+    return items
+
+
+def item_label(item: MaskItem) -> str:
+    mark = {"proposed": "?", "accepted": "\u2713", "rejected": "\u2717"}.get(item.status, " ")
+    kind = "cand" if item.kind == "candidate" else "ann"
+    return f"{mark} {item.class_name}  {item.score:.2f}  {item.branch}  [{kind} {item.id}]"
+
+
+def progress_html(project: Any, image_id: int | None, items: list[MaskItem]) -> str:
+    """Images done / total for the project, and candidates left on this image."""
+    images = project.images()
+    done = sum(1 for r in images if r.state in (DONE_STATE, "skipped"))
+    left = sum(1 for it in items if it.status == "proposed")
+    accepted = sum(1 for it in items if it.status == "accepted")
+    where = "no image" if image_id is None else f"image {image_id}"
+    return (f"<div style='font-size:13px'><b>{done}/{len(images)}</b> images done &middot; "
+            f"{html.escape(where)}: <b class='t2s-left'>{left}</b> candidates left, "
+            f"<b class='t2s-accepted'>{accepted}</b> annotations</div>")
