@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["FakeServer", "Seen"]
+__all__ = ["FakeServer", "Seen", "add_hub_repo"]
 
 
 @dataclass
@@ -125,3 +125,18 @@ class FakeServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def add_hub_repo(server: FakeServer, repo_id: str, revision: str, files: dict[str, bytes]) -> None:
+    """Serve ``files`` the way the Hugging Face Hub API does for ``huggingface_hub`` (a tree
+    listing and ``resolve`` URLs with ETag and X-Repo-Commit headers)."""
+    import hashlib
+    import json
+
+    tree = [{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+            for name, data in files.items()]
+    server.add(f"/api/models/{repo_id}/tree/{revision}", json.dumps(tree).encode(),
+               {"Content-Type": "application/json"})
+    for name, data in files.items():
+        server.add(f"/{repo_id}/resolve/{revision}/{name}", data,
+                   {"ETag": f'"{hashlib.sha1(data).hexdigest()}"', "X-Repo-Commit": revision})

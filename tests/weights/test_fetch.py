@@ -22,7 +22,7 @@ def sha(data: bytes) -> str:
 
 
 def files_in(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+    return sorted(p.name for p in folder.iterdir())
 
 
 def test_file_url_fetch(tmp_path: Path, isolated: Path, payload: bytes, payload_sha: str) -> None:

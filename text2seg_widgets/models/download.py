@@ -82,19 +82,20 @@ def _hash_prefix(path: Path, nbytes: int | None) -> "hashlib._Hash":
 
 @contextlib.contextmanager
 def _locked(dest: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside ``dest`` so two processes never write the same ``.part``."""
+    """Hold an exclusive lock on ``dest``'s folder so two processes never write the same ``.part``
+    (a lock on the directory itself leaves no lock file behind)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no inter-process lock
         yield
         return
-    lock_file = dest.with_name(dest.name + ".lock")
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def download_url(
