@@ -24,7 +24,8 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 
 from text2seg_widgets.errors import InputError, require
 
-__all__ = ["mask_to_polygons", "sieve", "polygonize_labels", "area_m2", "write_features",
+__all__ = ["mask_to_polygons", "sieve", "polygonize_labels", "area_m2", "write_features", "polygonize_raster",
+           "raster_to_records",
            "DEFAULT_SCHEMA"]
 
 logger = logging.getLogger(__name__)
@@ -216,3 +217,82 @@ def write_features(records: Iterable[Mapping[str, Any]], path: str | os.PathLike
         _write_gpkg(out, [rec["geometry"] for rec in records], records, types, src, layer)
     logger.debug("wrote %d features to %s", len(records), out)
     return out
+
+
+def polygonize_raster(path: str | os.PathLike, *, min_px: int = 0, nodata: int = 255,
+                      background: int = 0, strip_rows: int = 2048) -> list[tuple[int, Polygon]]:
+    """``(class value, polygon in the raster's CRS)`` of a label raster, read in strips of rows.
+
+    Each strip is sieved with a halo of ``min_px`` rows (capped at 1024), so whether a region is
+    smaller than ``min_px`` is judged as on the whole raster; polygons that touch a strip border
+    are dissolved with their neighbours across it at the end. Memory follows the strip, not the raster.
+    """
+    import rasterio
+    from rasterio.windows import Window
+    from shapely.ops import unary_union
+
+    done: list[tuple[int, Polygon]] = []
+    pending: dict[int, list[Polygon]] = {}
+    halo = min(max(int(min_px), 0), 1024)
+    with rasterio.open(path) as ds:
+        width, height, tr = ds.width, ds.height, ds.transform
+        for top in range(0, height, strip_rows):
+            bottom = min(height, top + strip_rows)
+            r0, r1 = max(0, top - halo), min(height, bottom + halo)
+            labels = ds.read(1, window=Window(0, r0, width, r1 - r0))
+            if min_px > 1:
+                labels = sieve(labels, min_px, nodata=nodata)
+            core = labels[top - r0:bottom - r0]
+            for value, poly in polygonize_labels(core, tr * Affine.translation(0, top),
+                                                 nodata=nodata, background=background):
+                _, miny, _, maxy = _pixel_rows(poly, tr)
+                if (top > 0 and miny <= top + 1e-6) or (bottom < height and maxy >= bottom - 1e-6):
+                    pending.setdefault(value, []).append(poly)
+                else:
+                    done.append((value, poly))
+    for value, polys in pending.items():
+        merged = unary_union(polys)
+        parts = list(merged.geoms) if hasattr(merged, "geoms") else [merged]
+        done.extend((value, p) for p in parts if isinstance(p, Polygon) and not p.is_empty)
+    return done
+
+
+def _pixel_rows(poly: Polygon, transform: Affine) -> tuple[float, float, float, float]:
+    """Bounds of ``poly`` in pixel coordinates (col0, row0, col1, row1)."""
+    inv = ~transform
+    xs, ys = poly.exterior.coords.xy
+    cols, rows = zip(*(inv * (x, y) for x, y in zip(xs, ys)))
+    return min(cols), min(rows), max(cols), max(rows)
+
+
+def raster_to_records(path: str | os.PathLike, class_names: Sequence[str], *, min_px: int = 0,
+                      boxes: Sequence[tuple[str, float, float, float, float, float]] = (),
+                      strip_rows: int = 2048) -> list[dict[str, Any]]:
+    """Feature records of a class-index raster (:func:`polygonize_raster`), ready for :func:`write_features`.
+
+    Properties: ``class_name``, ``class_id``, ``score`` (the best score among ``boxes`` =
+    ``(class_name, x, y, w, h, score)`` in pixel coordinates whose box meets the polygon's; None
+    when none does), ``area_px`` (pixel count) and ``area_m2`` (None without a CRS).
+    """
+    import rasterio
+    from shapely import STRtree, box
+
+    with rasterio.open(path) as ds:
+        crs, tr = ds.crs, ds.transform
+    pixel_area = abs(tr.a * tr.e - tr.b * tr.d)
+    by_class: dict[str, list[tuple[Any, float]]] = {}
+    for name, x, y, w, h, score in boxes:
+        by_class.setdefault(name, []).append((box(x, y, x + w, y + h), float(score)))
+    trees = {k: (STRtree([b for b, _ in v]), [s for _, s in v]) for k, v in by_class.items()}
+    records = []
+    for value, poly in polygonize_raster(path, min_px=min_px, strip_rows=strip_rows):
+        name = class_names[value - 1] if 1 <= value <= len(class_names) else f"class_{value}"
+        c0, r0, c1, r1 = _pixel_rows(poly, tr)
+        score = None
+        if name in trees:
+            tree, scores = trees[name]
+            hits = tree.query(box(c0, r0, c1, r1))
+            score = max((scores[i] for i in hits), default=None)
+        records.append({"geometry": poly, "class_name": name, "class_id": value, "score": score,
+                        "area_px": int(round(poly.area / pixel_area)), "area_m2": area_m2(poly, crs)})
+    return records
