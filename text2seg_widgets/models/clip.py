@@ -177,6 +177,8 @@ class OpenClipScorer:
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pre, device=dev)
             tokenizer = open_clip.get_tokenizer(model_name)
+        except (FileNotFoundError, ValueError) as exc:
+            raise InputError(f"cannot load the open_clip model {model_name!r}: {exc}") from exc
         except RuntimeError as exc:
             if "not found" in str(exc).lower():
                 raise UnknownModelError(f"open_clip does not know the model {model_name!r}; see "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import string
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +34,9 @@ __all__ = [
     "tiny_sam_segmenter",
     "tiny_mask_generator",
     "tiny_clip",
+    "tiny_clip_model",
+    "write_tiny_clip_dir",
+    "TINY_CLIP_CONFIG",
     "tiny_grounding_dino",
     "tiny_sam3",
     "bert_vocab",
@@ -109,23 +113,48 @@ def tiny_mask_generator(segmenter: Any, points_per_side: int = 8) -> Any:
 
 
 # -- CLIP --------------------------------------------------------------------------------------
-def tiny_clip(seed: int = 0, device: str = "cpu", image_size: int = 112, patch_size: int = 14) -> Any:
-    """open_clip ``CLIP`` with a 2-block ViT (8 x 8 patch grid) and a 1-block text tower, the real
-    BPE tokenizer (context 16) and open_clip's own eval preprocess."""
+#: open_clip model config of the tiny CLIP: a 2-block ViT (8 x 8 patch grid), a 1-block text tower.
+TINY_CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 32,
+    "vision_cfg": {"layers": 2, "width": 32, "head_width": 16, "patch_size": 14, "image_size": 112},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def tiny_clip_model(seed: int = 0) -> torch.nn.Module:
+    """The bare open_clip ``CLIP`` of :data:`TINY_CLIP_CONFIG`, random weights."""
+    import copy
+
     import open_clip
-    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    _seeded(seed)
+    return open_clip.CLIP(**copy.deepcopy(TINY_CLIP_CONFIG)).eval()
+
+
+def tiny_clip(seed: int = 0, device: str = "cpu") -> Any:
+    """The tiny CLIP behind ``OpenClipScorer``, with the real BPE tokenizer (context 16) and
+    open_clip's own eval preprocess."""
+    import open_clip
 
     from text2seg_widgets.models.clip import OpenClipScorer
 
-    _seeded(seed)
-    model = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=32, head_width=16, patch_size=patch_size, image_size=image_size),
-        text_cfg=CLIPTextCfg(context_length=16, vocab_size=49408, width=32, heads=2, layers=1),
-    ).eval()
-    preprocess = open_clip.image_transform(image_size, is_train=False)
-    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=16)
+    model = tiny_clip_model(seed)
+    preprocess = open_clip.image_transform(TINY_CLIP_CONFIG["vision_cfg"]["image_size"], is_train=False)
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=TINY_CLIP_CONFIG["text_cfg"]["context_length"])
     return OpenClipScorer(model, preprocess, tokenizer, name="tiny-clip", device=device, dtype=None)
+
+
+def write_tiny_clip_dir(folder: str | Path, seed: int = 0) -> Path:
+    """Save the tiny CLIP as an open_clip ``local-dir:`` folder (open_clip_config.json + weights)."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_cfg": TINY_CLIP_CONFIG,
+              "preprocess_cfg": {"size": TINY_CLIP_CONFIG["vision_cfg"]["image_size"]}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    torch.save(tiny_clip_model(seed).state_dict(), folder / "open_clip_pytorch_model.bin")
+    return folder
 
 
 # -- Grounding DINO ----------------------------------------------------------------------------
