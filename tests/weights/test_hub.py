@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
 from tests.weights.fake_server import FakeServer, add_hub_repo
-from text2seg_widgets.errors import MissingWeightsError
+from text2seg_widgets.errors import ChecksumError, MissingWeightsError
 from text2seg_widgets.models import weights
 from text2seg_widgets.models.download import DownloadError
 from text2seg_widgets.models.weights import HubSource, WeightSpec
@@ -92,3 +93,23 @@ def test_builtin_spec_fetches_its_pinned_revision(hub: FakeServer, isolated: Pat
     assert path == isolated / "grounding-dino-tiny"
     assert not (path / "pytorch_model.bin").exists() and (path / "vocab.txt").read_bytes() == b"[PAD]\n"
     assert hub.gets(f"/api/models/IDEA-Research/grounding-dino-tiny/tree/{spec.source.revision}")
+
+
+def test_hub_file_with_a_recorded_checksum(hub: FakeServer, isolated: Path) -> None:
+    data = b"\x07" * 3000
+    add_hub_repo(hub, "acme/sums", REV, {"w.pt": data})
+    good = hashlib.sha256(data).hexdigest()
+    weights.register(WeightSpec("sums", "clip", "ViT-B-32", "file",
+                                HubSource("acme/sums", REV, ("w.pt",), sha256="f" * 64)))
+    with pytest.raises(ChecksumError, match=f"sha256 {good} != expected {'f' * 64}"):
+        weights.fetch("sums", progress=False)
+    assert not (isolated / "sums" / "w.pt").exists()
+    weights.register(WeightSpec("sums", "clip", "ViT-B-32", "file",
+                                HubSource("acme/sums", REV, ("w.pt",), sha256=good, size=3000)), replace=True)
+    path = weights.fetch("sums", progress=False)
+    assert path.read_bytes() == data and weights.verify("sums").message == "sha256 matches"
+    gets = len(hub.gets(f"/acme/sums/resolve/{REV}/w.pt"))
+    weights.fetch("sums", progress=False)  # present: no request
+    assert len(hub.gets(f"/acme/sums/resolve/{REV}/w.pt")) == gets
+    weights.fetch("sums", progress=False, force=True)  # force: the hub is asked again
+    assert len(hub.gets(f"/acme/sums/resolve/{REV}/w.pt")) == gets + 1

@@ -286,12 +286,14 @@ def hub_download(
     filename: str | None = None,
     allow_patterns: Sequence[str] = (),
     gated: bool = False,
+    force: bool = False,
 ) -> Path:
     """Fetch one file (``filename``) or a snapshot (``allow_patterns``) of a Hugging Face Hub repo
     at ``revision`` into the plain folder ``target_dir``; returns the file or the folder.
 
     The folder layout is the repo's own, so it can be copied to an offline machine as it is and
-    loaded with ``from_pretrained(folder)`` or open_clip's ``local-dir:``.
+    loaded with ``from_pretrained(folder)`` or open_clip's ``local-dir:``. ``force`` downloads
+    again files that are already there.
     """
     import huggingface_hub
     from huggingface_hub import errors as hub_errors
@@ -304,10 +306,10 @@ def hub_download(
         if filename:
             return Path(huggingface_hub.hf_hub_download(
                 repo_id=repo_id, filename=filename, revision=revision, local_dir=target_dir,
-                endpoint=endpoint))
+                endpoint=endpoint, force_download=force))
         huggingface_hub.snapshot_download(
             repo_id=repo_id, revision=revision, local_dir=target_dir, endpoint=endpoint,
-            allow_patterns=list(allow_patterns) or None)
+            allow_patterns=list(allow_patterns) or None, force_download=force)
         return target_dir
     except hub_errors.GatedRepoError as exc:
         raise DownloadError(

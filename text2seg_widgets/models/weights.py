@@ -32,12 +32,22 @@ import difflib
 import importlib.util
 import logging
 import os
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 from text2seg_widgets.errors import ChecksumError, InputError, MissingWeightsError, UnknownModelError
+from text2seg_widgets.models.weight_specs import (
+    FAMILIES,
+    KINDS,
+    HubSource,
+    LocalSource,
+    PackageSource,
+    Source,
+    UrlSource,
+    WeightSpec,
+    spec_from_dict,
+)
 
 __all__ = [
     "CACHE_ENV",
@@ -73,138 +83,7 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "TEXT2SEG_CACHE"
 OFFLINE_ENV = "TEXT2SEG_OFFLINE"
 WEIGHTS_FILE_ENV = "TEXT2SEG_WEIGHTS_FILE"
-FAMILIES = ("sam", "litemedsam", "grounding-dino", "clip", "sam3")
-KINDS = ("file", "folder")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-_GLOB_CHARS = set("*?[")
-
-
-def _check_sha(sha256: str | None) -> None:
-    if sha256 is not None and not _SHA_RE.match(sha256):
-        raise InputError(f"sha256 must be 64 lowercase hex digits or None, got {sha256!r}.")
-
-
-@dataclass(frozen=True)
-class UrlSource:
-    """A file at an ``http(s)://`` or ``file://`` URL. ``sha256=None`` means verify by size only."""
-
-    url: str
-    sha256: str | None = None
-    size: int | None = None
-    filename: str = ""
-
-    def __post_init__(self) -> None:
-        scheme = self.url.split(":", 1)[0].lower()
-        if scheme not in ("http", "https", "file"):
-            raise InputError(f"URL source {self.url!r} must start with http://, https:// or file://.")
-        _check_sha(self.sha256)
-        if not self.filename:
-            name = self.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            object.__setattr__(self, "filename", name or "weights.bin")
-
-
-@dataclass(frozen=True)
-class HubSource:
-    """A Hugging Face Hub repo at a pinned ``revision``.
-
-    ``files``: for a ``file`` spec exactly one path in the repo; for a ``folder`` spec the
-    ``allow_patterns`` of the snapshot (empty: the whole repo). ``required``: files that must be
-    present for the folder to count as fetched (default: the entries of ``files`` without glob
-    characters). ``sha256``/``size`` describe the single file of a ``file`` spec, when known.
-    """
-
-    repo_id: str
-    revision: str = "main"
-    files: tuple[str, ...] = ()
-    required: tuple[str, ...] = ()
-    gated: bool = False
-    sha256: str | None = None
-    size: int | None = None
-
-    def __post_init__(self) -> None:
-        if not re.match(r"^[\w.-]+/[\w.-]+$", self.repo_id):
-            raise InputError(f"Hub repo_id must look like 'owner/name', got {self.repo_id!r}.")
-        _check_sha(self.sha256)
-        object.__setattr__(self, "files", tuple(self.files))
-        required = tuple(self.required) or tuple(f for f in self.files if not _GLOB_CHARS & set(f))
-        object.__setattr__(self, "required", required)
-
-
-@dataclass(frozen=True)
-class PackageSource:
-    """A file shipped inside an installed Python package (found without importing it)."""
-
-    package: str
-    resource: str
-    pip_name: str = ""
-    sha256: str | None = None
-    size: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_sha(self.sha256)
-
-
-@dataclass(frozen=True)
-class LocalSource:
-    """A file or folder that already sits at ``path`` (``~`` is expanded); nothing to fetch."""
-
-    path: str
-
-
-Source = Union[UrlSource, HubSource, PackageSource, LocalSource]
-
-
-@dataclass(frozen=True)
-class WeightSpec:
-    """One named set of weights. ``arch``: the SAM model type (``vit_b``...) or the open_clip
-    architecture name (``ViT-B-16``...), else ``""``; ``kind``: ``"file"`` or ``"folder"``."""
-
-    name: str
-    family: str
-    arch: str
-    kind: str
-    source: Source
-    description: str = ""
-    licence: str = ""
-    notes: str = ""
-
-    def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name):
-            raise InputError(f"Weight spec name {self.name!r} must be lowercase letters, digits, '.', '_' or '-'.")
-        if self.family not in FAMILIES:
-            raise InputError(f"Spec {self.name!r}: family {self.family!r} is not one of {', '.join(FAMILIES)}.")
-        if self.kind not in KINDS:
-            raise InputError(f"Spec {self.name!r}: kind {self.kind!r} must be 'file' or 'folder'.")
-        if not isinstance(self.source, (UrlSource, HubSource, PackageSource, LocalSource)):
-            raise InputError(f"Spec {self.name!r}: source must be a Url/Hub/Package/LocalSource.")
-        if isinstance(self.source, UrlSource) and self.kind != "file":
-            raise InputError(f"Spec {self.name!r}: a URL source downloads one file, so kind must be 'file'.")
-        if isinstance(self.source, HubSource) and self.kind == "file" and len(self.source.files) != 1:
-            raise InputError(f"Spec {self.name!r}: a hub 'file' spec names exactly one file in `files`.")
-
-    @property
-    def source_type(self) -> str:
-        """``"url"``, ``"hub"``, ``"package"`` or ``"local"``."""
-        return {UrlSource: "url", HubSource: "hub", PackageSource: "package",
-                LocalSource: "local"}[type(self.source)]
-
-    @property
-    def sha256(self) -> str | None:
-        """The recorded sha256 of a single-file spec, if any."""
-        return getattr(self.source, "sha256", None) if self.kind == "file" else None
-
-    @property
-    def size(self) -> int | None:
-        """The recorded byte size of a single-file spec, if any."""
-        return getattr(self.source, "size", None) if self.kind == "file" else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain mapping that :func:`spec_from_dict` turns back into this spec."""
-        data = asdict(self)
-        data["source"] = {k: (list(v) if isinstance(v, tuple) else v)
-                          for k, v in asdict(self.source).items()}
-        return data
+PathArg = Union[str, "os.PathLike[str]", None]
 
 
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -289,31 +168,6 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def spec_from_dict(data: dict[str, Any]) -> WeightSpec:
-    """Build a spec from a mapping: the :class:`WeightSpec` fields, with ``source`` a mapping whose
-    keys pick its type: ``url`` (UrlSource), ``repo_id`` (HubSource), ``package`` (PackageSource)
-    or ``path`` (LocalSource)."""
-    if not isinstance(data, dict) or not isinstance(data.get("source"), dict):
-        raise InputError(f"A weight spec must be a mapping with a 'source' mapping, got {data!r}.")
-    source_data = dict(data["source"])
-    for key, cls in (("url", UrlSource), ("repo_id", HubSource), ("package", PackageSource),
-                     ("path", LocalSource)):
-        if key in source_data:
-            break
-    else:
-        raise InputError(f"Spec {data.get('name')!r}: its source needs one of url, repo_id, package or path.")
-    for key in ("files", "required"):
-        if key in source_data:
-            source_data[key] = tuple(source_data[key])
-    try:
-        source = cls(**source_data)
-        fields = {k: v for k, v in data.items() if k != "source"}
-        fields.setdefault("arch", "")
-        return WeightSpec(source=source, **fields)
-    except TypeError as exc:
-        raise InputError(f"Spec {data.get('name')!r} has unknown or missing fields: {exc}.") from exc
-
-
 def load_specs_file(path: str | os.PathLike[str], *, replace: bool = True) -> list[WeightSpec]:
     """Register the specs in a YAML or JSON file (a list, or a mapping with a ``weights`` list)."""
     import yaml  # JSON is a subset of YAML
@@ -369,6 +223,11 @@ def cache_dir() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "text2seg-widgets"
 
 
+def _spec_dir(spec: WeightSpec, root: PathArg) -> Path:
+    """``<cache root>/<spec name>``: the folder a URL or hub spec is fetched into."""
+    return (Path(root).expanduser() if root is not None else cache_dir()) / spec.name
+
+
 def is_offline() -> bool:
     """True when ``TEXT2SEG_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to 1/true/yes/on."""
     return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
@@ -380,13 +239,13 @@ def fetch_command(name: str) -> str:
     return f"text2seg-widgets weights fetch {name}"
 
 
-def expected_path(name_or_spec: str | WeightSpec, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def expected_path(name_or_spec: str | WeightSpec, *, cache_dir: PathArg = None) -> Path:
     """Where the spec's file or folder is (or will be, once fetched); touches nothing."""
     spec = get_spec(name_or_spec)
     src = spec.source
-    root = Path(cache_dir).expanduser() if cache_dir is not None else globals()["cache_dir"]()
     if isinstance(src, (UrlSource, HubSource)):
-        return root / spec.name / _relative_name(spec)
+        folder = _spec_dir(spec, cache_dir)
+        return folder / _relative_name(spec) if spec.kind == "file" else folder
     if isinstance(src, LocalSource):
         return Path(src.path).expanduser()
     found = importlib.util.find_spec(src.package) if _top_level_importable(src.package) else None
@@ -409,7 +268,7 @@ def _top_level_importable(package: str) -> bool:
         return False
 
 
-def is_cached(name_or_spec: str | WeightSpec, *, cache_dir: str | os.PathLike[str] | None = None) -> bool:
+def is_cached(name_or_spec: str | WeightSpec, *, cache_dir: PathArg = None) -> bool:
     """True when the spec's file (or folder with its required files) is on disk; reads no bytes."""
     spec = get_spec(name_or_spec)
     return _present(spec, expected_path(spec, cache_dir=cache_dir))
@@ -423,7 +282,7 @@ def _present(spec: WeightSpec, path: Path) -> bool:
         bool(required) or any(path.iterdir()))
 
 
-def _missing_message(spec: WeightSpec, path: Path, *, offline: bool = False) -> str:
+def _missing_message(spec: WeightSpec, path: Path, root: PathArg, *, offline: bool = False) -> str:
     src = spec.source
     if isinstance(src, PackageSource):
         return (f"Weights {spec.name!r} ship inside the Python package {src.pip_name or src.package}, which "
@@ -433,7 +292,7 @@ def _missing_message(spec: WeightSpec, path: Path, *, offline: bool = False) -> 
         return (f"Weights {spec.name!r} should be the local {spec.kind} {path}, which does not exist. "
                 "Put the weights there or register the spec with the right path.")
     what = "file" if spec.kind == "file" else "folder"
-    spec_dir = path.parents[len(Path(_relative_name(spec)).parts) - 1] if spec.kind == "file" else path
+    spec_dir = _spec_dir(spec, root)
     lines = [f"Weights {spec.name!r} ({spec.description or spec.family}) are not available: expected "
              f"the {what} {path}."]
     if offline:
@@ -450,7 +309,7 @@ def _missing_message(spec: WeightSpec, path: Path, *, offline: bool = False) -> 
     return " ".join(lines)
 
 
-def local_path(name_or_spec: str | WeightSpec, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def local_path(name_or_spec: str | WeightSpec, *, cache_dir: PathArg = None) -> Path:
     """The existing weight file or folder of a spec; never downloads.
 
     Raises :class:`MissingWeightsError` (spec, expected path, fetch command) when it is absent and
@@ -459,7 +318,7 @@ def local_path(name_or_spec: str | WeightSpec, *, cache_dir: str | os.PathLike[s
     spec = get_spec(name_or_spec)
     path = expected_path(spec, cache_dir=cache_dir)
     if not _present(spec, path):
-        raise MissingWeightsError(_missing_message(spec, path, offline=is_offline()))
+        raise MissingWeightsError(_missing_message(spec, path, cache_dir, offline=is_offline()))
     if spec.size is not None and path.stat().st_size != spec.size:
         raise ChecksumError(
             f"{path} has {path.stat().st_size} bytes but weights {spec.name!r} have {spec.size}: the "
@@ -468,13 +327,14 @@ def local_path(name_or_spec: str | WeightSpec, *, cache_dir: str | os.PathLike[s
     return path
 
 
-def fetch(name: str | WeightSpec, *, cache_dir: str | os.PathLike[str] | None = None, force: bool = False,
-          offline: bool | None = None, progress: bool = True) -> Path:
+def fetch(name: str | WeightSpec, *, cache_dir: PathArg = None, force: bool = False,
+          offline: bool | None = None, progress: bool = True, timeout: float | None = None) -> Path:
     """Make a spec's weights present and return their path; the only function that downloads.
 
     Already-present weights are returned as they are unless ``force``. ``offline`` (default: from
     ``TEXT2SEG_OFFLINE``/``HF_HUB_OFFLINE``) forbids any network access: a missing weight then
     raises :class:`MissingWeightsError`. Package and local sources are never downloaded.
+    ``timeout``: seconds a URL download may wait on the network (default 60).
     """
     from text2seg_widgets.models import download
 
@@ -486,19 +346,23 @@ def fetch(name: str | WeightSpec, *, cache_dir: str | os.PathLike[str] | None = 
     if _present(spec, path) and not force:
         return local_path(spec, cache_dir=cache_dir)
     if offline:
-        raise MissingWeightsError(_missing_message(spec, path, offline=True))
+        raise MissingWeightsError(_missing_message(spec, path, cache_dir, offline=True))
     src = spec.source
     logger.info("Fetching weights %r into %s", spec.name, path)
     if isinstance(src, UrlSource):
-        return download.download_url(src.url, path, sha256=src.sha256, size=src.size,
-                                     progress=progress, restart=force)
-    target = path.parents[len(Path(src.files[0]).parts) - 1] if spec.kind == "file" else path
-    result = download.hub_download(src.repo_id, src.revision, target,
+        return download.download_url(src.url, path, sha256=src.sha256, size=src.size, progress=progress,
+                                     restart=force, timeout=timeout or download.DEFAULT_TIMEOUT)
+    result = download.hub_download(src.repo_id, src.revision, _spec_dir(spec, cache_dir),
                                    filename=src.files[0] if spec.kind == "file" else None,
                                    allow_patterns=src.files if spec.kind == "folder" else (),
-                                   gated=src.gated)
+                                   gated=src.gated, force=force)
     if not _present(spec, path):
-        raise MissingWeightsError(_missing_message(spec, path) + f" (the hub fetch returned {result}).")
+        raise MissingWeightsError(_missing_message(spec, path, cache_dir) + f" (the hub fetch returned {result}).")
+    check = verify(spec, cache_dir=cache_dir) if spec.sha256 or spec.size is not None else None
+    if check is not None and not check.ok:
+        path.unlink()
+        raise ChecksumError(f"Weights {spec.name!r} from {src.repo_id}@{src.revision}: {check.message} "
+                            "The file was deleted.")
     return local_path(spec, cache_dir=cache_dir)
 
 
@@ -517,7 +381,7 @@ class VerifyResult:
     message: str = ""
 
 
-def verify(name: str | WeightSpec, *, cache_dir: str | os.PathLike[str] | None = None) -> VerifyResult:
+def verify(name: str | WeightSpec, *, cache_dir: PathArg = None) -> VerifyResult:
     """Check a spec's weights on disk: presence, size and (when recorded) sha256. Never raises for
     missing or corrupt weights; the result says what is wrong."""
     from text2seg_widgets.models.download import sha256_file
@@ -527,7 +391,7 @@ def verify(name: str | WeightSpec, *, cache_dir: str | os.PathLike[str] | None =
     exp_sha, exp_size = spec.sha256, spec.size
     if not _present(spec, path):
         return VerifyResult(spec.name, path, False, False, exp_sha, None, exp_size, None,
-                            _missing_message(spec, path, offline=is_offline()))
+                            _missing_message(spec, path, cache_dir, offline=is_offline()))
     if spec.kind == "folder":
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts)
         return VerifyResult(spec.name, path, True, True, size_actual=size,
