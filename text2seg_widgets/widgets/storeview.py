@@ -30,8 +30,9 @@ def class_list(project: Any) -> list[tuple[str, str]]:
 
 
 def first_image_id(project: Any) -> int | None:
-    """The first image still to review, else the first image, else None (no images)."""
-    for state in OPEN_STATES:
+    """The image being worked on (in progress), else the first unreviewed one, else the first image,
+    else None (no images): reopening a project resumes where the annotator stopped."""
+    for state in reversed(OPEN_STATES):
         nxt = project.next_image(None, state=state)
         if nxt is not None:
             return int(nxt.id)
