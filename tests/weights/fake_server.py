@@ -24,6 +24,7 @@ class _State:
     status: dict[str, int] = field(default_factory=dict)
     drop_after: dict[str, int] = field(default_factory=dict)
     ignore_range: bool = False
+    no_length: bool = False  # send no Content-Length: the body ends when the connection closes
     seen: list[Seen] = field(default_factory=list)
 
 
@@ -69,7 +70,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(data) - start))
+        if not state.no_length:
+            self.send_header("Content-Length", str(len(data) - start))
         for key, value in state.headers.get(path, {}).items():
             self.send_header(key, value)
         self.end_headers()

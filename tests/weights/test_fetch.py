@@ -76,11 +76,30 @@ def test_checksum_mismatch_leaves_no_file(server: FakeServer, isolated: Path, pa
         weights.local_path("bad-sum")
 
 
-def test_size_mismatch_leaves_no_file(server: FakeServer, isolated: Path, payload: bytes) -> None:
+def test_size_mismatch_is_refused_before_downloading(server: FakeServer, isolated: Path, payload: bytes) -> None:
     url_spec("bad-size", server.add(PATH, payload[:-5]), None, len(payload) - 10)
-    with pytest.raises(ChecksumError, match=f"gave {len(payload) - 5} bytes but {len(payload) - 10}"):
+    with pytest.raises(ChecksumError, match=f"has {len(payload) - 5} bytes but {len(payload) - 10} were"):
         weights.fetch("bad-size", progress=False)
-    assert files_in(isolated / "bad-size") == []
+    assert files_in(isolated / "bad-size") == [] and len(server.gets(PATH)) == 1
+
+
+def test_body_longer_than_recorded_size_is_deleted(server: FakeServer, isolated: Path, payload: bytes) -> None:
+    """With no Content-Length the size is only known at the end: checked there, then deleted."""
+    server.state.no_length = True
+    url_spec("long", server.add(PATH, payload), None, len(payload) - 1)
+    with pytest.raises(ChecksumError, match=f"gave {len(payload)} bytes but {len(payload) - 1} were expected"):
+        weights.fetch("long", progress=False)
+    assert files_in(isolated / "long") == []
+
+
+def test_short_body_without_length_fails_the_size_check(tmp_path: Path, isolated: Path, payload: bytes) -> None:
+    """file:// reports its true size, which differs from the spec: refused up front as well."""
+    source = tmp_path / "short.pth"
+    source.write_bytes(payload[:1000])
+    url_spec("short", source.as_uri(), None, 2000)
+    with pytest.raises(ChecksumError, match="has 1000 bytes but 2000 were expected"):
+        weights.fetch("short", progress=False)
+    assert files_in(isolated / "short") == []
 
 
 def test_interrupted_download_resumes_with_range(server: FakeServer, isolated: Path, payload: bytes,
@@ -88,7 +107,7 @@ def test_interrupted_download_resumes_with_range(server: FakeServer, isolated: P
     cut = 1_300_001
     url_spec("flaky", server.add(PATH, payload), payload_sha, len(payload))
     server.state.drop_after[PATH] = cut
-    with pytest.raises(DownloadError, match="interrupted|ended after"):
+    with pytest.raises(DownloadError, match=f"interrupted after {cut} bytes|ended after {cut} of"):
         weights.fetch("flaky", progress=False)
     folder = isolated / "flaky"
     assert files_in(folder) == ["w.pth.part"]

@@ -138,13 +138,19 @@ def _transfer(url: str, part: Path, offset: int, hasher: "hashlib._Hash", size: 
     stream, start, total = _open(url, offset, timeout)
     if total is None:
         total = size
+    elif size is not None and total != size:  # a different file: do not download it at all
+        stream.close()
+        part.unlink(missing_ok=True)
+        raise ChecksumError(
+            f"{url} has {total} bytes but {size} were expected, so nothing was downloaded (a partial "
+            "file was deleted). The source may have changed: check the spec's URL and size.")
     if start != offset:  # the source restarted from 0: the partial bytes are not reusable
         logger.info("%s does not support resuming; restarting the download from byte 0", url)
         part.unlink(missing_ok=True)
         hasher = hashlib.sha256()
         offset = 0
     written = offset
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the plain bar on stderr, also inside notebooks
 
     bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                desc=part.name[: -len(".part")], file=sys.stderr, disable=not progress, leave=False)
@@ -154,6 +160,7 @@ def _transfer(url: str, part: Path, offset: int, hasher: "hashlib._Hash", size: 
             out.flush()
             os.fsync(out.fileno())
     except (OSError, http.client.HTTPException) as exc:
+        written = part.stat().st_size if part.exists() else 0
         raise DownloadError(
             f"Download of {url} was interrupted after {written} bytes ({exc!r}). The partial file "
             f"{part} was kept; run the same fetch again to resume it."
@@ -249,6 +256,9 @@ class _EmptyStream:
 
     def read(self, _n: int = -1) -> bytes:
         return b""
+
+    def close(self) -> None:
+        return None
 
     def __enter__(self) -> "_EmptyStream":
         return self
