@@ -101,3 +101,20 @@ def test_fetch_checksum_failure_is_a_clean_error(server: FakeServer, tmp_path: P
     assert result.exit_code == 1 and "Checksum mismatch" in result.output
     assert hashlib.sha256(b"abc").hexdigest() in result.output
     assert not list((isolated / "bad").glob("*.pth*"))
+
+
+def test_broken_specs_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec_file = tmp_path / "broken.yaml"
+    spec_file.write_text("- {name: x, family: nope, kind: file, source: {url: 'https://h/x'}}\n")
+    monkeypatch.setenv(weights.WEIGHTS_FILE_ENV, str(spec_file))
+    for args in (("list",), ("fetch", "sam-vit-b")):
+        result = run(*args)
+        assert result.exit_code == 1 and "family 'nope' is not one of" in result.output
+
+
+def test_unwritable_cache_is_a_clean_error(served_spec: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run("fetch", served_spec, "-q", "--cache-dir", str(blocker / "cache"))
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert isinstance(result.exception, SystemExit)

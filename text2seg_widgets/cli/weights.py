@@ -74,7 +74,7 @@ def fetch_command(name: str, cache_dir: Path | None, force: bool, offline: bool 
     try:
         path = registry.fetch(name, cache_dir=cache_dir, force=force, offline=offline or None,
                               progress=not quiet)
-    except Text2SegError as exc:
+    except (Text2SegError, OSError) as exc:  # OSError: e.g. a cache folder that is not writable
         raise _fail(exc) from exc
     click.echo(f"{name}: {path}")
 

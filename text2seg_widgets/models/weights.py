@@ -191,8 +191,8 @@ def load_specs_file(path: str | os.PathLike[str], *, replace: bool = True) -> li
 def _load_env_file() -> None:
     path = os.environ.get(WEIGHTS_FILE_ENV, "").strip()
     if path and path not in _LOADED_FILES:
+        load_specs_file(path)  # a broken file raises on every lookup until it is fixed
         _LOADED_FILES.add(path)
-        load_specs_file(path)
 
 
 def list_specs() -> list[WeightSpec]:
