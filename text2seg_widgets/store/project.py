@@ -341,6 +341,12 @@ class Project(ReviewMixin):
 
         return review_stats(self._db)
 
+    def agreement(self) -> list[dict[str, Any]]:
+        """Per accepted annotation: IoU with the candidate it came from (1.0 = not edited)."""
+        from text2seg_widgets.store.stats import annotation_candidate_iou
+
+        return annotation_candidate_iou(self._db)
+
     def integrity_check(self) -> str:
         return str(self._db.query("PRAGMA integrity_check")[0][0])
 

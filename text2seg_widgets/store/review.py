@@ -205,6 +205,32 @@ class ReviewMixin:
             self._touch_image(tx, rec.id, who)
         return ann_id
 
+    def add_annotations(self, items: Iterable[dict[str, Any]], description: str | None = None,
+                        user: str | None = None) -> list[int]:
+        """Add many masks as ONE undoable action (e.g. an import). Each item: ``image_id``,
+        ``mask`` (array or RLE), ``class_name``, optional ``source`` (default ``import``), ``score``."""
+        who, stamp, rows, images = user or self.user, now(), [], {}
+        ids_by_name = {c.name: c.id for c in self.classes}
+        for item in items:
+            rec = images.get(item["image_id"]) or self.image(item["image_id"])
+            images[rec.id] = rec
+            if item["class_name"] not in ids_by_name:
+                self.class_info(item["class_name"])  # raises the unknown-class InputError
+            rle = _rle_of(item["mask"], rec.height, rec.width)
+            if rle_area(rle) == 0:
+                continue
+            rows.append({"image_id": rec.id, "class_id": ids_by_name[item["class_name"]],
+                         **_mask_columns(rle), "score": float(item.get("score", 1.0)),
+                         "source": str(item.get("source", "import")), "candidate_id": None,
+                         "user": who, "created_at": stamp, "updated_at": stamp})
+        if not rows:
+            return []
+        with self._db.action(description or f"add {len(rows)} annotations", user=who) as tx:
+            ids = [tx.insert("annotations", row) for row in rows]
+            for image_id in images:
+                self._touch_image(tx, image_id, who)
+        return ids
+
     def _existing(self, tx: Tx, annotation_id: int) -> dict[str, Any]:
         row = tx.row("annotations", int(annotation_id))
         if row is None:

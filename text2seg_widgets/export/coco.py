@@ -1,0 +1,175 @@
+"""COCO instance-segmentation export that every COCO loader reads without dropping anything.
+
+Written to ``<out>/annotations.json`` (and ``candidates.json`` with ``include_candidates``):
+
+- ids start at 1 for images, annotations and categories (categories are numbered 1..K in
+  class-id order; the manifest maps them back to the project's stable class ids);
+- ``iscrowd`` is 0 for every instance;
+- ``segmentation`` is compressed RLE with ``counts`` as a str (default), or polygons on request;
+- ``bbox`` (xywh) and ``area`` come from the final stored mask; ``width``/``height`` are the
+  image's (the window's, for tiles of a big scene).
+
+Polygon rule (``polygons=True``): a mask is written as polygons (one ring per connected part,
+tracing pixel edges, which pycocotools rasterises back to the same pixels) when no part has a
+hole; a mask with a hole is written as RLE instead, because COCO polygons cannot express holes
+(the manifest counts these fallbacks). ``area``/``bbox`` still come from the mask.
+
+``file_name`` is the image path relative to ``image_root`` when given, else absolute; with
+``copy_images`` the pixels are written into ``<out>/images/`` (windows cut out) and ``file_name``
+is relative to ``<out>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
+from text2seg_widgets.export.common import DEFAULT_STATES, image_stem, read_pixels, select_images
+from text2seg_widgets.pipeline.candidate import rle_area, rle_bbox
+from text2seg_widgets.store import ImageRecord, Project
+
+__all__ = ["export_coco", "build_coco", "mask_to_coco_polygons"]
+
+log = logging.getLogger(__name__)
+
+
+def mask_to_coco_polygons(mask: np.ndarray) -> list[list[float]] | None:
+    """COCO polygons of a mask, or ``None`` when a part has a hole (then use RLE)."""
+    from text2seg_widgets.imagery.vectors import mask_to_polygons
+
+    polys = mask_to_polygons(mask)
+    if not polys or any(len(p.interiors) for p in polys):
+        return None
+    out = []
+    for p in polys:
+        xy = np.asarray(p.exterior.coords)[:-1]
+        out.append([float(v) for v in xy.ravel()])
+    return out
+
+
+def _image_entry(coco_id: int, rec: ImageRecord, file_name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": coco_id, "file_name": file_name, "width": rec.width,
+                             "height": rec.height, "text2seg_image_id": rec.id,
+                             "review_state": rec.state}
+    if rec.window:
+        entry["window"] = list(rec.window)
+    return entry
+
+
+def _segmentation(rle: dict[str, Any], polygons: bool, stats: dict[str, int]) -> Any:
+    if polygons:
+        from text2seg_widgets.pipeline.candidate import rle_to_mask
+
+        polys = mask_to_coco_polygons(rle_to_mask(rle))
+        if polys is not None:
+            stats["polygons"] += 1
+            return polys
+        stats["rle_fallback_holes"] += 1
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": str(rle["counts"])}
+
+
+def _ann_entry(ann_id: int, image_id: int, category_id: int, rle: dict[str, Any], score: float,
+               extra: dict[str, Any], polygons: bool, stats: dict[str, int]) -> dict[str, Any]:
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id,
+            "segmentation": _segmentation(rle, polygons, stats), "area": float(rle_area(rle)),
+            "bbox": rle_bbox(rle), "iscrowd": 0, "score": float(score), **extra}
+
+
+def _file_name(rec: ImageRecord, image_root: Path | None) -> str:
+    if image_root is None:
+        return str(Path(rec.path).absolute())
+    return os.path.relpath(Path(rec.path).absolute(), image_root.absolute())
+
+
+def build_coco(project: Project, images: list[ImageRecord], *, polygons: bool = False,
+               candidates: bool = False, image_root: Path | None = None,
+               file_names: dict[int, str] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+    """The COCO dict of the annotations (or, with ``candidates``, of the proposed candidates)."""
+    cat_ids = {c.name: i for i, c in enumerate(project.classes, start=1)}
+    categories = [{"id": i, "name": c.name, "supercategory": "", "color": c.color,
+                   "text2seg_class_id": c.id} for i, c in enumerate(project.classes, start=1)]
+    stats = {"polygons": 0, "rle_fallback_holes": 0, "skipped_empty": 0}
+    coco_images, anns = [], []
+    for coco_img_id, rec in enumerate(images, start=1):
+        name = (file_names or {}).get(rec.id) or _file_name(rec, image_root)
+        coco_images.append(_image_entry(coco_img_id, rec, name))
+        if candidates:
+            items = [(c.candidate.rle, c.class_name, c.candidate.score,
+                      {"branch": c.candidate.branch, "prompt": c.candidate.prompt,
+                       "model": c.candidate.model, "text2seg_candidate_id": c.id})
+                     for c in project.candidates(rec.id, status="proposed")]
+        else:
+            items = [(a.rle, a.class_name, a.score,
+                      {"source": a.source, "text2seg_annotation_id": a.id})
+                     for a in project.annotations(rec.id)]
+        for rle, class_name, score, extra in items:
+            if rle_area(rle) == 0:
+                stats["skipped_empty"] += 1
+                continue
+            anns.append(_ann_entry(len(anns) + 1, coco_img_id, cat_ids[class_name], rle, score,
+                                   extra, polygons, stats))
+    coco = {"info": {"description": f"text2seg-widgets export of {project.folder.name}",
+                     "version": "1.0"},
+            "licenses": [], "images": coco_images, "annotations": anns, "categories": categories}
+    return coco, stats
+
+
+def _copy_images(project: Project, images: list[ImageRecord], folder: Path) -> dict[int, str]:
+    """Write each image's pixels into ``folder/images`` (PNG for 8-bit 1/3/4-band, else TIFF)."""
+    import rasterio
+
+    (folder / "images").mkdir()
+    names = {}
+    for rec in images:
+        data = read_pixels(project, rec)
+        png = data.dtype == np.uint8 and data.shape[0] in (1, 3, 4)
+        name = f"images/{image_stem(rec)}.{'png' if png else 'tif'}"
+        kw: dict[str, Any] = {"driver": "PNG"} if png else {
+            "driver": "GTiff", "crs": rec.crs, "transform": rasterio.Affine(*rec.transform)}
+        with rasterio.open(folder / name, "w", width=rec.width, height=rec.height,
+                           count=data.shape[0], dtype=data.dtype, **kw) as dst:
+            dst.write(data)
+        names[rec.id] = name
+    return names
+
+
+def export_coco(project: Project, out: str | Path, *,
+                states: Iterable[str] | None = DEFAULT_STATES, polygons: bool = False,
+                include_candidates: bool = False, image_root: str | Path | None = None,
+                copy_images: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Write a COCO export folder atomically; return its manifest.
+
+    ``states``: which images (default: in progress and done; ``None``: all). With
+    ``include_candidates`` the still-proposed candidates of those images go to a separate
+    ``candidates.json`` (same images and categories) for pseudo-label training."""
+    images = select_images(project, states)
+    root = Path(image_root) if image_root is not None else None
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        names = _copy_images(project, images, tmp) if copy_images else None
+        coco, stats = build_coco(project, images, polygons=polygons, image_root=root,
+                                 file_names=names)
+        write_json(tmp / "annotations.json", coco)
+        files = {"annotations": "annotations.json"}
+        counts = {"images": len(images), "annotations": len(coco["annotations"]),
+                  "categories": len(coco["categories"]), **stats}
+        if include_candidates:
+            cands, cstats = build_coco(project, images, polygons=polygons, candidates=True,
+                                       image_root=root, file_names=names)
+            write_json(tmp / "candidates.json", cands)
+            files["candidates"] = "candidates.json"
+            counts["candidates"] = len(cands["annotations"])
+        manifest = write_manifest(
+            tmp, "coco", files=files, counts=counts, project=str(project.folder.absolute()),
+            options={"states": None if states is None else list(states), "polygons": polygons,
+                     "include_candidates": include_candidates, "copy_images": copy_images},
+            classes=coco["categories"],
+            images=[{"id": e["id"], "text2seg_image_id": r.id, "path": r.path,
+                     "checksum": r.checksum, "state": r.state}
+                    for e, r in zip(coco["images"], images)])
+    return manifest

@@ -1,0 +1,123 @@
+"""Pieces every exporter shares: which images to export, class indices, the label raster with
+its overlap rule, windowed pixel reads, safe file stems.
+
+Label raster convention (the same as :mod:`text2seg_widgets.imagery.writers`): ``uint8``,
+``0`` = background, ``i`` = the i-th project class (1-based, in class-id order), ``255`` = ignore
+(unlabelled). Overlap rule: annotations are painted in ascending ``(score, id)`` order, so where
+masks overlap the pixel goes to the highest-scoring annotation, and between equal scores (hand-made
+masks all score 1.0) to the newest one.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from text2seg_widgets.errors import InputError
+from text2seg_widgets.store import IMAGE_STATES, AnnotationRecord, ImageRecord, Project
+
+__all__ = ["IGNORE", "BACKGROUND", "DEFAULT_STATES", "select_images", "class_index",
+           "label_raster", "read_pixels", "pixel_reader", "image_stem", "classes_table", "UNLABELLED_MODES"]
+
+IGNORE = 255
+BACKGROUND = 0
+#: Images exported unless told otherwise: the ones an annotator has started or finished.
+DEFAULT_STATES = ("in progress", "done")
+#: ``ignore``: every pixel no annotation covers is 255. ``background``: in images marked ``done``
+#: such pixels are 0 (the annotator saw the whole image), elsewhere still 255.
+UNLABELLED_MODES = ("ignore", "background")
+
+
+def select_images(project: Project, states: Iterable[str] | None = DEFAULT_STATES,
+                  image_ids: Iterable[int] | None = None) -> list[ImageRecord]:
+    """Images in any of ``states`` (``None``: all states), optionally only ``image_ids``."""
+    wanted = tuple(IMAGE_STATES if states is None else states)
+    for s in wanted:
+        if s not in IMAGE_STATES:
+            raise InputError(f"unknown image state {s!r}; use some of {', '.join(IMAGE_STATES)}")
+    images = [r for r in project.images() if r.state in wanted]
+    if image_ids is not None:
+        keep = {int(i) for i in image_ids}
+        images = [r for r in images if r.id in keep]
+    return images
+
+
+def class_index(project: Project) -> dict[str, int]:
+    """Class name -> label value (1-based, class-id order)."""
+    classes = project.classes
+    if len(classes) > 254:
+        raise InputError(f"{len(classes)} classes do not fit a uint8 label image (at most 254)")
+    return {c.name: i for i, c in enumerate(classes, start=1)}
+
+
+def classes_table(project: Project) -> list[dict[str, Any]]:
+    """The ``classes.json`` rows: background, each class, ignore (index, name, colour, id)."""
+    rows: list[dict[str, Any]] = [{"index": BACKGROUND, "name": "background", "color": "#000000",
+                                   "class_id": None, "prompts": []}]
+    for i, c in enumerate(project.classes, start=1):
+        rows.append({"index": i, "name": c.name, "color": c.color, "class_id": c.id,
+                     "prompts": list(c.prompts)})
+    rows.append({"index": IGNORE, "name": "ignore", "color": "#ffffff", "class_id": None,
+                 "prompts": []})
+    return rows
+
+
+def label_raster(image: ImageRecord, annotations: Sequence[AnnotationRecord],
+                 index: dict[str, int], unlabelled: str = "ignore") -> np.ndarray:
+    """The ``(height, width)`` uint8 label image of one image (overlap rule in the module doc)."""
+    if unlabelled not in UNLABELLED_MODES:
+        raise InputError(f"unlabelled must be one of {UNLABELLED_MODES}, got {unlabelled!r}")
+    fill = BACKGROUND if unlabelled == "background" and image.state == "done" else IGNORE
+    labels = np.full((image.height, image.width), fill, np.uint8)
+    for ann in sorted(annotations, key=lambda a: (a.score, a.id)):
+        labels[ann.mask()] = index[ann.class_name]
+    return labels
+
+
+@contextmanager
+def pixel_reader(project: Project, image: ImageRecord) -> Iterator[Callable[..., np.ndarray]]:
+    """Open the image once; yield ``read(window)`` giving ``(bands, h, w)`` pixels of a ``(col,
+    row, w, h)`` window in the record's own pixels (None = all), read windowed with rasterio and
+    padded with 0 outside the image (or outside the record's window of a bigger scene)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.windows import Window
+
+    path = project.image_path(image.id)  # InputError naming relink() when the file moved
+    off_c, off_r = (image.window[0], image.window[1]) if image.window else (0, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            def read(window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+                col, row, w, h = window or (0, 0, image.width, image.height)
+                data = src.read(window=Window(off_c + col, off_r + row, w, h), boundless=True,
+                                fill_value=0)
+                data[:, max(0, min(h, image.height - row)):, :] = 0
+                data[:, :, max(0, min(w, image.width - col)):] = 0
+                return data
+
+            yield read
+
+
+def read_pixels(project: Project, image: ImageRecord,
+                window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """``(bands, h, w)`` pixels of one window (see :func:`pixel_reader`)."""
+    with pixel_reader(project, image) as read:
+        return read(window)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def image_stem(image: ImageRecord) -> str:
+    """A unique, filesystem-safe file stem: ``<id>_<file stem>[_c<col>_r<row>]``."""
+    stem = _UNSAFE.sub("_", Path(image.path).stem)[:80] or "image"
+    if image.window:
+        stem += f"_c{image.window[0]}_r{image.window[1]}"
+    return f"{image.id:06d}_{stem}"
