@@ -243,7 +243,7 @@ def polygonize_raster(path: str | os.PathLike, *, min_px: int = 0, nodata: int =
             if min_px > 1:
                 labels = sieve(labels, min_px, nodata=nodata)
             core = labels[top - r0:bottom - r0]
-            for value, poly in polygonize_labels(core, tr * Affine.translation(0, top),
+            for value, poly in polygonize_labels(core, tr @ Affine.translation(0, top),
                                                  nodata=nodata, background=background):
                 _, miny, _, maxy = _pixel_rows(poly, tr)
                 if (top > 0 and miny <= top + 1e-6) or (bottom < height and maxy >= bottom - 1e-6):
@@ -261,7 +261,7 @@ def _pixel_rows(poly: Polygon, transform: Affine) -> tuple[float, float, float, 
     """Bounds of ``poly`` in pixel coordinates (col0, row0, col1, row1)."""
     inv = ~transform
     xs, ys = poly.exterior.coords.xy
-    cols, rows = zip(*(inv * (x, y) for x, y in zip(xs, ys)))
+    cols, rows = zip(*(inv @ (x, y) for x, y in zip(xs, ys)))
     return min(cols), min(rows), max(cols), max(rows)
 
 

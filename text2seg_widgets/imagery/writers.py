@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Sequence
@@ -24,6 +25,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from text2seg_widgets.errors import InputError
@@ -107,7 +109,9 @@ class LabelRasterWriter:
                        compress="DEFLATE", predictor=1, BIGTIFF="IF_SAFER", SPARSE_OK="TRUE")
         if crs is None:
             profile.pop("crs")
-        self._ds = rasterio.open(self._scratch, "w", **profile)
+        with warnings.catch_warnings():  # pixel-space rasters have no geotransform on purpose
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            self._ds = rasterio.open(self._scratch, "w", **profile)
         self._closed = False
 
     def write(self, window: Window, array: np.ndarray) -> None:
