@@ -77,6 +77,7 @@ class Annotator(ActionsMixin):
         self._draw = self._make_draw_control()
         self.map.add(self._draw)
         self.map.on_interaction(self._map_event)
+        self._init_branch_boxes()
         self.panel.bind(self)
         self.widget = w.HBox([self.map, self.panel.widget], layout=w.Layout(width="100%"))
         self.widget.add_class("t2s-annotator")
@@ -88,6 +89,14 @@ class Annotator(ActionsMixin):
             self.refresh()
         else:
             self.show_image(first)
+
+    def _init_branch_boxes(self) -> None:
+        runnable = self.runnable_branches()
+        for name, box in self.panel.branches.items():
+            box.disabled = name not in runnable
+            box.value = name in runnable and (name != "concept" or runnable == ("concept",))
+            if name not in runnable:
+                box.description = f"{name} (no model)"
 
     # -- display ---------------------------------------------------------------------------------
     def _ipython_display_(self) -> None:  # pragma: no cover - needs a front end

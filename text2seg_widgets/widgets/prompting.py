@@ -78,6 +78,12 @@ class PromptMixin:
 
         return self.runner.submit(work, done)
 
+    def runnable_branches(self: "Annotator") -> tuple[str, ...]:
+        """The pipeline branches the loaded models can run (empty without text-prompt models)."""
+        if self.models is None:
+            return ()
+        return tuple(b for b, missing in available_branches(self.models).items() if not missing)
+
     def wait(self: "Annotator", timeout: float | None = None) -> None:
         """Block until a background prompt run ends and apply its result (scripts and tests)."""
         self.runner.wait(timeout)
