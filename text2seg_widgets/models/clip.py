@@ -229,7 +229,7 @@ class OpenClipScorer:
         """(1, 3, S, S) input of the map: the whole image stretched to the tower's size (bicubic),
         scaled to 0..1 and normalised ONCE with the model's mean and std."""
         check_rgb(image, "CLIP")
-        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
+        t = torch.from_numpy(np.require(image, requirements=['C', 'W'])).permute(2, 0, 1)[None].float().div_(255.0)
         t = F.interpolate(t, size=self.image_size, mode="bicubic", align_corners=False).clamp_(0.0, 1.0)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)

@@ -86,7 +86,7 @@ class LiteMedSamSegmenter:
         h, w = image.shape[:2]
         scale = SIZE / max(h, w)
         nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
+        t = torch.from_numpy(np.require(image, requirements=['C', 'W'])).permute(2, 0, 1)[None].float().div_(255.0)
         t = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
         t = F.pad(t, (0, SIZE - nw, 0, SIZE - nh))
         return t, (nh, nw)
@@ -102,6 +102,10 @@ class LiteMedSamSegmenter:
             self._embedding = self.model.image_encoder(pixels.to(self.device))
         self._key, self._resized_hw = key, resized
         self.encoder_calls += 1
+
+    def reset_image(self) -> None:
+        """Forget the cached embedding."""
+        self._key, self._embedding = None, None
 
     def _decode(self, boxes: np.ndarray, mask_input: torch.Tensor | None,
                 multimask: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
