@@ -1,0 +1,103 @@
+"""A reader thread that opens, reads and stretches the next tiles while the models compute.
+
+Raster reads and decoding (rasterio/GDAL, PNG/JPEG decoders) release the GIL, so one background
+thread keeps the next ``depth`` tiles ready while the current one runs through the models.
+Items come out in job order; a job that cannot be read yields one :class:`JobFailed` instead of
+its tiles, and the reader moves on to the next job.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from text2seg_widgets.engines.settings import BatchSettings
+from text2seg_widgets.engines.work import ImageJob, TileInput, read_tiles
+
+__all__ = ["TilePrefetcher", "JobFailed"]
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass
+class JobFailed:
+    """A job whose tiles could not be read, with the reason."""
+
+    job: ImageJob
+    error: str
+
+
+class TilePrefetcher:
+    """Iterate over :class:`TileInput` (and :class:`JobFailed`) items read ahead in a thread.
+
+    Use as a context manager (or call :meth:`close`) so an interrupted consumer stops the reader.
+    """
+
+    def __init__(self, jobs: Iterable[ImageJob], settings: BatchSettings, depth: int | None = None) -> None:
+        self.jobs = list(jobs)
+        self.settings = settings
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(depth or settings.prefetch)))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="text2seg-tile-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for job in self.jobs:
+                try:
+                    for item in read_tiles(job, self.settings):
+                        if not self._put(item):
+                            return
+                except Exception as exc:  # noqa: BLE001 - one bad image must not stop the run
+                    log.warning("image %d (%s) could not be read: %s", job.image_id, job.path, exc)
+                    if not self._put(JobFailed(job, f"{type(exc).__name__}: {exc}")):
+                        return
+        finally:
+            self._put(_END)
+
+    def __iter__(self) -> Iterator[TileInput | JobFailed]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            yield item
+
+    def get_nowait(self) -> TileInput | JobFailed | None:
+        """The next item if one is ready now (None if not, or at the end: the end stays queued)."""
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is _END:
+            self._queue.put(_END)
+            return None
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+    def __enter__(self) -> "TilePrefetcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
