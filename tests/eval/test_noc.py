@@ -7,7 +7,7 @@ import pytest
 
 from tests.eval.oracles import BoxOnlyOracle, DiskOracle
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.eval.noc import (Click, GTObject, label_objects, mask_box, mask_iou, mask_to_low_res_logits,
+from text2seg_widgets.eval.noc import (Click, GTObject, attach_pseudo_labels, label_objects, mask_box, mask_iou, mask_to_low_res_logits,
                                        next_click, simulate_image, simulate_object, summarize)
 
 
@@ -153,3 +153,20 @@ def test_label_objects():
     assert all(o.class_name == "house" and o.ignore is not None for o in objects)
     with pytest.raises(InputError, match="not in the label classes"):
         label_objects(label, ["bg", "house"], classes=["car"])
+
+
+def test_attach_pseudo_labels_picks_the_best_overlap_of_the_same_class():
+    objects = [GTObject(SQUARE_A.copy(), "house"), GTObject(SQUARE_B.copy(), "house"), GTObject(L_SHAPE, "field")]
+    most_of_a = SQUARE_A & _rect(SHAPE, 0, 64, 0, 14)  # 99 of 121 px: IoU 0.82 beats 121/242 = 0.5
+    attach_pseudo_labels(objects, [("house", most_of_a), ("house", SQUARE_A | SQUARE_B), ("tree", SQUARE_B)])
+    assert np.array_equal(objects[0].init_mask, most_of_a)
+    assert np.array_equal(objects[1].init_mask, SQUARE_A | SQUARE_B)  # the only house mask touching B
+    assert not objects[2].init_mask.any()  # no field proposal: start from an empty mask
+    traces = [simulate_object(DiskOracle(TWO_SQUARES, 10), o.mask, start="mask", init_mask=o.init_mask)
+              for o in objects[:2]]
+    assert traces[0].ious[0] == pytest.approx(99 / 121)
+    # the missing 2-px-wide strip: every pixel is 1 px from its edge, so the first in raster order
+    # wins (x=14, y=5), whose disk just misses the far corner (15, 15); the next click takes it
+    assert traces[0].interactions[0] == {"type": "click", "x": 14, "y": 5, "positive": True}
+    assert traces[0].ious[1:3] == [pytest.approx(120 / 121), 1.0]
+    assert traces[1].ious[0] == pytest.approx(0.5)

@@ -55,6 +55,7 @@ __all__ = [
     "simulate_image",
     "summarize",
     "label_objects",
+    "attach_pseudo_labels",
     "DEFAULT_MAX_CLICKS",
     "DEFAULT_THRESHOLDS",
 ]
@@ -391,3 +392,22 @@ def label_objects(label: np.ndarray, class_names: Sequence[str], *, classes: Seq
             objects.append(GTObject(mask=components == comp, class_name=name,
                                     ignore=ignore if ignore.any() else None))
     return objects
+
+
+def attach_pseudo_labels(objects: Sequence[GTObject], instances: Iterable[tuple[str, np.ndarray]]) -> list[GTObject]:
+    """Give each object the pseudo-label to start from: the ``(class name, mask)`` instance of the
+    same class with the highest IoU with it (an empty mask when none overlaps), as an annotator
+    would pick the proposal to fix. Returns the objects, with ``init_mask`` set."""
+    by_class: dict[str, list[np.ndarray]] = {}
+    for name, mask in instances:
+        by_class.setdefault(name, []).append(np.asarray(mask, dtype=bool))
+    for obj in objects:
+        best, best_iou = np.zeros_like(obj.mask, dtype=bool), 0.0
+        for mask in by_class.get(obj.class_name, []):
+            if mask.shape != obj.mask.shape:
+                raise InputError(f"pseudo-label size {mask.shape} differs from the object size {obj.mask.shape}")
+            iou = mask_iou(mask, obj.mask, obj.ignore)
+            if iou > best_iou:
+                best, best_iou = mask, iou
+        obj.init_mask = best
+    return list(objects)
