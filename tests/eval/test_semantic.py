@@ -191,3 +191,13 @@ def test_project_unknown_class_and_window(rs_samples, tmp_path):
         result = evaluate(project, rs_samples / "potsdam/labels", "potsdam", unknown_classes="ignore")["candidates"]
         assert result.iou[4] == 1.0 and result.iou[0] == 0.0  # the helicopter mask was left out
         assert result.gt_pixels.sum() == int((gt != 255).sum())  # the window's pixels only
+
+
+def test_prediction_array_against_a_label_file(rs_samples):
+    label = rs_samples / "vaihingen/labels/area1_0_0_512_512.png"
+    gt = load_label(label, "vaihingen")
+    pred = np.where(gt == 4, 255, gt).astype(np.uint8)  # cars unpredicted
+    result = evaluate(pred, label, "vaihingen")["prediction"]
+    assert result.iou[4] == 0.0 and result.iou[0] == 1.0 and result.unpredicted_pixels == 4212
+    with pytest.raises(InputError, match="single ground-truth file"):
+        evaluate(pred, rs_samples / "loveda/labels", "loveda")
