@@ -23,6 +23,11 @@ def test_synonym_lines_and_background(tmp_path):
     assert cs.prompt_table()[-2:] == [(-1, "ground"), (-1, "grass")]
 
 
+def test_bare_lines_mix_with_synonym_lines():
+    cs = ClassSet.parse("building: roof, house\nroad\n")
+    assert cs.to_dict() == {"building": ["roof", "house"], "road": ["road"]}
+
+
 def test_yaml_file(tmp_path):
     path = tmp_path / "classes.yaml"
     path.write_text("building: [building, rooftop]\nwater: water\n")
@@ -42,7 +47,7 @@ def test_repeated_synonyms_are_collapsed():
     ("building,road,Building", "duplicate class name"),
     ("building: roof\nbuilding: house", "duplicate class name"),
     ("bad;name", "not allowed"),
-    ("building: roof\nroad", "cannot read class line"),
+    ("building: roof\n: road", "name is empty"),
 ])
 def test_bad_class_lists(text, message):
     with pytest.raises(InputError, match=message):

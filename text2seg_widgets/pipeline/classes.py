@@ -115,9 +115,7 @@ class ClassSet:
             return cls.from_names([n for n in names if n.strip()] or names, background=background)
         mapping: dict[str, list[str]] = {}
         for ln in lines:
-            if ":" not in ln:
-                raise InputError(f"cannot read class line {ln!r}: write 'name: prompt, prompt'")
-            name, prompts = ln.split(":", 1)
+            name, _, prompts = ln.partition(":")  # a bare name is its own prompt
             key = _clean_name(name)
             if key in mapping:
                 raise InputError(f"duplicate class name {key!r} in the class file")
