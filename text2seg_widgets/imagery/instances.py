@@ -48,6 +48,9 @@ class Piece:
     #: Interior tile edges the mask touches: ("x", col) / ("y", row) of the edge pixel line, with
     #: the side (-1 = left/top edge, +1 = right/bottom edge).
     cuts: list[tuple[str, int, int]] = field(default_factory=list)
+    #: The tile it came from; pieces of one tile are never merged with each other (the pipeline's
+    #: own fusion already resolved overlaps inside a tile). -1 = unknown.
+    source: int = -1
 
     @property
     def h(self) -> int:
@@ -64,16 +67,22 @@ class Piece:
 
 
 def piece_from_tile_mask(mask: np.ndarray, tile_x: int, tile_y: int, scene_w: int, scene_h: int, *,
-                         key: str, score: float, payload: Any = None) -> Piece | None:
-    """A :class:`Piece` from a mask in tile pixels at scene offset ``(tile_x, tile_y)``; None if empty."""
+                         key: str, score: float, payload: Any = None, source: int = -1,
+                         tile_size: tuple[int, int] | None = None, at: tuple[int, int] = (0, 0)) -> Piece | None:
+    """A :class:`Piece` from a mask in tile pixels, the tile being at scene offset ``(tile_x, tile_y)``.
+
+    ``mask`` is the whole tile, or (with ``tile_size=(w, h)``) a part of it whose top-left pixel is
+    ``at = (col, row)`` in the tile. None when the mask is empty.
+    """
     mask = np.asarray(mask, bool)
     rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
     if not rows.any():
         return None
+    tw, th = tile_size if tile_size is not None else (mask.shape[1], mask.shape[0])
     r0, r1 = int(np.argmax(rows)), int(len(rows) - np.argmax(rows[::-1]))
     c0, c1 = int(np.argmax(cols)), int(len(cols) - np.argmax(cols[::-1]))
     crop = mask[r0:r1, c0:c1]
-    th, tw = mask.shape
+    c0, c1, r0, r1 = c0 + at[0], c1 + at[0], r0 + at[1], r1 + at[1]
     cuts: list[tuple[str, int, int]] = []
     if c0 == 0 and tile_x > 0:
         cuts.append(("x", tile_x, -1))
@@ -84,7 +93,7 @@ def piece_from_tile_mask(mask: np.ndarray, tile_x: int, tile_y: int, scene_w: in
     if r1 == th and tile_y + th < scene_h:
         cuts.append(("y", tile_y + th - 1, 1))
     return Piece(key, tile_x + c0, tile_y + r0, encode_crop(crop), float(score), int(crop.sum()),
-                 payload, cuts)
+                 payload, cuts, source)
 
 
 def _union_box(pieces: Sequence[Piece]) -> tuple[int, int, int, int]:
@@ -92,12 +101,13 @@ def _union_box(pieces: Sequence[Piece]) -> tuple[int, int, int, int]:
             max(p.box[2] for p in pieces), max(p.box[3] for p in pieces))
 
 
-def _place(piece: Piece, box: tuple[int, int, int, int], out: np.ndarray | None = None) -> np.ndarray:
+def _place(piece: Piece, box: tuple[int, int, int, int], out: np.ndarray | None = None,
+           crop: np.ndarray | None = None) -> np.ndarray:
     x0, y0, x1, y1 = box
     if out is None:
         out = np.zeros((y1 - y0, x1 - x0), bool)
     ry, rx = piece.y0 - y0, piece.x0 - x0
-    out[ry:ry + piece.h, rx:rx + piece.w] |= decode_crop(piece.rle)
+    out[ry:ry + piece.h, rx:rx + piece.w] |= decode_crop(piece.rle) if crop is None else crop
     return out
 
 
@@ -126,9 +136,13 @@ def _edge_contact(a: np.ndarray, b: np.ndarray, cut: tuple[str, int, int], box: 
     return hits >= max(1, contact * n_edge)
 
 
-def _should_merge(a: Piece, b: Piece, iou: float, ios: float, contact: float) -> bool:
+def _should_merge(a: Piece, b: Piece, iou: float, ios: float, contact: float,
+                  crops: tuple[np.ndarray, np.ndarray]) -> bool:
+    overlapping = a.x0 < b.box[2] and b.x0 < a.box[2] and a.y0 < b.box[3] and b.y0 < a.box[3]
+    if not overlapping and not (a.cuts or b.cuts):
+        return False
     box = _union_box([a, b])
-    ma, mb = _place(a, box), _place(b, box)
+    ma, mb = _place(a, box, crop=crops[0]), _place(b, box, crop=crops[1])
     inter = int((ma & mb).sum())
     if inter:
         union = a.area + b.area - inter
@@ -151,15 +165,25 @@ def merge_pieces(pieces: Sequence[Piece], *, iou: float = 0.5, ios: float = 0.8,
     parent = list(range(len(pieces)))
     order = sorted(range(len(pieces)), key=lambda i: (pieces[i].key, pieces[i].x0))
     active: list[int] = []
+    crops: dict[int, np.ndarray] = {}  # decoded crops of the active sweep window only
+
+    def crop(k: int) -> np.ndarray:
+        if k not in crops:
+            crops[k] = decode_crop(pieces[k].rle)
+        return crops[k]
+
     for i in order:
         p = pieces[i]
         # boxes touching or overlapping (one pixel of slack so adjacent cut pieces are compared)
         active = [j for j in active if pieces[j].key == p.key and pieces[j].box[2] + 1 >= p.x0]
+        for k in [k for k in crops if k not in active]:
+            del crops[k]
         for j in active:
             q = pieces[j]
-            if q.box[1] > p.box[3] or p.box[1] > q.box[3]:
+            if q.box[1] > p.box[3] or p.box[1] > q.box[3] or (p.source >= 0 and p.source == q.source):
                 continue
-            if _find(parent, i) != _find(parent, j) and _should_merge(p, q, iou, ios, contact):
+            if _find(parent, i) != _find(parent, j) and _should_merge(p, q, iou, ios, contact,
+                                                                      (crop(i), crop(j))):
                 parent[_find(parent, i)] = _find(parent, j)
         active.append(i)
     groups: dict[int, list[int]] = {}

@@ -122,11 +122,17 @@ def _check_args(scene: Scene, tile_size: int, overlap: int, vectors: str | None,
 
 def _tile_pieces(result: Any, tile: Tile, valid: np.ndarray, scene: Scene) -> list[Piece]:
     x, y = tile.offset
+    th, tw = valid.shape
     pieces = []
     for cand in result.candidates:
-        mask = cand.mask() & valid
+        bx, by, bw, bh = (int(v) for v in cand.bbox)
+        if bw <= 0 or bh <= 0:
+            continue
+        rows, cols = slice(by, by + bh), slice(bx, bx + bw)
+        mask = cand.mask()[rows, cols] & valid[rows, cols]
         piece = piece_from_tile_mask(mask, x, y, scene.width, scene.height, key=cand.class_name,
-                                     score=cand.score, payload=(cand, tile.index))
+                                     score=cand.score, payload=(cand, tile.index), source=tile.index,
+                                     tile_size=(tw, th), at=(bx, by))
         if piece is not None:
             pieces.append(piece)
     return pieces
