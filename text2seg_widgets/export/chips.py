@@ -32,11 +32,12 @@ import numpy as np
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.export.common import (DEFAULT_STATES, IGNORE, class_index, classes_table,
-                                            image_stem, label_raster, pixel_reader, select_images)
+                                            image_stem, label_raster, pixel_reader, select_images,
+                                            write_pixels)
 from text2seg_widgets.export.semantic import palette_of, write_palette_png
 from text2seg_widgets.store import ImageRecord, Project
 
-__all__ = ["export_chips", "chip_starts", "assign_split", "SPLITS"]
+__all__ = ["export_chips", "chip_starts", "assign_split", "shifted_transform", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 
@@ -88,20 +89,19 @@ def _chip_split(rec: ImageRecord, col: int, row: int, size: int, opts: dict[str,
     return (splits.pop(), home) if len(splits) == 1 else (None, home)
 
 
+def shifted_transform(transform: Sequence[float], col: int, row: int) -> Any:
+    """The affine of a grid whose pixel (0, 0) is pixel (col, row) of ``transform``'s grid."""
+    from affine import Affine
+
+    a, b, c, d, e, f = transform[:6]
+    return Affine(a, b, a * col + b * row + c, d, e, d * col + e * row + f)
+
+
 def _write_image_chip(path_stem: Path, rec: ImageRecord, data: np.ndarray, col: int,
                       row: int) -> str:
-    import rasterio
-    from rasterio.windows import Window, transform as window_transform
-
     png = data.dtype == np.uint8 and data.shape[0] in (1, 3, 4) and not rec.georeferenced
     path = path_stem.with_suffix(".png" if png else ".tif")
-    kw: dict[str, Any] = {"driver": "PNG"} if png else {
-        "driver": "GTiff", "crs": rec.crs,
-        "transform": window_transform(Window(col, row, data.shape[2], data.shape[1]),
-                                      rasterio.Affine(*rec.transform))}
-    with rasterio.open(path, "w", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                       dtype=data.dtype, **kw) as dst:
-        dst.write(data)
+    write_pixels(path, data, crs=rec.crs, transform=shifted_transform(rec.transform, col, row))
     return path.name
 
 

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
-from text2seg_widgets.export.common import DEFAULT_STATES, image_stem, read_pixels, select_images
+from text2seg_widgets.export.common import (DEFAULT_STATES, image_stem, read_pixels,
+                                            select_images, write_pixels)
 from text2seg_widgets.pipeline.candidate import rle_area, rle_bbox
 from text2seg_widgets.store import ImageRecord, Project
 
@@ -130,11 +131,7 @@ def _copy_images(project: Project, images: list[ImageRecord], folder: Path) -> d
         data = read_pixels(project, rec)
         png = data.dtype == np.uint8 and data.shape[0] in (1, 3, 4)
         name = f"images/{image_stem(rec)}.{'png' if png else 'tif'}"
-        kw: dict[str, Any] = {"driver": "PNG"} if png else {
-            "driver": "GTiff", "crs": rec.crs, "transform": rasterio.Affine(*rec.transform)}
-        with rasterio.open(folder / name, "w", width=rec.width, height=rec.height,
-                           count=data.shape[0], dtype=data.dtype, **kw) as dst:
-            dst.write(data)
+        write_pixels(folder / name, data, crs=rec.crs, transform=rasterio.Affine(*rec.transform))
         names[rec.id] = name
     return names
 

@@ -23,7 +23,7 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import IMAGE_STATES, AnnotationRecord, ImageRecord, Project
 
 __all__ = ["IGNORE", "BACKGROUND", "DEFAULT_STATES", "select_images", "class_index",
-           "label_raster", "read_pixels", "pixel_reader", "image_stem", "classes_table", "UNLABELLED_MODES"]
+           "label_raster", "read_pixels", "pixel_reader", "write_pixels", "image_stem", "classes_table", "UNLABELLED_MODES"]
 
 IGNORE = 255
 BACKGROUND = 0
@@ -94,10 +94,28 @@ def pixel_reader(project: Project, image: ImageRecord) -> Iterator[Callable[...,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path) as src:
+            # PNG/JPEG/striped files decode from the top for every window: read full-width strips
+            # once and slice them (memory: one strip); tiled files read each window directly.
+            striped = not src.profile.get("tiled", False)
+            strip: dict[tuple[int, int], np.ndarray] = {}
+
+            def raw(col: int, row: int, w: int, h: int) -> np.ndarray:
+                if not striped:
+                    return src.read(window=Window(off_c + col, off_r + row, w, h),
+                                    boundless=True, fill_value=0)
+                if (row, h) not in strip:
+                    strip.clear()
+                    strip[(row, h)] = src.read(window=Window(off_c, off_r + row, image.width, h),
+                                               boundless=True, fill_value=0)
+                band = strip[(row, h)]
+                out = np.zeros((band.shape[0], h, w), band.dtype)
+                part = band[:, :, max(col, 0):col + w]
+                out[:, :, :part.shape[2]] = part
+                return out
+
             def read(window: tuple[int, int, int, int] | None = None) -> np.ndarray:
                 col, row, w, h = window or (0, 0, image.width, image.height)
-                data = src.read(window=Window(off_c + col, off_r + row, w, h), boundless=True,
-                                fill_value=0)
+                data = raw(col, row, w, h)
                 data[:, max(0, min(h, image.height - row)):, :] = 0
                 data[:, :, max(0, min(w, image.width - col)):] = 0
                 return data
@@ -110,6 +128,28 @@ def read_pixels(project: Project, image: ImageRecord,
     """``(bands, h, w)`` pixels of one window (see :func:`pixel_reader`)."""
     with pixel_reader(project, image) as read:
         return read(window)
+
+
+def write_pixels(path: Path, data: np.ndarray, *, crs: str | None = None,
+                 transform: Any = None) -> Path:
+    """Write ``(bands, h, w)`` pixels: an 8-bit 1/3/4-band PNG (with PIL) when ``path`` ends in
+    .png, else a GeoTIFF with ``crs``/``transform`` (dtype kept)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    if path.suffix.lower() == ".png" and data.dtype == np.uint8 and data.shape[0] in (1, 3, 4):
+        from PIL import Image
+
+        pixels = data[0] if data.shape[0] == 1 else np.ascontiguousarray(data.transpose(1, 2, 0))
+        Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
+        return path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                           count=data.shape[0], dtype=data.dtype, crs=crs,
+                           transform=transform) as dst:
+            dst.write(data)
+    return path
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -40,7 +40,7 @@ def write_palette_png(path: Path, labels: np.ndarray, palette: list[int]) -> Non
 
     im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8))
     im.putpalette(palette)
-    im.save(path, format="PNG")
+    im.save(path, format="PNG", compress_level=1)
 
 
 def _write_geotiff(path: Path, rec: ImageRecord, labels: np.ndarray,

@@ -34,7 +34,6 @@ def read_image_meta(path: Path, window: tuple[int, int, int, int] | None = None)
     """Size, CRS (WKT) and affine transform of ``path`` (or of a ``(col, row, w, h)`` window)."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-    from rasterio.windows import Window, transform as window_transform
 
     if not path.is_file():
         raise InputError(f"image not found: {path}; check the path")
@@ -51,7 +50,8 @@ def read_image_meta(path: Path, window: tuple[int, int, int, int] | None = None)
         if col < 0 or row < 0 or w <= 0 or h <= 0 or col + w > width or row + h > height:
             raise InputError(f"window {window} (col, row, width, height) does not fit inside "
                              f"{path.name} ({width} x {height} pixels)")
-        transform = window_transform(Window(col, row, w, h), transform)
+        a, b, c, d, e, f = tuple(transform)[:6]
+        transform = (a, b, a * col + b * row + c, d, e, d * col + e * row + f)
         width, height = w, h
     return ImageMeta(width=int(width), height=int(height),
                      crs=crs.to_wkt() if crs else None,

@@ -1,0 +1,224 @@
+"""COCO export: read back by pycocotools and torchvision; property tests; import; bad paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from text2seg_widgets import InputError
+from text2seg_widgets.export import export_coco, import_coco, read_manifest
+from text2seg_widgets.store import Project
+from tests.store.helpers import rect, small_project, write_png
+
+
+@pytest.fixture
+def reviewed(tmp_path: Path):
+    """building/road project on a 64 x 80 image: two accepted, one manual mask with a hole."""
+    p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
+    p.accept(ids[0])
+    p.accept(ids[1], class_name="building")
+    holed = rect(64, 80, 40, 40, 60, 70)
+    holed[45:50, 45:50] = False
+    p.add_annotation(image_id, holed, "road")
+    second = p.add_image(write_png(tmp_path / "b.png", height=30, width=50, seed=1))
+    p.set_state(second.id, "done")  # reviewed, nothing in it: must still be exported
+    yield p, image_id, ids
+    p.close()
+
+
+def _load(path: Path) -> COCO:
+    return COCO(str(path))
+
+
+def test_coco_ids_iscrowd_rle_and_masks(reviewed, tmp_path: Path) -> None:
+    p, image_id, ids = reviewed
+    manifest = export_coco(p, tmp_path / "coco")
+    raw = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert [i["id"] for i in raw["images"]] == [1, 2]
+    assert [(i["width"], i["height"]) for i in raw["images"]] == [(80, 64), (50, 30)]
+    assert [a["id"] for a in raw["annotations"]] == [1, 2, 3]
+    assert [(c["id"], c["name"]) for c in raw["categories"]] == [(1, "building"), (2, "road")]
+    assert [a["category_id"] for a in raw["annotations"]] == [1, 1, 2]
+    assert all(a["iscrowd"] == 0 for a in raw["annotations"])
+    assert all(isinstance(a["segmentation"]["counts"], str) for a in raw["annotations"])
+    coco = _load(tmp_path / "coco" / "annotations.json")
+    for a in coco.loadAnns(coco.getAnnIds()):
+        stored = p.annotation(a["text2seg_annotation_id"])
+        assert np.array_equal(coco.annToMask(a).astype(bool), stored.mask())
+        assert a["area"] == stored.mask().sum() and a["bbox"] == stored.bbox
+    assert raw["annotations"][2]["area"] == 575.0  # 20 x 30 minus the 5 x 5 hole
+    assert manifest["counts"]["annotations"] == 3 and manifest["counts"]["images"] == 2
+    assert manifest["tool"] == "text2seg-widgets" and manifest["created_at"]
+    assert [m["checksum"] for m in manifest["images"]] == [r.checksum for r in p.images()]
+    assert read_manifest(tmp_path / "coco") == manifest
+
+
+def test_coco_read_by_torchvision_wrapped_for_masks(reviewed, tmp_path: Path) -> None:
+    from torchvision.datasets import CocoDetection, wrap_dataset_for_transforms_v2
+
+    p, image_id, ids = reviewed
+    export_coco(p, tmp_path / "coco")
+    ds = wrap_dataset_for_transforms_v2(
+        CocoDetection(str(tmp_path), str(tmp_path / "coco" / "annotations.json")),
+        target_keys=("image_id", "masks", "labels", "boxes"))
+    assert len(ds) == 2  # the image without annotations is not dropped
+    image, target = ds[0]
+    assert image.size == (80, 64)
+    anns = p.annotations(image_id)
+    assert target["masks"].shape == (3, 64, 80)  # nothing dropped
+    for mask, ann in zip(target["masks"].numpy().astype(bool), anns):
+        assert np.array_equal(mask, ann.mask())
+    assert target["labels"].tolist() == [1, 1, 2]
+    x, y, w, h = anns[0].bbox
+    assert target["boxes"][0].tolist() == [x, y, x + w, y + h]
+    _, empty = ds[1]
+    assert "masks" not in empty and empty["image_id"] == 2
+
+
+def test_polygons_on_request_with_rle_for_holes(reviewed, tmp_path: Path) -> None:
+    p, image_id, ids = reviewed
+    manifest = export_coco(p, tmp_path / "coco", polygons=True)
+    assert manifest["counts"]["polygons"] == 2 and manifest["counts"]["rle_fallback_holes"] == 1
+    coco = _load(tmp_path / "coco" / "annotations.json")
+    kinds = []
+    for a in coco.loadAnns(coco.getAnnIds()):
+        kinds.append(type(a["segmentation"]).__name__)
+        assert np.array_equal(coco.annToMask(a).astype(bool),
+                              p.annotation(a["text2seg_annotation_id"]).mask())
+    assert kinds == ["list", "list", "dict"]
+
+
+def test_unreviewed_candidates_go_to_a_separate_file(reviewed, tmp_path: Path) -> None:
+    p, image_id, ids = reviewed
+    manifest = export_coco(p, tmp_path / "coco", include_candidates=True)
+    assert manifest["files"] == {"annotations": "annotations.json",
+                                 "candidates": "candidates.json"}
+    cands = json.loads((tmp_path / "coco" / "candidates.json").read_text())
+    assert [(a["text2seg_candidate_id"], a["branch"], a["score"]) for a in cands["annotations"]] \
+        == [(ids[2], "filter", 0.3)]
+    assert cands["images"] == json.loads((tmp_path / "coco" / "annotations.json").read_text())[
+        "images"]
+
+
+def test_states_filter_and_relative_file_names(reviewed, tmp_path: Path) -> None:
+    p, image_id, ids = reviewed
+    m = export_coco(p, tmp_path / "done", states=["done"], image_root=tmp_path)
+    raw = json.loads((tmp_path / "done" / "annotations.json").read_text())
+    assert [i["file_name"] for i in raw["images"]] == ["b.png"] and raw["annotations"] == []
+    assert m["options"]["states"] == ["done"]
+    with pytest.raises(InputError, match="unknown image state"):
+        export_coco(p, tmp_path / "x", states=["finished"])
+
+
+def test_export_path_rules(reviewed, tmp_path: Path) -> None:
+    p, image_id, ids = reviewed
+    export_coco(p, tmp_path / "coco")
+    with pytest.raises(InputError, match="already exists; pass overwrite=True"):
+        export_coco(p, tmp_path / "coco")
+    p.reject(ids[2])
+    p.delete_annotation(p.annotations()[0].id)
+    export_coco(p, tmp_path / "coco", overwrite=True)
+    assert read_manifest(tmp_path / "coco")["counts"]["annotations"] == 2
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(InputError, match="not a text2seg-widgets export"):
+        export_coco(p, tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is an existing file"):
+        export_coco(p, tmp_path / "file", overwrite=True)
+    with pytest.raises(InputError, match="cannot write the export"):
+        export_coco(p, tmp_path / "file" / "coco")
+    with pytest.raises(InputError, match="cannot write the export"):
+        export_coco(p, Path("/proc/text2seg-no-such-dir/coco"))
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith(".")) == []
+
+
+def test_copy_images_and_moved_image(reviewed, tmp_path: Path) -> None:
+    p, image_id, ids = reviewed
+    export_coco(p, tmp_path / "coco", copy_images=True)
+    raw = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert raw["images"][0]["file_name"] == "images/000001_a.png"
+    from PIL import Image
+
+    copied = np.asarray(Image.open(tmp_path / "coco" / "images" / "000001_a.png"))
+    original = np.asarray(Image.open(tmp_path / "a.png"))
+    assert np.array_equal(copied, original)
+    (tmp_path / "a.png").rename(tmp_path / "moved.png")
+    with pytest.raises(InputError, match=r"relink\(1"):
+        export_coco(p, tmp_path / "coco2", copy_images=True)
+    assert not (tmp_path / "coco2").exists()
+    p.relink(image_id, tmp_path / "moved.png")
+    export_coco(p, tmp_path / "coco2", copy_images=True)
+
+
+def test_odd_class_names_survive(tmp_path: Path) -> None:
+    name = 'roof/"flat" \'n\' \\ ü'
+    p = Project.create(tmp_path / "p", classes=[name])
+    rec = p.add_image(write_png(tmp_path / "a.png"))
+    p.add_annotation(rec.id, rect(64, 80, 1, 1, 5, 5), name)
+    export_coco(p, tmp_path / "coco")
+    coco = _load(tmp_path / "coco" / "annotations.json")
+    assert coco.loadCats([1])[0]["name"] == name
+    q = Project.create(tmp_path / "q", classes=[name])
+    assert import_coco(q, tmp_path / "coco" / "annotations.json")["imported"] == 1
+    assert q.annotations()[0].class_name == name
+    p.close()
+    q.close()
+
+
+def test_import_round_trip_as_annotations_and_candidates(reviewed, tmp_path: Path) -> None:
+    p, image_id, ids = reviewed
+    export_coco(p, tmp_path / "coco", polygons=True)
+    q = Project.create(tmp_path / "q", classes=["building"])
+    with pytest.raises(InputError, match=r"\['road'\] are not project classes"):
+        import_coco(q, tmp_path / "coco" / "annotations.json")
+    counts = import_coco(q, tmp_path / "coco" / "annotations.json", add_classes=True)
+    assert counts == {"images": 2, "imported": 3, "skipped_no_mask": 0}
+    assert [(a.class_name, a.source) for a in q.annotations()] == [
+        ("building", "import"), ("building", "import"), ("road", "import")]
+    for mine, theirs in zip(p.annotations(), q.annotations()):
+        assert np.array_equal(mine.mask(), theirs.mask())
+    assert q.undo() == "import 3 annotations from annotations.json"
+    assert q.annotations() == []
+    import_coco(q, tmp_path / "coco" / "annotations.json", as_="candidates")
+    cands = q.candidates()
+    assert [(c.class_name, c.candidate.branch, c.status) for c in cands] == [
+        ("building", "import", "proposed"), ("building", "import", "proposed"),
+        ("road", "import", "proposed")]
+    q.close()
+
+
+def test_import_foreign_coco_with_polygons_and_uncompressed_rle(tmp_path: Path) -> None:
+    write_png(tmp_path / "img.png", height=20, width=30)
+    foreign = {
+        "images": [{"id": 7, "file_name": "img.png", "width": 30, "height": 20}],
+        "categories": [{"id": 3, "name": "tree"}],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 3, "iscrowd": 0,
+             "segmentation": [[2, 2, 10, 2, 10, 6, 2, 6]]},
+            {"id": 2, "image_id": 7, "category_id": 3, "iscrowd": 1,
+             "segmentation": {"size": [20, 30], "counts": [45, 3, 17, 3, 532]}},
+            {"id": 3, "image_id": 7, "category_id": 3, "bbox": [0, 0, 3, 3]}]}
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    p = Project.create(tmp_path / "p", classes=["tree"])
+    counts = import_coco(p, tmp_path / "foreign.json")
+    assert counts == {"images": 1, "imported": 2, "skipped_no_mask": 1}
+    poly, rle = p.annotations()
+    assert np.array_equal(poly.mask(), rect(20, 30, 2, 2, 6, 10))
+    expected = np.zeros((20, 30), bool)
+    expected[5:8, 2] = True  # column-major: pixels 45..47 are rows 5-7 of column 2
+    expected[5:8, 3] = True
+    assert np.array_equal(rle.mask(), expected)
+    bad = dict(foreign, images=[{"id": 7, "file_name": "img.png", "width": 31, "height": 20}])
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(InputError, match="COCO says img.png is 31 x 20"):
+        import_coco(Project.create(tmp_path / "q", classes=["tree"]), tmp_path / "bad.json")
+    (tmp_path / "notcoco.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="not a COCO instances file"):
+        import_coco(p, tmp_path / "notcoco.json")
+    p.close()
