@@ -188,3 +188,19 @@ def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_mo
     app._draw._handle_leaflet_event(None, {"event": "draw:created", "geo_json": poly}, [])
     after = {a.id: a.area for a in project.annotations(app.image_id)}
     assert after.get(target, 0) < area  # cut (or removed entirely when nothing was left)
+
+
+def test_a_key_event_delivered_twice_acts_once(project: Project) -> None:
+    app = Annotator(project)
+    cands = sorted(project.candidates(app.image_id), key=lambda c: -c.candidate.score)
+    for c in cands[:2]:
+        app.select(c)
+        app.accept_selected()
+    event = {"type": "keydown", "key": "z", "timeStamp": 1234.5, "target": {"tagName": "DIV"}}
+    app._key_event(event)
+    app._key_event(dict(event))  # the duplicate seen in Chromium: same key, same timeStamp
+    assert len(project.annotations(app.image_id)) == 1
+    app._key_event({**event, "timeStamp": 1300.0})  # a second press is a new event
+    assert project.annotations(app.image_id) == []
+    app._key_event({**event, "key": "y", "timeStamp": 1400.0, "target": {"tagName": "INPUT"}})
+    assert project.annotations(app.image_id) == []  # typing in a text box is not a shortcut

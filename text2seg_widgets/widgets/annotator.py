@@ -66,6 +66,7 @@ class Annotator(ActionsMixin):
         self.last_error: str | None = None
         self.last_refine_seconds: float | None = None
         self._syncing = False
+        self._last_key: tuple[Any, Any] = (None, None)
         self.keeper = EmbeddingKeeper(models.segmenter) if getattr(models, "segmenter", None) else None
         self.runner = BackgroundRunner()
         classes = rec.class_list(project)
@@ -232,6 +233,10 @@ class Annotator(ActionsMixin):
         target = str(event.get("target", {}).get("tagName", "") if isinstance(event.get("target"), dict) else "")
         if target.upper() in ("INPUT", "TEXTAREA"):
             return
+        stamp = (event.get("key"), event.get("timeStamp"))
+        if stamp[1] is not None and stamp == self._last_key:
+            return  # the same DOM event delivered twice (ipyevents can attach one listener per view)
+        self._last_key = stamp
         key = event_to_key(event)
         if key:
             self._ui(self.handle_key, key)
