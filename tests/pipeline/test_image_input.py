@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.pipeline.image_input import as_rgb_uint8, check_box
+from text2seg_widgets.pipeline.image_input import as_rgb_uint8
 
 
 def test_uint8_rgb_passes_through():
@@ -51,12 +51,3 @@ def test_refused_images(img, message):
     with pytest.raises(InputError, match=message):
         as_rgb_uint8(img)
 
-
-def test_boxes():
-    np.testing.assert_array_equal(check_box([-5, 2, 30, 50], 40, 20), [0, 2, 20, 40])
-    with pytest.raises(InputError, match="outside"):
-        check_box([25, 0, 30, 10], 40, 20)
-    with pytest.raises(InputError, match="inverted"):
-        check_box([10, 10, 5, 20], 40, 20)
-    with pytest.raises(InputError, match="four finite"):
-        check_box([1, 2, 3], 40, 20)

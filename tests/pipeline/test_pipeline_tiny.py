@@ -124,3 +124,14 @@ def test_grayscale_and_uint16_run(tiny_models):
     assert pipe.run(gray).label_map.shape == (64, 80)
     u16 = synthetic_rgb(64, 80, seed=6).astype(np.uint16) * 200
     assert pipe.run(u16).label_map.shape == (64, 80)
+
+
+def test_box_outside_the_image_is_refused_before_decoding(tiny_models, tiny_image):
+    seg = tiny_models.segmenter
+    seg.set_image(tiny_image)
+    with pytest.raises(InputError, match="outside the 200x120 image"):
+        seg.predict(box=np.array([250.0, 10.0, 300.0, 50.0]))
+    with pytest.raises(InputError, match="outside"):
+        seg.predict_boxes(np.array([[0.0, 0.0, 10.0, 10.0], [10.0, 130.0, 20.0, 140.0]]))
+    ok = seg.predict(box=np.array([-20.0, -5.0, 60.0, 40.0]))  # partly outside: clipped, fine
+    assert ok.masks.shape[1:] == (120, 200)

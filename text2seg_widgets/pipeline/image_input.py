@@ -20,7 +20,7 @@ import numpy as np
 
 from text2seg_widgets.errors import InputError
 
-__all__ = ["as_rgb_uint8", "percentile_stretch", "check_box", "MIN_SIDE"]
+__all__ = ["as_rgb_uint8", "percentile_stretch", "MIN_SIDE"]
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +69,3 @@ def as_rgb_uint8(image: object) -> np.ndarray:
         image = percentile_stretch(image)
     return np.ascontiguousarray(image)
 
-
-def check_box(box: object, height: int, width: int) -> np.ndarray:
-    """A box (x0, y0, x1, y1) in pixels, clipped to the image; refused if it misses the image."""
-    arr = np.asarray(box, dtype=np.float64).reshape(-1)
-    if arr.shape != (4,) or not np.isfinite(arr).all():
-        raise InputError(f"a box must be four finite numbers (x0, y0, x1, y1); got {box!r}")
-    x0, y0, x1, y1 = arr
-    if x1 <= x0 or y1 <= y0:
-        raise InputError(f"box {arr.tolist()} is empty or inverted; use (x0, y0, x1, y1) with x1 > x0, y1 > y0")
-    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-        raise InputError(f"box {arr.tolist()} lies outside the {width}x{height} image")
-    return np.array([max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)], dtype=np.float64)
