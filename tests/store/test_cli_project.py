@@ -1,0 +1,65 @@
+"""The ``project`` command group, driven through click's test runner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from text2seg_widgets.cli import main
+from text2seg_widgets.store import Project
+from tests.store.helpers import rect, write_geotiff, write_png
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_create_add_stats_export_import_relink(tmp_path: Path) -> None:
+    proj = tmp_path / "proj"
+    code, out = _run("project", "create", str(proj), "--classes", "building, road")
+    assert code == 0 and "building, road" in out
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    write_png(imgs / "a.png")
+    write_png(imgs / "b.png", seed=1)
+    (imgs / "notes.txt").write_text("skip me")
+    code, out = _run("project", "add-images", str(proj), str(imgs))
+    assert code == 0 and "total 2" in out, out
+    code, out = _run("project", "add-images", str(proj), str(write_geotiff(tmp_path / "g.tif",
+                                                                           100, 120)),
+                     "--tile", "64")
+    assert code == 0 and "4 image record(s)" in out
+    with Project.open(proj) as p:
+        p.add_annotation(1, rect(64, 80, 0, 0, 10, 10), "road")
+    code, out = _run("project", "stats", str(proj), "--json")
+    assert code == 0 and json.loads(out)["annotations"]["by_class"] == {"building": 0, "road": 1}
+    code, out = _run("project", "stats", str(proj))
+    assert "in progress 1" in out and "unreviewed 5" in out
+    for fmt in ("coco", "semantic", "chips", "vectors", "stats"):
+        code, out = _run("project", "export", str(proj), str(tmp_path / fmt), "--format", fmt,
+                         "--size", "32")
+        assert code == 0, out
+        assert (tmp_path / fmt / "manifest.json").is_file()
+    code, out = _run("project", "export", str(proj), str(tmp_path / "coco"))
+    assert code == 1 and "--overwrite" in out and "Traceback" not in out
+    code, out = _run("project", "export", str(proj), str(tmp_path / "coco"), "--overwrite",
+                     "--state", "all", "--polygons")
+    assert code == 0 and '"images": 6' in out
+    other = tmp_path / "other"
+    _run("project", "create", str(other), "--classes", "road")
+    code, out = _run("project", "import-coco", str(other),
+                     str(tmp_path / "coco" / "annotations.json"), "--as", "candidates",
+                     "--add-classes")
+    assert code == 0 and "imported 1 candidates on 6 image(s)" in out
+    moved = tmp_path / "moved"
+    shutil.move(imgs, moved)
+    code, out = _run("project", "relink", str(proj))
+    assert "2 missing image(s)" in out
+    code, out = _run("project", "relink", str(proj), "--search", str(moved))
+    assert code == 0 and "0 image(s) still missing" in out
+    code, out = _run("project", "stats", str(tmp_path / "nope"))
+    assert code == 1 and "not a text2seg project" in out

@@ -1,0 +1,211 @@
+"""``text2seg-widgets project ...``: create a project, add images, show statistics, export,
+import COCO, relink moved images."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from text2seg_widgets.errors import Text2SegError
+
+__all__ = ["COMMANDS", "project_group"]
+
+_IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".img", ".vrt"}
+_project_arg = click.argument("project", type=click.Path(path_type=Path))
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn our errors into a clean CLI message (exit code 1) instead of a traceback."""
+    try:
+        yield
+    except Text2SegError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _open(folder: Path) -> Any:
+    from text2seg_widgets.store import Project
+
+    return Project.open(folder)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group("project")
+def project_group() -> None:
+    """Annotation projects: one folder with one SQLite database."""
+
+
+@project_group.command("create")
+@_project_arg
+@click.option("--classes", required=True,
+              help="Comma-separated class names, e.g. 'building,road,water'.")
+def create_command(project: Path, classes: str) -> None:
+    """Create a new project folder with its classes."""
+    from text2seg_widgets.store import Project
+
+    names = [c.strip() for c in classes.split(",") if c.strip()]
+    with _errors():
+        with Project.create(project, classes=names) as p:
+            click.echo(f"created {project} with classes: {', '.join(c.name for c in p.classes)}")
+
+
+def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(f for f in path.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+        else:
+            out.append(path)
+    return out
+
+
+@project_group.command("add-images")
+@_project_arg
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--tile", type=int, default=None,
+              help="Add big images as tiles of this many pixels (windows) instead of whole.")
+def add_images_command(project: Path, images: tuple[Path, ...], tile: int | None) -> None:
+    """Add image files (or every image in given folders)."""
+    with _errors(), _open(project) as p:
+        added = 0
+        for path in _expand(images):
+            if tile is None:
+                p.add_image(path)
+                added += 1
+                continue
+            from text2seg_widgets.store.imagemeta import read_image_meta
+
+            meta = read_image_meta(path)
+            for row in range(0, meta.height, tile):
+                for col in range(0, meta.width, tile):
+                    p.add_image(path, window=(col, row, min(tile, meta.width - col),
+                                              min(tile, meta.height - row)))
+                    added += 1
+        click.echo(f"{added} image record(s) in {project} now total {len(p.images())}")
+
+
+@project_group.command("stats")
+@_project_arg
+@click.option("--json", "as_json", is_flag=True, help="Print the full statistics as JSON.")
+def stats_command(project: Path, as_json: bool) -> None:
+    """Review statistics: images by state, candidates per class/branch, agreement."""
+    with _errors(), _open(project) as p:
+        stats = p.stats()
+    if as_json:
+        _echo_json(stats)
+        return
+    click.echo("images: " + ", ".join(f"{k} {v}" for k, v in stats["images"]["by_state"].items()))
+    click.echo(f"annotations: {stats['annotations']['total']} "
+               f"({', '.join(f'{k} {v}' for k, v in stats['annotations']['by_class'].items())})")
+    for key in ("by_class", "by_branch"):
+        for name, c in stats["candidates"][key].items():
+            click.echo(f"candidates {key[3:]} {name}: accepted {c['accepted']}, rejected "
+                       f"{c['rejected']}, proposed {c['proposed']}")
+    overall = stats["agreement"]["overall"]
+    if overall["count"]:
+        click.echo(f"agreement (IoU accepted vs candidate): mean {overall['mean']:.3f} over "
+                   f"{overall['count']}")
+
+
+def _exporter(fmt: str) -> Callable[..., Any]:
+    from text2seg_widgets import export
+
+    return {"coco": export.export_coco, "semantic": export.export_semantic,
+            "chips": export.export_chips, "vectors": export.export_vectors,
+            "stats": export.export_review_stats}[fmt]
+
+
+@project_group.command("export")
+@_project_arg
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["coco", "semantic", "chips", "vectors",
+                                                    "stats"]), default="coco", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace a previous export at OUT.")
+@click.option("--state", "states", multiple=True,
+              help="Export images in this review state (repeat; default: in progress, done; "
+                   "'all' for every image).")
+@click.option("--polygons", is_flag=True, help="COCO: polygons instead of RLE (RLE for holes).")
+@click.option("--candidates", is_flag=True, help="COCO: also write unreviewed candidates.")
+@click.option("--size", type=int, default=512, show_default=True, help="Chips: chip size.")
+@click.option("--stride", type=int, default=None, help="Chips: step (default: the size).")
+@click.option("--split-by", type=click.Choice(["image", "block"]), default="image",
+              show_default=True, help="Chips: split unit.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Chips: split seed.")
+def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: tuple[str, ...],
+                   polygons: bool, candidates: bool, size: int, stride: int | None,
+                   split_by: str, seed: int) -> None:
+    """Export the project to OUT (a folder, written atomically)."""
+    kwargs: dict[str, Any] = {"overwrite": overwrite}
+    if fmt != "stats":
+        kwargs["states"] = None if "all" in states else (list(states) or
+                                                          ["in progress", "done"])
+    if fmt == "coco":
+        kwargs |= {"polygons": polygons, "include_candidates": candidates}
+    if fmt == "chips":
+        kwargs |= {"size": size, "stride": stride, "split_by": split_by, "seed": seed}
+    with _errors(), _open(project) as p:
+        result = _exporter(fmt)(p, out, **kwargs)
+    counts = result.get("counts", result.get("images")) if isinstance(result, dict) else result
+    click.echo(f"{fmt} export written to {out}: {json.dumps(counts)}")
+
+
+@project_group.command("import-coco")
+@_project_arg
+@click.argument("coco_file", type=click.Path(path_type=Path))
+@click.option("--as", "as_", type=click.Choice(["annotations", "candidates"]),
+              default="annotations", show_default=True)
+@click.option("--image-root", type=click.Path(path_type=Path), default=None,
+              help="Folder the COCO file_name paths are relative to (default: the file's).")
+@click.option("--add-classes", is_flag=True, help="Add COCO categories missing in the project.")
+def import_coco_command(project: Path, coco_file: Path, as_: str, image_root: Path | None,
+                        add_classes: bool) -> None:
+    """Import a COCO instances file as annotations or as candidates to review."""
+    from text2seg_widgets.export import import_coco
+
+    with _errors(), _open(project) as p:
+        counts = import_coco(p, coco_file, as_=as_, image_root=image_root,
+                             add_classes=add_classes)
+    click.echo(f"imported {counts['imported']} {as_} on {counts['images']} image(s); "
+               f"{counts['skipped_no_mask']} without a mask skipped")
+
+
+@project_group.command("relink")
+@_project_arg
+@click.argument("image_id", type=int, required=False)
+@click.argument("new_path", type=click.Path(path_type=Path), required=False)
+@click.option("--search", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Relink every missing image to a file of the same name under this folder.")
+@click.option("--no-check", is_flag=True, help="Accept a file whose bytes differ.")
+def relink_command(project: Path, image_id: int | None, new_path: Path | None,
+                   search: Path | None, no_check: bool) -> None:
+    """Point moved images at their new place (one by id, or all found under --search)."""
+    with _errors(), _open(project) as p:
+        if image_id is not None and new_path is not None:
+            p.relink(image_id, new_path, check=not no_check)
+            click.echo(f"image {image_id} -> {new_path}")
+            return
+        missing = p.missing_images()
+        if search is None:
+            for rec in missing:
+                click.echo(f"missing: image {rec.id} {rec.path}")
+            click.echo(f"{len(missing)} missing image(s); relink with IMAGE_ID NEW_PATH or "
+                       "--search FOLDER")
+            return
+        found = {f.name: f for f in search.rglob("*") if f.is_file()}
+        for rec in missing:
+            candidate = found.get(Path(rec.path).name)
+            if candidate is not None:
+                p.relink(rec.id, candidate, check=not no_check)
+                click.echo(f"image {rec.id} -> {candidate}")
+        click.echo(f"{len(p.missing_images())} image(s) still missing")
+
+
+COMMANDS = [project_group]
