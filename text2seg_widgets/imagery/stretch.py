@@ -57,12 +57,19 @@ class Stretch:
         if data.ndim != 3 or data.shape[0] != len(self.low):
             raise InputError(f"expected ({len(self.low)}, h, w) band data, got shape {data.shape}")
         out = np.empty((data.shape[1], data.shape[2], data.shape[0]), np.uint8)
+        identity = data.dtype == np.uint8 and all(lo == 0 and hi == 255 for lo, hi in zip(self.low, self.high))
         for i in range(data.shape[0]):
+            if identity:  # the "none" stretch of uint8 data: a copy
+                out[..., i] = data[i]
+                continue
             lo, hi = float(self.low[i]), float(self.high[i])
             scale = 255.0 / (hi - lo) if hi > lo else 0.0
             band = (data[i].astype(np.float32) - np.float32(lo)) * np.float32(scale)
-            np.nan_to_num(band, copy=False, nan=0.0)
-            out[..., i] = np.clip(np.rint(band), 0, 255).astype(np.uint8)
+            if np.issubdtype(data.dtype, np.floating):
+                band[~np.isfinite(band)] = 0.0
+            np.rint(band, out=band)
+            np.clip(band, 0, 255, out=band)
+            out[..., i] = band
         if valid is not None:
             out[~np.asarray(valid, bool)] = 0
         return out
