@@ -33,11 +33,11 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.export.common import (DEFAULT_STATES, IGNORE, class_index, classes_table,
                                             image_stem, label_raster, pixel_reader, select_images,
-                                            write_pixels)
+                                            shifted_transform, write_pixels)
 from text2seg_widgets.export.semantic import palette_of, write_palette_png
 from text2seg_widgets.store import ImageRecord, Project
 
-__all__ = ["export_chips", "chip_starts", "assign_split", "shifted_transform", "SPLITS"]
+__all__ = ["export_chips", "chip_starts", "assign_split", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 
@@ -87,14 +87,6 @@ def _chip_split(rec: ImageRecord, col: int, row: int, size: int, opts: dict[str,
               for bx in range(x0 // b, x1 // b + 1) for by in range(y0 // b, y1 // b + 1)}
     home = [col // b, row // b]
     return (splits.pop(), home) if len(splits) == 1 else (None, home)
-
-
-def shifted_transform(transform: Sequence[float], col: int, row: int) -> Any:
-    """The affine of a grid whose pixel (0, 0) is pixel (col, row) of ``transform``'s grid."""
-    from affine import Affine
-
-    a, b, c, d, e, f = transform[:6]
-    return Affine(a, b, a * col + b * row + c, d, e, d * col + e * row + f)
 
 
 def _write_image_chip(path_stem: Path, rec: ImageRecord, data: np.ndarray, col: int,

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
-from text2seg_widgets.export.common import (DEFAULT_STATES, image_stem, read_pixels,
-                                            select_images, write_pixels)
+from text2seg_widgets.export.common import (DEFAULT_STATES, crop_to_mask, image_stem,
+                                            read_pixels, select_images, write_pixels)
 from text2seg_widgets.pipeline.candidate import rle_area, rle_bbox
 from text2seg_widgets.store import ImageRecord, Project
 
@@ -44,12 +44,13 @@ def mask_to_coco_polygons(mask: np.ndarray) -> list[list[float]] | None:
     """COCO polygons of a mask, or ``None`` when a part has a hole (then use RLE)."""
     from text2seg_widgets.imagery.vectors import mask_to_polygons
 
-    polys = mask_to_polygons(mask)
+    crop, x0, y0 = crop_to_mask(mask)
+    polys = mask_to_polygons(crop)
     if not polys or any(len(p.interiors) for p in polys):
         return None
     out = []
     for p in polys:
-        xy = np.asarray(p.exterior.coords)[:-1]
+        xy = np.asarray(p.exterior.coords)[:-1] + (x0, y0)
         out.append([float(v) for v in xy.ravel()])
     return out
 

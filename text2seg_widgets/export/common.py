@@ -23,7 +23,8 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import IMAGE_STATES, AnnotationRecord, ImageRecord, Project
 
 __all__ = ["IGNORE", "BACKGROUND", "DEFAULT_STATES", "select_images", "class_index",
-           "label_raster", "read_pixels", "pixel_reader", "write_pixels", "image_stem", "classes_table", "UNLABELLED_MODES"]
+           "label_raster", "read_pixels", "pixel_reader", "write_pixels", "crop_to_mask",
+           "shifted_transform", "image_stem", "classes_table", "UNLABELLED_MODES"]
 
 IGNORE = 255
 BACKGROUND = 0
@@ -150,6 +151,24 @@ def write_pixels(path: Path, data: np.ndarray, *, crs: str | None = None,
                            transform=transform) as dst:
             dst.write(data)
     return path
+
+
+def crop_to_mask(mask: np.ndarray, pad: int = 1) -> tuple[np.ndarray, int, int]:
+    """The part of ``mask`` around its True pixels (``pad`` pixels of margin) and its (x0, y0);
+    polygonising the crop instead of the whole image is much faster for small objects."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return mask[:0, :0], 0, 0
+    y0, x0 = max(0, int(rows[0]) - pad), max(0, int(cols[0]) - pad)
+    return mask[y0:int(rows[-1]) + 1 + pad, x0:int(cols[-1]) + 1 + pad], x0, y0
+
+
+def shifted_transform(transform: Sequence[float], col: int, row: int) -> Any:
+    """The affine of a grid whose pixel (0, 0) is pixel (col, row) of ``transform``'s grid."""
+    from affine import Affine
+
+    a, b, c, d, e, f = transform[:6]
+    return Affine(a, b, a * col + b * row + c, d, e, d * col + e * row + f)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

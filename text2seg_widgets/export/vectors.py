@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from text2seg_widgets.export.atomic import atomic_dir, write_manifest
-from text2seg_widgets.export.common import DEFAULT_STATES, select_images
+from text2seg_widgets.export.common import (DEFAULT_STATES, crop_to_mask, select_images,
+                                            shifted_transform)
 from text2seg_widgets.store import Project
 
 __all__ = ["export_vectors", "FIELDS"]
@@ -29,7 +30,6 @@ FIELDS = {"annotation_id": "int", "class_name": "str", "class_id": "int", "score
 
 def _records(project: Project, images: list[Any]) -> tuple[list[dict[str, Any]],
                                                            list[dict[str, Any]]]:
-    from affine import Affine
     from shapely.geometry import MultiPolygon
 
     from text2seg_widgets.imagery.vectors import area_m2, mask_to_polygons
@@ -37,9 +37,10 @@ def _records(project: Project, images: list[Any]) -> tuple[list[dict[str, Any]],
     geo, pixel = [], []
     class_ids = {c.name: c.id for c in project.classes}
     for rec in images:
-        transform = Affine(*rec.transform) if rec.georeferenced else None
+        grid = rec.transform if rec.georeferenced else (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
         for ann in project.annotations(rec.id):
-            polys = mask_to_polygons(ann.mask(), transform)
+            crop, x0, y0 = crop_to_mask(ann.mask())
+            polys = mask_to_polygons(crop, shifted_transform(grid, x0, y0))
             if not polys:
                 continue
             geom = MultiPolygon(polys)

@@ -58,8 +58,11 @@ class Project(ReviewMixin):
     # ----------------------------------------------------------------- open / create
     @classmethod
     def create(cls, folder: str | Path, classes: Iterable[Any] = (), *,
-               user: str | None = None) -> "Project":
-        """Create a new project in ``folder`` (created if missing; must not hold a project)."""
+               user: str | None = None, synchronous: str = "FULL") -> "Project":
+        """Create a new project in ``folder`` (created if missing; must not hold a project).
+
+        ``synchronous="NORMAL"`` trades power-cut durability of the last actions for speed
+        (a killed process still loses nothing); see :class:`~.db.Database`."""
         folder = Path(folder)
         if (folder / DB_NAME).exists():
             raise InputError(f"{folder} already holds a project; open it with "
@@ -71,7 +74,7 @@ class Project(ReviewMixin):
         except OSError as exc:
             raise InputError(f"cannot create the project folder {folder}: {exc}") from exc
         specs = [_class_spec(c, i) for i, c in enumerate(classes)]
-        db = Database(folder / DB_NAME)
+        db = Database(folder / DB_NAME, synchronous=synchronous)
         migrate(db.conn)
         project = cls(folder, db, user=user)
         with db.raw() as tx:
@@ -82,7 +85,8 @@ class Project(ReviewMixin):
         return project
 
     @classmethod
-    def open(cls, folder: str | Path, *, user: str | None = None) -> "Project":
+    def open(cls, folder: str | Path, *, user: str | None = None,
+             synchronous: str = "FULL") -> "Project":
         """Open an existing project (folder, or its ``project.sqlite``); migrates old schemas."""
         folder = Path(folder)
         if folder.is_file() and folder.name == DB_NAME:
@@ -92,7 +96,7 @@ class Project(ReviewMixin):
             raise InputError(f"{folder} is not a text2seg project (no {DB_NAME} in it); create "
                              f"one with Project.create({str(folder)!r}, classes=[...])")
         try:
-            db = Database(path)
+            db = Database(path, synchronous=synchronous)
             tables = {r[0] for r in db.query("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
             raise InputError(f"the project database {path} is corrupted or not a database "
