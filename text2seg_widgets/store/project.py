@@ -58,11 +58,14 @@ class Project(ReviewMixin):
     # ----------------------------------------------------------------- open / create
     @classmethod
     def create(cls, folder: str | Path, classes: Iterable[Any] = (), *,
-               user: str | None = None, synchronous: str = "FULL") -> "Project":
+               user: str | None = None, synchronous: str = "FULL",
+               busy_timeout_s: float = 10.0) -> "Project":
         """Create a new project in ``folder`` (created if missing; must not hold a project).
 
         ``synchronous="NORMAL"`` trades power-cut durability of the last actions for speed
-        (a killed process still loses nothing); see :class:`~.db.Database`."""
+        (a killed process still loses nothing); ``busy_timeout_s``: how long a write waits for
+        another process's write lock (then retried a few times before
+        :class:`~.db.ProjectBusyError`); see :class:`~.db.Database`."""
         folder = Path(folder)
         if (folder / DB_NAME).exists():
             raise InputError(f"{folder} already holds a project; open it with "
@@ -74,7 +77,7 @@ class Project(ReviewMixin):
         except OSError as exc:
             raise InputError(f"cannot create the project folder {folder}: {exc}") from exc
         specs = [_class_spec(c, i) for i, c in enumerate(classes)]
-        db = Database(folder / DB_NAME, synchronous=synchronous)
+        db = Database(folder / DB_NAME, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
         migrate(db.conn)
         project = cls(folder, db, user=user)
         with db.raw() as tx:
@@ -86,7 +89,7 @@ class Project(ReviewMixin):
 
     @classmethod
     def open(cls, folder: str | Path, *, user: str | None = None,
-             synchronous: str = "FULL") -> "Project":
+             synchronous: str = "FULL", busy_timeout_s: float = 10.0) -> "Project":
         """Open an existing project (folder, or its ``project.sqlite``); migrates old schemas."""
         folder = Path(folder)
         if folder.is_file() and folder.name == DB_NAME:
@@ -96,7 +99,7 @@ class Project(ReviewMixin):
             raise InputError(f"{folder} is not a text2seg project (no {DB_NAME} in it); create "
                              f"one with Project.create({str(folder)!r}, classes=[...])")
         try:
-            db = Database(path, synchronous=synchronous)
+            db = Database(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
             tables = {r[0] for r in db.query("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
             raise InputError(f"the project database {path} is corrupted or not a database "

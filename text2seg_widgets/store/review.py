@@ -157,7 +157,8 @@ class ReviewMixin:
             return self._accept_in(tx, candidate_id, class_id, who)
 
     def accept_above(self, image_id: int, min_score: float, user: str | None = None) -> list[int]:
-        """Accept every proposed candidate of the image scoring at least ``min_score`` (one action)."""
+        """Accept every proposed candidate of the image scoring at least ``min_score``, as one
+        undoable action; returns the new annotation ids (highest score first)."""
         who = user or self.user
         with self._db.action(f"accept candidates >= {min_score:g} on image {image_id}",
                              user=who) as tx:
@@ -208,7 +209,8 @@ class ReviewMixin:
     def add_annotations(self, items: Iterable[dict[str, Any]], description: str | None = None,
                         user: str | None = None) -> list[int]:
         """Add many masks as ONE undoable action (e.g. an import). Each item: ``image_id``,
-        ``mask`` (array or RLE), ``class_name``, optional ``source`` (default ``import``), ``score``."""
+        ``mask`` (array or RLE), ``class_name``, optional ``source`` (default ``import``) and
+        ``score``. Empty masks are skipped."""
         who, stamp, rows, images = user or self.user, now(), [], {}
         ids_by_name = {c.name: c.id for c in self.classes}
         for item in items:

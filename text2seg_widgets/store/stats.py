@@ -21,7 +21,8 @@ def _coco(counts: str, height: int, width: int) -> dict[str, Any]:
 
 
 def annotation_candidate_iou(db: Database) -> list[dict[str, Any]]:
-    """One row per annotation that came from a candidate: ids, class, branch, IoU (1.0 = unedited)."""
+    """One row per annotation that came from a candidate: ids, class, branch and IoU between
+    the annotation's mask and the candidate's (1.0 = accepted unedited)."""
     rows = db.query(
         "SELECT a.id AS annotation_id, a.candidate_id, a.counts AS a_counts, a.height, a.width, "
         "c.counts AS c_counts, c.branch, cl.name AS class_name FROM annotations a "
