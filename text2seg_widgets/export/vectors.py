@@ -104,7 +104,9 @@ def export_vectors(project: Project, out: str | Path, *,
             crs={"gpkg": crs if crs is None or crs == "EPSG:4326" else "source CRS (WKT below)",
                  "gpkg_wkt": crs, "geojson": "EPSG:4326"},
             classes=[{"id": c.id, "name": c.name, "color": c.color} for c in project.classes],
-            options={"states": None if states is None else list(states)})
+            options={"states": None if states is None else list(states)},
+            images=[{"image_id": r.id, "path": r.path, "checksum": r.checksum, "crs": r.crs}
+                    for r in images])
 
 
 def _write_geojson_4326(path: Path, by_crs: dict[str, list[dict[str, Any]]]) -> None:
