@@ -43,11 +43,13 @@ def test_create_and_reopen_keeps_classes_images_and_candidates(tmp_path: Path) -
     p.close()
 
 
-def test_store_does_not_import_torch(tmp_path: Path) -> None:
+def test_store_and_export_do_not_import_torch(tmp_path: Path) -> None:
     import subprocess
 
     code = ("import sys; from text2seg_widgets.store import Project; "
-            "import text2seg_widgets.store.stats; print('torch' in sys.modules)")
+            "import text2seg_widgets.store.stats, text2seg_widgets.export; "
+            "import text2seg_widgets.imagery.vectors, text2seg_widgets.imagery.writers; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
