@@ -27,6 +27,9 @@ mask reaches ``t`` and ``max_clicks`` otherwise (and 0 for a ``start="mask"`` ps
 already reaches it); ``ious[k]`` for ``k >= 1`` is the box result. Traces say ``box_only=True``.
 A segmenter is treated as box-only when its ``supports_points`` attribute is False, or when its
 first point prompt raises :class:`InputError`.
+
+Objects come from a class-index map with :func:`label_objects` (connected components per class);
+:func:`attach_pseudo_labels` gives each the best-overlapping proposal as its ``start="mask"`` mask.
 """
 
 from __future__ import annotations
