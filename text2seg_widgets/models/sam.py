@@ -153,29 +153,46 @@ class SamSegmenter:
 
 class _SharedPredictor:
     """What ``SamAutomaticMaskGenerator`` sees as its predictor: the segmenter's own predictor,
-    except that ``set_image`` goes through the segmenter's cache and ``reset_image`` keeps it."""
+    except that ``set_image`` and ``reset_image`` do nothing: :meth:`SamMaskGenerator.generate`
+    sets the image on the segmenter (a no-op when it is already encoded) and keeps the embedding
+    for the detector and heatmap branches."""
 
     def __init__(self, segmenter: SamSegmenter) -> None:
         self._segmenter = segmenter
 
     def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
-        self._segmenter.set_image(np.ascontiguousarray(image))
+        """The segmenter already holds this image's embedding."""
 
     def reset_image(self) -> None:
-        """Keep the embedding: the detector and heatmap branches may still prompt this image."""
+        """Keep the embedding."""
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self._segmenter.predictor, item)
 
 
+def _bbox_xywh(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """COCO-style box of a mask: (x, y, width, height) with width = x_max - x_min + 1."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    return (float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1))
+
+
 class SamMaskGenerator:
     """SAM automatic mask generation (a point grid over the image), sharing ``segmenter``'s
     embedding: generating masks for an image that the segmenter already encoded costs no encoder
-    call. ``min_mask_region_area > 0`` needs OpenCV (``pip install opencv-python-headless``)."""
+    call. ``min_mask_region_area > 0`` needs OpenCV (``pip install opencv-python-headless``).
+
+    ``full_resolution=False`` runs SAM's grid decoding, filtering and NMS at the encoder's input
+    resolution (the image resized so its longest side is the encoder size, e.g. 1024 px for the
+    official models) and upsamples only the kept masks (nearest) to the image size. That is much
+    cheaper for images larger than the encoder input (and for the tiny test models) and loses no
+    information the model has; ``True`` (default) is SAM's own behaviour. Areas
+    (``min_mask_region_area``) are in pixels of the resolution the generator works at."""
 
     def __init__(self, segmenter: SamSegmenter, points_per_side: int = 32, pred_iou_thresh: float = 0.88,
                  stability_score_thresh: float = 0.95, min_mask_region_area: int = 0,
-                 points_per_batch: int = 64, box_nms_thresh: float = 0.7) -> None:
+                 points_per_batch: int = 64, box_nms_thresh: float = 0.7, full_resolution: bool = True) -> None:
         if points_per_side < 1:
             raise InputError(f"points_per_side must be >= 1, got {points_per_side}")
         if min_mask_region_area > 0:
@@ -192,6 +209,7 @@ class SamMaskGenerator:
         self.min_mask_region_area = min_mask_region_area
         self.points_per_batch = points_per_batch
         self.box_nms_thresh = box_nms_thresh
+        self.full_resolution = full_resolution
 
     @property
     def encoder_calls(self) -> int:
@@ -205,14 +223,35 @@ class SamMaskGenerator:
         gen.predictor = _SharedPredictor(self.segmenter)  # type: ignore[assignment]
         return gen
 
+    def _generate_small(self, image: np.ndarray) -> list[tuple[np.ndarray, dict[str, Any]]]:
+        """Masks at the encoder input size (the predictor's ``input_size``), upsampled (nearest)."""
+        from PIL import Image
+
+        pred = self.segmenter.predictor
+        sh, sw = (int(v) for v in pred.input_size)
+        small = np.asarray(Image.fromarray(image).resize((sw, sh), Image.BILINEAR))
+        saved = pred.original_size
+        pred.original_size = (sh, sw)  # predict_torch then returns masks at the small size
+        try:
+            records = self._generator().generate(small)
+        finally:
+            pred.original_size = saved
+        h, w = image.shape[:2]
+        rows = np.minimum((np.arange(h) + 0.5) * sh / h, sh - 1).astype(np.intp)
+        cols = np.minimum((np.arange(w) + 0.5) * sw / w, sw - 1).astype(np.intp)
+        return [(np.asarray(r["segmentation"], dtype=bool)[rows[:, None], cols[None, :]], r) for r in records]
+
     def generate(self, image: np.ndarray) -> list[AutoMask]:
-        """All masks SAM finds on ``image``, sorted by predicted IoU (best first)."""
+        """All masks SAM finds on ``image`` (each (H, W) bool), sorted by predicted IoU (best first)."""
         check_rgb(image, "SAM mask generator")
         seg = self.segmenter
+        seg.set_image(image)  # encodes only if the detector/heatmap branches have not already
         with autocast(seg.device, seg.dtype):
-            records = self._generator().generate(image)
-        masks = [AutoMask(mask=np.asarray(r["segmentation"], dtype=bool), score=float(r["predicted_iou"]),
-                          bbox_xywh=tuple(float(v) for v in r["bbox"]))  # type: ignore[arg-type]
-                 for r in records]
+            if self.full_resolution:
+                pairs = [(np.asarray(r["segmentation"], dtype=bool), r) for r in self._generator().generate(image)]
+            else:
+                pairs = self._generate_small(image)
+        masks = [AutoMask(mask=m, score=float(r["predicted_iou"]), bbox_xywh=_bbox_xywh(m))
+                 for m, r in pairs if m.any()]
         masks.sort(key=lambda m: -m.score)
         return masks

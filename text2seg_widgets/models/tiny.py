@@ -95,6 +95,10 @@ def tiny_sam(seed: int = 0, img_size: int = 256) -> torch.nn.Module:
     decoder = MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=1, embedding_dim=dim,
                                                                                  mlp_dim=64, num_heads=2),
                           transformer_dim=dim, iou_head_depth=2, iou_head_hidden_dim=32)
+    with torch.no_grad():  # no checkerboard: random 2x2 transposed-conv kernels fragment every mask
+        for layer in decoder.output_upscaling:
+            if isinstance(layer, torch.nn.ConvTranspose2d):
+                layer.weight.copy_(layer.weight.mean(dim=(2, 3), keepdim=True).expand_as(layer.weight))
     return Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder).eval()
 
 
@@ -105,11 +109,12 @@ def tiny_sam_segmenter(seed: int = 0, device: str = "cpu") -> Any:
 
 
 def tiny_mask_generator(segmenter: Any, points_per_side: int = 8) -> Any:
-    """Automatic masks over an 8 x 8 grid with the quality filters off (random weights score low)."""
+    """Automatic masks over an 8 x 8 grid with the quality filters off (random weights score low),
+    decoded at the tiny encoder's 256 px input size and upsampled (``full_resolution=False``)."""
     from text2seg_widgets.models.sam import SamMaskGenerator
 
     return SamMaskGenerator(segmenter, points_per_side=points_per_side, pred_iou_thresh=0.0,
-                            stability_score_thresh=0.0, points_per_batch=16)
+                            stability_score_thresh=0.0, points_per_batch=64, full_resolution=False)
 
 
 # -- CLIP --------------------------------------------------------------------------------------
