@@ -18,7 +18,7 @@ CLI_OPTIONS = ["--classes", CLASSES, "--models", "tiny", "--branches", ",".join(
 
 
 def make_settings(**changes: object) -> BatchSettings:
-    config = PipelineConfig(branches=BRANCHES, **changes.pop("config", {}))  # type: ignore[arg-type]
+    config = PipelineConfig(**{"branches": BRANCHES, **changes.pop("config", {})})  # type: ignore[dict-item]
     options = dict(classes=ClassSet.parse(CLASSES, background=True), models="tiny", config=config,
                    device="cpu", tile_size=TILE, overlap=OVERLAP)
     options.update(changes)
