@@ -198,3 +198,28 @@ def test_real_naip_false_colour(shared_data, tmp_path):
     gdf = gpd.read_file(out.vectors)
     assert gdf.crs.to_epsg() == 26914 and (gdf["area_px"] >= 25).all()
     np.testing.assert_allclose(gdf.geometry.area, gdf["area_px"] * 25.0)
+
+
+def test_target_gsd_resamples_tiles_and_returns_to_the_source_grid(tmp_path):
+    rects = [(20, 20, 40, 30), (100, 130, 200, 60)]   # even edges: exact at half resolution
+    path = write_raster(tmp_path / "g.tif", 400, 250, rects=rects)   # 0.5 m pixels
+    pipe = FakePipeline()
+    out = segment_scene(path, pipe, tmp_path / "o", tile_size=64, overlap=8, gsd=1.0, progress=False)
+    assert max(max(s[:2]) for s in pipe.calls) == 64      # the models saw 1 m tiles of 64 px
+    assert out.n_tiles == 3 * 4     # 128 source px per tile, 16 px overlap: x 0,112,224,272; y 0,112,122
+    with rasterio.open(out.labels_tif) as ds:
+        labels = ds.read(1)
+        assert (ds.width, ds.height) == (400, 250) and ds.transform == UTM_TRANSFORM
+    expected = np.zeros((250, 400), np.uint8)
+    for x, y, w, h in rects:
+        expected[y:y + h, x:x + w] = 1
+    np.testing.assert_array_equal(labels, expected)
+    assert sorted(c.area for c in out.candidates) == [1200, 12000]
+    settings = json.loads(out.candidates_json.read_text())["settings"]
+    assert settings["gsd"] == 1.0 and settings["resample_factor"] == 0.5
+
+
+def test_gsd_needs_a_crs(tmp_path):
+    path = write_raster(tmp_path / "p.tif", 64, 64, crs=None, transform=None)
+    with pytest.raises(InputError, match="georeferenced"):
+        segment_scene(path, FakePipeline(), tmp_path / "o", gsd=1.0, progress=False)

@@ -13,11 +13,13 @@ label raster exactly (keep-the-centre hard stitching), one window at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import numpy as np
 from rasterio.windows import Window
 
 from text2seg_widgets.errors import InputError
 
-__all__ = ["Tile", "axis_offsets", "axis_cores", "tile_grid", "check_tiling"]
+__all__ = ["Tile", "axis_offsets", "axis_cores", "tile_grid", "check_tiling", "gsd_factor", "source_tiling",
+           "resize_nearest"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,26 @@ def tile_grid(width: int, height: int, tile_size: int = 1024, overlap: int = 128
             tiles.append(Tile(len(tiles), r, c, Window(x, y, tw, th), Window(cx0, cy0, cx1 - cx0, cy1 - cy0)))
     return tiles
 
+
+
+def gsd_factor(res: float, gsd: float | None) -> float:
+    """Scale from source pixels to model pixels for a target ground sampling distance (1 = none)."""
+    if gsd is None:
+        return 1.0
+    if not gsd > 0 or not res > 0:
+        raise InputError(f"target GSD must be a positive number of CRS units per pixel, got {gsd}")
+    return float(res) / float(gsd)
+
+
+def source_tiling(tile_size: int, overlap: int, factor: float) -> tuple[int, int]:
+    """Tile size and overlap in source pixels so that a resampled tile is ``tile_size`` model pixels."""
+    size = max(1, int(round(tile_size / factor)))
+    return size, min(size - 1, int(round(overlap / factor)))
+
+
+def resize_nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of the last two axes to ``shape`` (pixel centres map to pixel centres)."""
+    h, w = array.shape[-2:]
+    rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(np.int64), w - 1)
+    return array[..., rows[:, None], cols[None, :]]

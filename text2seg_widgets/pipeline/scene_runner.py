@@ -42,7 +42,8 @@ from text2seg_widgets.imagery.render import PreviewCanvas, overlay_with_legend
 from text2seg_widgets.imagery.scene import Scene, open_scene
 from text2seg_widgets.imagery.stitching import SoftStitcher
 from text2seg_widgets.imagery.stretch import STRETCH_METHODS, Stretch, compute_stretch, load_stretch
-from text2seg_widgets.imagery.tiling import Tile, check_tiling, tile_grid
+from text2seg_widgets.imagery.tiling import (Tile, check_tiling, gsd_factor, resize_nearest, source_tiling,
+                                             tile_grid)
 from text2seg_widgets.imagery.vectors import raster_to_records, write_features
 from text2seg_widgets.imagery.writers import NODATA, LabelRasterWriter
 from text2seg_widgets.pipeline.candidate import Candidate, rle_bbox
@@ -120,16 +121,29 @@ def _check_args(scene: Scene, tile_size: int, overlap: int, vectors: str | None,
         raise InputError(f"stitch must be 'hard' (keep the centre) or 'soft' (blended scores), got {stitch!r}")
 
 
+def _gsd_factor(scene: Scene, gsd: float | None) -> float:
+    if gsd is not None and not scene.is_georeferenced:
+        raise InputError(f"gsd={gsd} needs a georeferenced scene, and {scene.path.name} has no CRS; "
+                         "leave gsd unset for plain images")
+    return gsd_factor(scene.res[0], gsd)
+
+
 def _tile_pieces(result: Any, tile: Tile, valid: np.ndarray, scene: Scene) -> list[Piece]:
     x, y = tile.offset
     th, tw = valid.shape
     pieces = []
     for cand in result.candidates:
-        bx, by, bw, bh = (int(v) for v in cand.bbox)
+        full = cand.mask()
+        if full.shape != valid.shape:  # the tile was resampled to a target GSD
+            full = resize_nearest(full, valid.shape)
+            bx = by = 0
+            bh, bw = full.shape
+        else:
+            bx, by, bw, bh = (int(v) for v in cand.bbox)
         if bw <= 0 or bh <= 0:
             continue
         rows, cols = slice(by, by + bh), slice(bx, bx + bw)
-        mask = cand.mask()[rows, cols] & valid[rows, cols]
+        mask = full[rows, cols] & valid[rows, cols]
         piece = piece_from_tile_mask(mask, x, y, scene.width, scene.height, key=cand.class_name,
                                      score=cand.score, payload=(cand, tile.index), source=tile.index,
                                      tile_size=(tw, th), at=(bx, by))
@@ -138,12 +152,25 @@ def _tile_pieces(result: Any, tile: Tile, valid: np.ndarray, scene: Scene) -> li
     return pieces
 
 
-def _process_tile(scene: Scene, pipeline: _Pipeline, tile: Tile, stretch: Stretch, state: _RunState,
-                  writer: LabelRasterWriter, soft: SoftStitcher | None, preview: PreviewCanvas,
-                  max_nodata_fraction: float) -> None:
+def _read_tile(scene: Scene, tile: Tile, stretch: Stretch, factor: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(model rgb, source-resolution rgb, source-resolution valid mask)`` of a tile."""
     data = scene.read(tile.window, scene.bands)
     valid = scene.valid_mask(tile.window, scene.bands, data=data)
     rgb = stretch.apply(data, valid)
+    if factor == 1.0:
+        return rgb, rgb, valid
+    h, w = valid.shape
+    shape = (max(MIN_SIDE, round(h * factor)), max(MIN_SIDE, round(w * factor)))
+    model_data = scene.read(tile.window, scene.bands, out_shape=shape)
+    model_valid = scene.valid_mask(tile.window, scene.bands, out_shape=shape)
+    return stretch.apply(model_data, model_valid), rgb, valid
+
+
+def _process_tile(scene: Scene, pipeline: _Pipeline, tile: Tile, stretch: Stretch, state: _RunState,
+                  writer: LabelRasterWriter, soft: SoftStitcher | None, preview: PreviewCanvas,
+                  max_nodata_fraction: float, factor: float = 1.0) -> None:
+    model_rgb, rgb, valid = _read_tile(scene, tile, stretch, factor)
     rs, cs = tile.core_slices
     core_x, core_y = int(tile.core.col_off), int(tile.core.row_off)
     if 1.0 - float(valid.mean()) > max_nodata_fraction:
@@ -151,10 +178,13 @@ def _process_tile(scene: Scene, pipeline: _Pipeline, tile: Tile, stretch: Stretc
         labels = np.full(valid.shape, NODATA, np.uint8)
         scores = None
     else:
-        result = pipeline.run(rgb)
-        labels = np.asarray(result.label_map, np.uint8).copy()
-        labels[~valid] = NODATA
+        result = pipeline.run(model_rgb)
+        labels = np.asarray(result.label_map, np.uint8)
         scores = result.score_maps
+        if labels.shape != valid.shape:
+            labels, scores = resize_nearest(labels, valid.shape), resize_nearest(np.asarray(scores), valid.shape)
+        labels = labels.copy()
+        labels[~valid] = NODATA
         state.pieces.extend(_tile_pieces(result, tile, valid, scene))
     preview.paste(core_x, core_y, rgb=rgb[rs, cs])
     if soft is None:
@@ -215,12 +245,15 @@ def segment_scene(path: str | os.PathLike, pipeline: _Pipeline, out_dir: str | o
                   stretch: Stretch | dict | str | os.PathLike | None = None, vectors: str | None = None,
                   min_area_px: int = 16, progress: bool = True, stitch: str = "hard",
                   max_nodata_fraction: float = 0.95, png_max_pixels: int = PNG_MAX_PIXELS,
-                  preview_max_side: int = 2048) -> SceneOutputs:
+                  preview_max_side: int = 2048, gsd: float | None = None) -> SceneOutputs:
     """Segment the scene at ``path`` tile by tile and write the outputs to ``out_dir`` (module docs).
 
     ``bands``: preset or 1-based indices (see :mod:`text2seg_widgets.imagery.bands`); ``stretch``:
     None (computed once for the scene), a method name, a :class:`Stretch`, its dict or a
     ``stretch.json`` path; ``vectors``: None, ``"gpkg"`` or ``"geojson"``, sieved to ``min_area_px``.
+    ``gsd``: resample every tile to this ground sampling distance (CRS units per pixel) before the
+    models see it; ``tile_size``/``overlap`` are then in resampled pixels, and results come back to
+    the source grid (nearest neighbour), so the outputs always match the source raster.
     """
     start = time.perf_counter()
     out = Path(out_dir)
@@ -231,7 +264,8 @@ def segment_scene(path: str | os.PathLike, pipeline: _Pipeline, out_dir: str | o
         st = _resolve_stretch(scene, stretch)
         scene.stretch = st
         st.save(out / "stretch.json")
-        tiles = tile_grid(scene.width, scene.height, tile_size, overlap)
+        factor = _gsd_factor(scene, gsd)
+        tiles = tile_grid(scene.width, scene.height, *source_tiling(tile_size, overlap, factor))
         state = _RunState()
         preview = PreviewCanvas(scene.width, scene.height, preview_max_side)
         soft = SoftStitcher(tiles, scene.width, scene.height, len(names) + 1, ramp=max(1, overlap // 2)) \
@@ -239,9 +273,10 @@ def segment_scene(path: str | os.PathLike, pipeline: _Pipeline, out_dir: str | o
         with LabelRasterWriter(out / "labels.tif", scene.width, scene.height, scene.crs, scene.transform,
                                names, colors, NODATA) as writer:
             for tile in tqdm(tiles, disable=not progress, file=sys.stderr, unit="tile", desc=scene.path.name):
-                _process_tile(scene, pipeline, tile, st, state, writer, soft, preview, max_nodata_fraction)
+                _process_tile(scene, pipeline, tile, st, state, writer, soft, preview, max_nodata_fraction, factor)
         cands = _merge_candidates(state.pieces, scene.width, scene.height, names)
         settings = {"bands": list(scene.bands), "tile_size": tile_size, "overlap": overlap, "stitch": stitch,
+                    "gsd": gsd, "resample_factor": factor,
                     "n_tiles": len(tiles), "n_tiles_skipped": state.skipped, "min_area_px": min_area_px}
         _write_candidates(out / "candidates.json", scene, cands, names, colors, settings)
         labels_png = _write_pictures(out, scene, preview, names, colors, png_max_pixels)
