@@ -99,7 +99,7 @@ class LiteMedSamSegmenter:
             return
         pixels, resized = self.preprocess(image)
         with autocast(self.device, self.dtype):
-            self._embedding = self.model.image_encoder(pixels.to(self.device))
+            self._embedding = self.model.image_encoder(pixels.to(self.device)).float()  # decoder in float32
         self._key, self._resized_hw = key, resized
         self.encoder_calls += 1
 
@@ -110,7 +110,7 @@ class LiteMedSamSegmenter:
     def _decode(self, boxes: np.ndarray, mask_input: torch.Tensor | None,
                 multimask: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         box_t = torch.as_tensor(boxes * self.scale, dtype=torch.float32, device=self.device)[:, None, :]
-        with autocast(self.device, self.dtype):
+        with torch.inference_mode():
             sparse, dense = self.model.prompt_encoder(points=None, boxes=box_t, masks=mask_input)
             low, iou = self.model.mask_decoder(
                 image_embeddings=self._embedding, image_pe=self.model.prompt_encoder.get_dense_pe(),

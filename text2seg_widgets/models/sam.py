@@ -86,6 +86,9 @@ class SamSegmenter:
             return
         with autocast(self.device, self.dtype):
             self.predictor.set_image(image, image_format="RGB")
+            # only the encoder runs in reduced precision: the decoder is cheap and float32 keeps
+            # every later step (mask generation, NMS, stability scores) in one dtype
+            self.predictor.features = self.predictor.features.float()
         self._key = key
         self.encoder_calls += 1
         log.debug("%s: encoded a %dx%d image", self.name, image.shape[1], image.shape[0])
@@ -125,7 +128,7 @@ class SamSegmenter:
         if box is not None:
             b = check_box(box, hw, "SAM")[:1]
             box_t = torch.as_tensor(transform.apply_boxes(b, hw), dtype=torch.float32, device=self.device)
-        with autocast(self.device, self.dtype):
+        with torch.inference_mode():
             masks, scores, low = self.predictor.predict_torch(
                 coords, labels, boxes=box_t, mask_input=self._mask_input(mask_input), multimask_output=multimask)
         return MaskPrediction(masks=masks[0].cpu().numpy().astype(bool),
@@ -142,7 +145,7 @@ class SamSegmenter:
         out_m, out_s, out_l = [], [], []
         for start in range(0, len(arr), _BOX_CHUNK):
             chunk = torch.as_tensor(arr[start:start + _BOX_CHUNK], dtype=torch.float32, device=self.device)
-            with autocast(self.device, self.dtype):
+            with torch.inference_mode():
                 tb = self.predictor.transform.apply_boxes_torch(chunk, hw)
                 masks, scores, low = self.predictor.predict_torch(None, None, boxes=tb, multimask_output=False)
             out_m.append(masks[:, 0].cpu().numpy().astype(bool))
@@ -246,7 +249,7 @@ class SamMaskGenerator:
         check_rgb(image, "SAM mask generator")
         seg = self.segmenter
         seg.set_image(image)  # encodes only if the detector/heatmap branches have not already
-        with autocast(seg.device, seg.dtype):
+        with torch.inference_mode():
             if self.full_resolution:
                 pairs = [(np.asarray(r["segmentation"], dtype=bool), r) for r in self._generator().generate(image)]
             else:
