@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.tiny_models import count_forwards, synthetic_rgb
-from text2seg_widgets.errors import InputError, UnknownModelError
+from text2seg_widgets.errors import InputError, MissingWeightsError, UnknownModelError
 from text2seg_widgets.models.clip import OpenClipScorer, feature_surgery, heatmap_points, surgery_forward
 from text2seg_widgets.models.protocols import ClipScorer
 from text2seg_widgets.models.tiny import tiny_clip, write_tiny_clip_dir
@@ -148,3 +148,6 @@ def test_unknown_names_fail_clearly(tmp_path):
         OpenClipScorer.from_name("ViT-Nonexistent-99", device="cpu")
     with pytest.raises(InputError, match="not found"):
         OpenClipScorer.from_name(f"local-dir:{tmp_path / 'nowhere'}", device="cpu")
+    # tests run with HF_HUB_OFFLINE=1: an uncached hub model fails fast with the way out
+    with pytest.raises(MissingWeightsError, match="local-dir:"):
+        OpenClipScorer.from_name("hf-hub:example-org/not-cached-clip", device="cpu")

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from text2seg_widgets.errors import InputError, UnknownModelError
+from text2seg_widgets.errors import InputError, MissingWeightsError, UnknownModelError
 from text2seg_widgets.models._validate import check_rgb
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
 
@@ -180,6 +180,11 @@ class OpenClipScorer:
         except (FileNotFoundError, ValueError) as exc:
             raise InputError(f"cannot load the open_clip model {model_name!r}: {exc}") from exc
         except RuntimeError as exc:
+            if model_name.startswith("hf-hub:"):
+                raise MissingWeightsError(
+                    f"cannot load {model_name}: it is not in the local Hugging Face cache and the hub is not "
+                    f"reachable ({exc}). On a connected machine load it once (or download the repo) and "
+                    "use 'local-dir:/path/to/folder' here") from exc
             if "not found" in str(exc).lower():
                 raise UnknownModelError(f"open_clip does not know the model {model_name!r}; see "
                                         "open_clip.list_models() or use hf-hub:/local-dir: sources") from exc
