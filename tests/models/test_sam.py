@@ -149,6 +149,12 @@ def test_bad_prompts_raise_input_error(seg, tiny_image):
         seg.predict(box=np.array([np.nan, 0, 5, 5]))
     with pytest.raises(InputError, match="x1 >= x0"):
         seg.predict_boxes(np.array([[50, 0, 10, 5]]))
+    with pytest.raises(InputError, match="outside"):
+        seg.predict(points=np.array([[10.0, 500.0]]), point_labels=np.array([1]))
+    with pytest.raises(InputError, match="use predict_boxes"):
+        seg.predict(box=np.array([[0, 0, 5, 5], [1, 1, 6, 6]]))
+    edge = seg.predict(points=np.array([[200.0, 120.0]]), point_labels=np.array([1]))  # (W, H) itself is fine
+    assert edge.masks.shape == (1, 120, 200)
     with pytest.raises(InputError, match="labels"):
         seg.predict(points=np.array([[1.0, 2.0]]), point_labels=np.array([2]))
     with pytest.raises(InputError, match="mask_input"):

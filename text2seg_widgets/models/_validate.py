@@ -53,7 +53,8 @@ def check_box(box: np.ndarray, hw: tuple[int, int], who: str = "model") -> np.nd
 
 def check_points(points: np.ndarray, labels: np.ndarray | None, hw: tuple[int, int],
                  who: str = "model") -> tuple[np.ndarray, np.ndarray]:
-    """(N, 2) xy float points clipped to the image and (N,) int labels (1 positive, 0 negative)."""
+    """(N, 2) xy float points inside the image (x in 0..W, y in 0..H, clipped to the last pixel) and
+    (N,) int labels (1 positive, 0 negative); a point outside the image raises."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(pts)):
         raise InputError(f"{who}: point coordinates must be finite numbers")
@@ -63,6 +64,10 @@ def check_points(points: np.ndarray, labels: np.ndarray | None, hw: tuple[int, i
     if not np.all(np.isin(lab, (0, 1))):
         raise InputError(f"{who}: point labels must be 1 (positive) or 0 (negative), got {sorted(set(lab.tolist()))}")
     h, w = hw
+    outside = (pts[:, 0] < 0) | (pts[:, 0] > w) | (pts[:, 1] < 0) | (pts[:, 1] > h)
+    if np.any(outside):
+        raise InputError(f"{who}: point {pts[outside][0].tolist()} lies outside the {w}x{h} image; "
+                         "give points as (x, y) pixel coordinates of the image")
     pts[:, 0] = pts[:, 0].clip(0, w - 1)
     pts[:, 1] = pts[:, 1].clip(0, h - 1)
     return pts, lab

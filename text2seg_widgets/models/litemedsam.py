@@ -137,7 +137,10 @@ class LiteMedSamSegmenter:
                 raise InputError(f"mask_input must be LiteMedSAM low-res logits of shape (1, {SIZE}, {SIZE}), "
                                  f"got {arr.shape}")
             mask_t = torch.as_tensor(arr.reshape(-1, SIZE, SIZE)[:1][None], device=self.device)
-        masks, iou, low = self._decode(check_box(box, hw, "LiteMedSAM")[:1], mask_t, multimask)
+        boxes = check_box(box, hw, "LiteMedSAM")
+        if len(boxes) != 1:
+            raise InputError(f"predict takes one box, got {len(boxes)}; use predict_boxes for several boxes")
+        masks, iou, low = self._decode(boxes, mask_t, multimask)
         return MaskPrediction(masks=masks[0].cpu().numpy(), scores=iou[0].cpu().numpy(),
                               low_res_logits=low[0].cpu().numpy())
 

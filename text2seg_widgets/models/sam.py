@@ -126,7 +126,9 @@ class SamSegmenter:
                                      device=self.device)[None]
             labels = torch.as_tensor(lab, dtype=torch.int64, device=self.device)[None]
         if box is not None:
-            b = check_box(box, hw, "SAM")[:1]
+            b = check_box(box, hw, "SAM")
+            if len(b) != 1:
+                raise InputError(f"predict takes one box, got {len(b)}; use predict_boxes for several boxes")
             box_t = torch.as_tensor(transform.apply_boxes(b, hw), dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             masks, scores, low = self.predictor.predict_torch(
