@@ -40,7 +40,7 @@ from text2seg_widgets.errors import InputError, require
 from text2seg_widgets.pipeline.candidate import Candidate
 from text2seg_widgets.store import Project
 
-__all__ = ["RayEngine", "SceneWorker", "check_address", "worker_resources"]
+__all__ = ["RayEngine", "SceneWorker", "check_address", "worker_resources", "init_local"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,20 @@ def worker_resources(total_cpus: float, total_gpus: float, device: str, workers:
         raise InputError(f"workers must be at least 1, got {workers}")
     cpus = cpus_per_worker or max(0.25, math.floor(4 * max(total_cpus - 1, 1) / n) / 4)
     return n, float(cpus), 0.0
+
+
+def init_local(ray: Any, attempts: int = 2, **options: Any) -> None:
+    """``ray.init(**options)`` on this machine; a start that times out (an overloaded machine: Ray
+    waits a fixed 30 s for its own processes) is tried once more."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(logging_level=logging.WARNING, include_dashboard=False, **options)
+            return
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for this
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise
+            log.warning("local Ray did not start in time (%s); trying again", exc)
+            ray.shutdown()
 
 
 class SceneWorker:
@@ -160,16 +174,17 @@ class RayEngine:
     def connect(self) -> Any:
         """``ray`` initialised: the cluster at ``address``, else the running or a new local instance."""
         ray = require("ray", "ray")
+        if self.address:
+            check_address(self.address, self.connect_timeout)
         if ray.is_initialized():
             return ray
         if self.address:
-            check_address(self.address, self.connect_timeout)
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError) as exc:
                 raise InputError(f"could not join the Ray cluster at {self.address}: {exc}") from exc
         else:
-            ray.init(logging_level=logging.WARNING, include_dashboard=False)
+            init_local(ray)
         return ray
 
     def manifest(self, resources: tuple[int, float, float]) -> dict[str, Any]:
