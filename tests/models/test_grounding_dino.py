@@ -95,6 +95,8 @@ def test_bad_input(det, tiny_image):
         det.detect(tiny_image, "building")
     with pytest.raises(InputError, match="RGB"):
         det.detect(tiny_image[..., 0], PHRASES)
+    with pytest.raises(InputError, match="at most 128"):  # the tiny model reads 128 tokens
+        det.detect(tiny_image, [f"building number {i}" for i in range(60)])
 
 
 def test_local_folder_round_trip(det, tiny_image, tmp_path):

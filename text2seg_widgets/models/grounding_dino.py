@@ -96,6 +96,10 @@ class GroundingDinoDetector:
     def _forward(self, image: np.ndarray, caption: str) -> tuple[Any, list[int]]:
         inputs = self.processor(images=image, text=caption, return_tensors="pt")
         ids = inputs["input_ids"][0].tolist()
+        limit = int(getattr(self.model.config, "max_text_len", 256))
+        if len(ids) > limit:
+            raise InputError(f"the phrases make a caption of {len(ids)} tokens but Grounding DINO reads at most "
+                             f"{limit}; use fewer or shorter phrases (or detect in several calls)")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         with autocast(self.device, self.dtype):
             outputs = self.model(**inputs)
