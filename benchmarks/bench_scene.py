@@ -79,6 +79,12 @@ class _FakePipeline:
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM). ru_maxrss is not used: on Linux it keeps the
+    parent's peak across fork + exec, so the generator's memory would leak into the number."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from text2seg_widgets.imagery.instances import (crop_to_scene_rle, merge_pieces, piece_from_tile_mask,
+from text2seg_widgets.imagery.instances import (crop_to_scene_rle, merge_pieces, piece_from_tile_mask, union_rle,
                                                 union_of)
 from text2seg_widgets.pipeline.candidate import mask_to_rle, rle_area, rle_to_mask
 
@@ -96,3 +96,20 @@ def test_partial_duplicate_joins_the_full_object():
     x0, y0, m = union_of([a, b])
     assert (x0, y0, int(m.sum())) == (30, 5, 250)
     assert rle_to_mask(crop_to_scene_rle(m, x0, y0, 40, 100)).sum() == 250
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_union_rle_equals_dense_union(data):
+    height, width = data.draw(st.integers(2, 30)), data.draw(st.integers(2, 30))
+    pieces, full = [], np.zeros((height, width), bool)
+    for k in range(data.draw(st.integers(1, 4))):
+        h, w = data.draw(st.integers(1, height)), data.draw(st.integers(1, width))
+        y0, x0 = data.draw(st.integers(0, height - h)), data.draw(st.integers(0, width - w))
+        crop = np.array(data.draw(st.lists(st.booleans(), min_size=h * w, max_size=h * w)), bool).reshape(h, w)
+        crop[0, 0] = True
+        p = piece_from_tile_mask(crop, x0, y0, width, height, key="a", score=1.0, tile_size=(w, h))
+        pieces.append(p)
+        full[y0:y0 + h, x0:x0 + w] |= crop
+    rle, area = union_rle(pieces, height, width)
+    assert rle == mask_to_rle(full) and area == int(full.sum())

@@ -15,13 +15,14 @@ of neighbouring tiles are merged by :func:`merge_pieces`, comparing only pairs w
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-__all__ = ["Piece", "piece_from_tile_mask", "merge_pieces", "union_of", "crop_to_scene_rle",
+__all__ = ["Piece", "piece_from_tile_mask", "merge_pieces", "union_of", "union_rle", "crop_to_scene_rle",
            "encode_crop", "decode_crop"]
 
 
@@ -101,55 +102,57 @@ def _union_box(pieces: Sequence[Piece]) -> tuple[int, int, int, int]:
             max(p.box[2] for p in pieces), max(p.box[3] for p in pieces))
 
 
-def _place(piece: Piece, box: tuple[int, int, int, int], out: np.ndarray | None = None,
-           crop: np.ndarray | None = None) -> np.ndarray:
+def _in_window(piece: Piece, crop: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The piece's mask inside the scene window ``box`` (zeros where the piece has no pixels)."""
     x0, y0, x1, y1 = box
-    if out is None:
-        out = np.zeros((y1 - y0, x1 - x0), bool)
-    ry, rx = piece.y0 - y0, piece.x0 - x0
-    out[ry:ry + piece.h, rx:rx + piece.w] |= decode_crop(piece.rle) if crop is None else crop
+    out = np.zeros((y1 - y0, x1 - x0), bool)
+    sx0, sy0 = max(x0, piece.x0), max(y0, piece.y0)
+    sx1, sy1 = min(x1, piece.box[2]), min(y1, piece.box[3])
+    if sx0 < sx1 and sy0 < sy1:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = crop[sy0 - piece.y0:sy1 - piece.y0,
+                                                         sx0 - piece.x0:sx1 - piece.x0]
     return out
 
 
-def _edge_contact(a: np.ndarray, b: np.ndarray, cut: tuple[str, int, int], box: tuple[int, int, int, int],
-                  contact: float) -> bool:
-    """Does ``b`` cover or continue ``a``'s pixels on ``a``'s cut line?"""
+def _edge_contact(a: Piece, a_crop: np.ndarray, ma: np.ndarray, mb: np.ndarray,
+                  cut: tuple[str, int, int], win: tuple[int, int, int, int], contact: float) -> bool:
+    """Does ``b`` cover or continue ``a``'s pixels on ``a``'s cut line? (``ma``/``mb`` in ``win``)"""
     axis, line, side = cut
     if axis == "x":
-        k = line - box[0]
-        if not 0 <= k < a.shape[1]:
-            return False
-        a_line, b_same = a[:, k], b[:, k]
-        nb = k + side
-        b_next = b[:, nb] if 0 <= nb < b.shape[1] else np.zeros_like(b_same)
+        n_edge = int(a_crop[:, line - a.x0].sum())
+        k, a_w, b_w = line - win[0], ma, mb
     else:
-        k = line - box[1]
-        if not 0 <= k < a.shape[0]:
-            return False
-        a_line, b_same = a[k], b[k]
-        nb = k + side
-        b_next = b[nb] if 0 <= nb < b.shape[0] else np.zeros_like(b_same)
-    n_edge = int(a_line.sum())
-    if n_edge == 0:
+        n_edge = int(a_crop[line - a.y0].sum())
+        k, a_w, b_w = line - win[1], ma.T, mb.T
+    if n_edge == 0 or not 0 <= k < a_w.shape[1]:
         return False
-    hits = int((a_line & (b_same | b_next)).sum())
+    near = b_w[:, k].copy()
+    if 0 <= k + side < b_w.shape[1]:
+        near |= b_w[:, k + side]
+    hits = int((a_w[:, k] & near).sum())
     return hits >= max(1, contact * n_edge)
 
 
 def _should_merge(a: Piece, b: Piece, iou: float, ios: float, contact: float,
                   crops: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Compare two pieces inside the intersection of their boxes grown by one pixel: never more
+    than a tile's worth of pixels, however large the objects are."""
+    ux0, uy0, ux1, uy1 = _union_box([a, b])
+    win = (max(max(a.x0, b.x0) - 1, ux0), max(max(a.y0, b.y0) - 1, uy0),
+           min(min(a.box[2], b.box[2]) + 1, ux1), min(min(a.box[3], b.box[3]) + 1, uy1))
+    if win[2] <= win[0] or win[3] <= win[1]:
+        return False
     overlapping = a.x0 < b.box[2] and b.x0 < a.box[2] and a.y0 < b.box[3] and b.y0 < a.box[3]
     if not overlapping and not (a.cuts or b.cuts):
         return False
-    box = _union_box([a, b])
-    ma, mb = _place(a, box, crop=crops[0]), _place(b, box, crop=crops[1])
+    ma, mb = _in_window(a, crops[0], win), _in_window(b, crops[1], win)
     inter = int((ma & mb).sum())
     if inter:
         union = a.area + b.area - inter
         if inter / max(union, 1) >= iou or inter / max(min(a.area, b.area), 1) >= ios:
             return True
-    return (any(_edge_contact(ma, mb, cut, box, contact) for cut in a.cuts)
-            or any(_edge_contact(mb, ma, cut, box, contact) for cut in b.cuts))
+    return (any(_edge_contact(a, crops[0], ma, mb, cut, win, contact) for cut in a.cuts)
+            or any(_edge_contact(b, crops[1], mb, ma, cut, win, contact) for cut in b.cuts))
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -159,31 +162,41 @@ def _find(parent: list[int], i: int) -> int:
     return i
 
 
+class _CropCache:
+    """A few recently decoded crops (each at most a tile), so memory stays bounded by the tile."""
+
+    def __init__(self, pieces: Sequence[Piece], capacity: int = 8) -> None:
+        self.pieces, self.capacity = pieces, capacity
+        self._items: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        if k in self._items:
+            self._items.move_to_end(k)
+            return self._items[k]
+        crop = decode_crop(self.pieces[k].rle)
+        self._items[k] = crop
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return crop
+
+
 def merge_pieces(pieces: Sequence[Piece], *, iou: float = 0.5, ios: float = 0.8,
                  contact: float = 0.25) -> list[list[int]]:
     """Groups (lists of indices into ``pieces``) of pieces that are one object (see module docs)."""
     parent = list(range(len(pieces)))
     order = sorted(range(len(pieces)), key=lambda i: (pieces[i].key, pieces[i].x0))
     active: list[int] = []
-    crops: dict[int, np.ndarray] = {}  # decoded crops of the active sweep window only
-
-    def crop(k: int) -> np.ndarray:
-        if k not in crops:
-            crops[k] = decode_crop(pieces[k].rle)
-        return crops[k]
-
+    crops = _CropCache(pieces)
     for i in order:
         p = pieces[i]
         # boxes touching or overlapping (one pixel of slack so adjacent cut pieces are compared)
         active = [j for j in active if pieces[j].key == p.key and pieces[j].box[2] + 1 >= p.x0]
-        for k in [k for k in crops if k not in active]:
-            del crops[k]
         for j in active:
             q = pieces[j]
             if q.box[1] > p.box[3] or p.box[1] > q.box[3] or (p.source >= 0 and p.source == q.source):
                 continue
             if _find(parent, i) != _find(parent, j) and _should_merge(p, q, iou, ios, contact,
-                                                                      (crop(i), crop(j))):
+                                                                      (crops[i], crops[j])):
                 parent[_find(parent, i)] = _find(parent, j)
         active.append(i)
     groups: dict[int, list[int]] = {}
@@ -193,35 +206,33 @@ def merge_pieces(pieces: Sequence[Piece], *, iou: float = 0.5, ios: float = 0.8,
 
 
 def union_of(pieces: Sequence[Piece]) -> tuple[int, int, np.ndarray]:
-    """``(x0, y0, mask)`` of the union of ``pieces`` in their union window."""
+    """``(x0, y0, mask)`` of the union of ``pieces`` in their union window (dense: small groups only;
+    :func:`union_rle` never builds the window)."""
     box = _union_box(pieces)
     out = np.zeros((box[3] - box[1], box[2] - box[0]), bool)
     for p in pieces:
-        _place(p, box, out)
+        out[p.y0 - box[1]:p.box[3] - box[1], p.x0 - box[0]:p.box[2] - box[0]] |= decode_crop(p.rle)
     return box[0], box[1], out
 
 
-def crop_to_scene_rle(mask: np.ndarray, x0: int, y0: int, height: int, width: int) -> dict[str, Any]:
-    """COCO compressed RLE (``counts`` str, ``size`` [height, width]) of a crop placed at ``(x0, y0)``.
-
-    Built from the crop's runs (column-major, as COCO counts pixels), never from a scene-sized array.
-    """
-    mask = np.asarray(mask, bool)
-    h, w = mask.shape
-    if x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
-        raise ValueError(f"crop {w}x{h} at ({x0}, {y0}) does not fit a {width}x{height} scene")
-    total = int(height) * int(width)
+def _crop_runs(mask: np.ndarray, x0: int, y0: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start/end (exclusive) of the foreground runs of a crop, as column-major scene offsets."""
     d = np.diff(mask.T.astype(np.int8), axis=1, prepend=0, append=0)  # (w, h + 1), per column
     sc, sr = np.nonzero(d == 1)
     ec, er = np.nonzero(d == -1)
     starts = (x0 + sc).astype(np.int64) * height + y0 + sr
     ends = (x0 + ec).astype(np.int64) * height + y0 + er
-    if len(starts) > 1:  # runs that continue from the bottom of one column to the top of the next
+    return starts, ends
+
+
+def _runs_to_rle(starts: np.ndarray, ends: np.ndarray, height: int, width: int) -> dict[str, Any]:
+    """COCO compressed RLE from sorted, disjoint runs (touching runs are joined)."""
+    total = int(height) * int(width)
+    if len(starts) > 1:
         join = ends[:-1] == starts[1:]
         if join.any():
-            keep_s = np.concatenate([[True], ~join])
-            keep_e = np.concatenate([~join, [True]])
-            starts, ends = starts[keep_s], ends[keep_e]
+            starts = starts[np.concatenate([[True], ~join])]
+            ends = ends[np.concatenate([~join, [True]])]
     if len(starts) == 0:
         counts = [total]
     else:
@@ -233,3 +244,36 @@ def crop_to_scene_rle(mask: np.ndarray, x0: int, y0: int, height: int, width: in
     rle = mask_utils.frPyObjects({"counts": counts, "size": [int(height), int(width)]}, int(height), int(width))
     c = rle["counts"]
     return {"size": [int(height), int(width)], "counts": c.decode("ascii") if isinstance(c, bytes) else c}
+
+
+def crop_to_scene_rle(mask: np.ndarray, x0: int, y0: int, height: int, width: int) -> dict[str, Any]:
+    """COCO compressed RLE (``counts`` str, ``size`` [height, width]) of a crop placed at ``(x0, y0)``.
+
+    Built from the crop's runs (column-major, as COCO counts pixels), never from a scene-sized array.
+    """
+    mask = np.asarray(mask, bool)
+    h, w = mask.shape
+    if x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
+        raise ValueError(f"crop {w}x{h} at ({x0}, {y0}) does not fit a {width}x{height} scene")
+    starts, ends = _crop_runs(mask, x0, y0, height)
+    return _runs_to_rle(starts, ends, height, width)
+
+
+def union_rle(pieces: Sequence[Piece], height: int, width: int) -> tuple[dict[str, Any], int]:
+    """Scene RLE and area of the union of ``pieces``, merged as runs: memory follows the pieces'
+    run counts and one decoded crop at a time, not the union's bounding box."""
+    starts_all, ends_all = [], []
+    for p in pieces:
+        s, e = _crop_runs(decode_crop(p.rle), p.x0, p.y0, height)
+        starts_all.append(s)
+        ends_all.append(e)
+    starts, ends = np.concatenate(starts_all), np.concatenate(ends_all)
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    if len(starts) > 1:  # interval union: a run starts a new block when it begins after all earlier ends
+        reach = np.maximum.accumulate(ends)
+        new = np.concatenate([[True], starts[1:] > reach[:-1]])
+        ends = np.maximum.reduceat(ends, np.flatnonzero(new))
+        starts = starts[new]
+    area = int((ends - starts).sum())
+    return _runs_to_rle(starts, ends, height, width), area

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.instances import (Piece, crop_to_scene_rle, decode_crop, merge_pieces,
-                                                piece_from_tile_mask, union_of)
+                                                piece_from_tile_mask, union_rle)
 from text2seg_widgets.imagery.render import PreviewCanvas, overlay_with_legend
 from text2seg_widgets.imagery.scene import Scene, open_scene
 from text2seg_widgets.imagery.stitching import SoftStitcher
@@ -203,13 +203,12 @@ def _merge_candidates(pieces: list[Piece], width: int, height: int, names: Seque
         best = max(members, key=lambda p: p.score)
         cand, _ = best.payload
         if len(members) == 1:
-            x0, y0, mask = best.x0, best.y0, decode_crop(best.rle)
+            rle, area = crop_to_scene_rle(decode_crop(best.rle), best.x0, best.y0, height, width), best.area
         else:
-            x0, y0, mask = union_of(members)
-        rle = crop_to_scene_rle(mask, x0, y0, height, width)
+            rle, area = union_rle(members, height, width)
         extra = dict(cand.extra)
         extra.update(tiles=sorted({p.payload[1] for p in members}), merged_from=len(members))
-        out.append(Candidate(class_name=best.key, rle=rle, bbox=rle_bbox(rle), area=int(mask.sum()),
+        out.append(Candidate(class_name=best.key, rle=rle, bbox=rle_bbox(rle), area=area,
                              score=best.score, branch=cand.branch, prompt=cand.prompt, model=cand.model,
                              extra=extra))
     order = {n: i for i, n in enumerate(names)}
