@@ -260,3 +260,23 @@ def test_stats_counts_and_agreement(proj) -> None:
     assert s["agreement"]["by_class"]["building"]["mean"] == pytest.approx(0.5)
     assert s["agreement"]["by_class"]["road"]["mean"] == 1.0
     assert s["agreement"]["overall"] == {"count": 2, "mean": 0.75, "median": 0.75, "min": 0.5}
+
+
+def test_stale_edit_from_another_session_is_refused(tmp_path: Path) -> None:
+    p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
+    ann = p.accept(ids[0])
+    loaded = p.annotation(ann)  # what this notebook shows
+    other = Project.open(tmp_path / "proj")
+    other.update_annotation_mask(ann, rect(64, 80, 0, 0, 4, 4))  # the other notebook edits first
+    with pytest.raises(ConflictError, match="changed .* since it was loaded"):
+        p.update_annotation_mask(ann, rect(64, 80, 0, 0, 9, 9), expected=loaded)
+    with pytest.raises(ConflictError):
+        p.relabel(ann, "road", expected=loaded)
+    with pytest.raises(ConflictError):
+        p.delete_annotation(ann, expected=loaded)
+    assert p.annotation(ann).area == 16  # the other session's edit stands
+    fresh = p.annotation(ann)
+    p.relabel(ann, "road", expected=fresh)
+    assert other.annotation(ann).class_name == "road"
+    other.close()
+    p.close()

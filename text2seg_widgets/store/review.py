@@ -233,38 +233,52 @@ class ReviewMixin:
                 self._touch_image(tx, image_id, who)
         return ids
 
-    def _existing(self, tx: Tx, annotation_id: int) -> dict[str, Any]:
+    def _existing(self, tx: Tx, annotation_id: int,
+                  expected: AnnotationRecord | None = None) -> dict[str, Any]:
+        """The row, checked against ``expected`` (the record the caller's edit is based on)."""
         row = tx.row("annotations", int(annotation_id))
         if row is None:
             raise ConflictError(f"annotation {annotation_id} does not exist (deleted, maybe in "
                                 "another session); reload the image")
+        if expected is not None:
+            names = {r[0]: r[1] for r in tx.conn.execute("SELECT id, name FROM classes")}
+            if (row["counts"], names.get(row["class_id"])) != (expected.rle["counts"],
+                                                               expected.class_name):
+                raise ConflictError(f"annotation {annotation_id} was changed (maybe in another "
+                                    "session) since it was loaded; reload the image and redo "
+                                    "the edit. Nothing was changed")
         return row
 
-    def update_annotation_mask(self, annotation_id: int, mask: Any,
-                               user: str | None = None) -> None:
-        """Replace an annotation's mask (bbox and area follow). An empty mask is refused."""
+    def update_annotation_mask(self, annotation_id: int, mask: Any, user: str | None = None,
+                               *, expected: AnnotationRecord | None = None) -> None:
+        """Replace an annotation's mask (bbox and area follow). An empty mask is refused.
+
+        ``expected``: the record the edit started from; if the stored annotation differs (another
+        session edited it meanwhile) :class:`ConflictError` is raised instead of overwriting."""
         who = user or self.user
         with self._db.action(f"edit mask of annotation {annotation_id}", user=who) as tx:
-            row = self._existing(tx, annotation_id)
+            row = self._existing(tx, annotation_id, expected)
             rle = _rle_of(mask, row["height"], row["width"])
             if rle_area(rle) == 0:
                 raise InputError("the edited mask is empty; use delete_annotation() to remove it")
             tx.update("annotations", row["id"], {**_mask_columns(rle), "user": who,
                                                  "updated_at": now()})
 
-    def relabel(self, annotation_id: int, class_name: str, user: str | None = None) -> None:
+    def relabel(self, annotation_id: int, class_name: str, user: str | None = None, *,
+                expected: AnnotationRecord | None = None) -> None:
         class_id = self.class_info(class_name).id
         who = user or self.user
         with self._db.action(f"relabel annotation {annotation_id} as {class_name!r}",
                              user=who) as tx:
-            row = self._existing(tx, annotation_id)
+            row = self._existing(tx, annotation_id, expected)
             tx.update("annotations", row["id"], {"class_id": class_id, "user": who,
                                                  "updated_at": now()})
 
-    def delete_annotation(self, annotation_id: int, user: str | None = None) -> None:
+    def delete_annotation(self, annotation_id: int, user: str | None = None, *,
+                          expected: AnnotationRecord | None = None) -> None:
         who = user or self.user
         with self._db.action(f"delete annotation {annotation_id}", user=who) as tx:
-            row = self._existing(tx, annotation_id)
+            row = self._existing(tx, annotation_id, expected)
             tx.delete("annotations", row["id"])
             if row["candidate_id"] is not None and tx.row("candidates", row["candidate_id"]):
                 tx.update("candidates", row["candidate_id"], {
