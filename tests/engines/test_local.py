@@ -122,14 +122,14 @@ def test_resume_of_a_run_made_with_other_settings_is_refused(reference, engine_m
 def test_batched_tile_embeddings_give_the_same_candidates(reference, engine_models):
     job = ImageJob(1, str(reference.images[3]), 1024, 1024)
     settings = make_settings(tile_batch=4)
-    tiles = list(read_tiles(job, settings))
+    tiles = list(read_tiles(job, settings))[:2]
     pipeline = Text2SegPipeline(engine_models, settings.classes, settings.config)
     seg = engine_models.segmenter
     batched = TileRunner(pipeline, settings)
     calls = seg.encoder_calls
     got = batched.run(tiles)
     assert batched.batcher is not None and batched.batcher.batches == 1
-    assert seg.encoder_calls - calls == 4  # each tile encoded once, in one batch
+    assert seg.encoder_calls - calls == 2  # each tile encoded once, in one batch
     single = TileRunner(pipeline, make_settings())
     assert single.batcher is None
     for tile, cands in zip(tiles, got):

@@ -1,5 +1,6 @@
 """The Ray engine on a local Ray instance with 2 CPUs: same candidates as the local engine,
-resuming a local run, failed scenes retried and recorded, and addresses that do not answer."""
+resuming a local run, failed scenes retried and recorded, and addresses that do not answer.
+One local Ray instance (2 CPUs) for the module."""
 
 from __future__ import annotations
 
@@ -61,19 +62,30 @@ def test_a_gpu_device_on_a_cluster_without_gpus_is_refused():
 
 
 def test_ray_engine_gives_the_local_engines_candidates(local_ray, tmp_path, reference):
-    folder = new_project(tmp_path / "p", reference.images)
-    engine = RayEngine(make_settings(), workers=2, progress=False)
+    """Same images plus one broken file: the broken scene is retried, then recorded as failed;
+    every other image gets exactly the local engine's candidates."""
+    broken = tmp_path / "broken.png"
+    shutil.copy(reference.images[0], broken)
+    folder = new_project(tmp_path / "p", [*reference.images, broken])
+    broken.write_bytes(b"truncated")
+    engine = RayEngine(make_settings(), workers=2, max_retries=1, progress=False)
     with Project.open(folder) as project:
         report = engine.run(project)
         (run,) = project.runs()
-        assert project.processed_images(report.run_id) == {im.id for im in project.images()}
-    assert report.engine == "ray" and report.images_done == 4 and not report.failures
+        *good, bad = project.images()
+        assert project.processed_images(report.run_id) == {im.id for im in good}
+        assert not project.candidates(bad.id)
+    assert report.engine == "ray" and report.images_done == 4 and set(report.failures) == {bad.id}
     assert report.tiles == reference.report.tiles and report.candidates == reference.report.candidates
-    assert candidates_by_path(folder) == reference.candidates_by_path()
+    got = candidates_by_path(folder)
+    assert got.pop("broken.png") == [] and got == reference.candidates_by_path()
     with Project.open(reference.folder) as project:
         local_manifest = project.runs()[0]["manifest"]
     assert run["manifest"]["fingerprint"] == local_manifest["fingerprint"]
     assert run["manifest"]["ray"]["workers"] == 2 and run["manifest"]["ray"]["cpus_per_worker"] == 0.5
+    lines = {r["image_id"]: r for r in map(json.loads, (Path(report.log_dir) / "images.jsonl").read_text().splitlines())}
+    assert lines[bad.id]["attempts"] == 2 and "broken.png" in lines[bad.id]["error"]
+    assert all(lines[im.id]["attempts"] == 1 and lines[im.id]["error"] is None for im in good)
 
 
 def test_ray_engine_continues_a_local_run(local_ray, reference):
@@ -82,19 +94,3 @@ def test_ray_engine_continues_a_local_run(local_ray, reference):
         assert len(project.runs()) == 1
     assert report.resumed and report.run_id == reference.report.run_id
     assert (report.images_skipped, report.images_done) == (4, 0)
-
-
-def test_a_failing_scene_is_retried_then_recorded(local_ray, tmp_path, sample_images):
-    broken = tmp_path / "broken.png"
-    shutil.copy(sample_images[0], broken)
-    folder = new_project(tmp_path / "p", [broken, sample_images[1]])
-    broken.write_bytes(b"truncated")
-    with Project.open(folder) as project:
-        bad, good = project.images()
-        report = RayEngine(make_settings(), workers=1, max_retries=1, progress=False).run(project)
-        assert set(report.failures) == {bad.id} and report.images_done == 1
-        assert project.candidates(good.id) and not project.candidates(bad.id)
-        assert project.processed_images(report.run_id) == {good.id}
-    lines = {r["image_id"]: r for r in map(json.loads, (Path(report.log_dir) / "images.jsonl").read_text().splitlines())}
-    assert lines[bad.id]["attempts"] == 2 and "broken.png" in lines[bad.id]["error"]
-    assert lines[good.id]["attempts"] == 1 and lines[good.id]["error"] is None
