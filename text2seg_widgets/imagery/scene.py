@@ -184,8 +184,8 @@ class Scene:
         if stretch is None:
             stretch = self.stretch if bands is None else compute_stretch(self, idx)
         data = self.read(window, idx, out_shape=out_shape)
-        valid = self.valid_mask(window, idx, out_shape=out_shape, data=data) if out_shape is None else \
-            self.valid_mask(window, idx, out_shape=out_shape)
+        # a resampled read blends nodata into its neighbours: take the mask from a nearest read then
+        valid = self.valid_mask(window, idx, out_shape=out_shape, data=None if out_shape else data)
         return stretch.apply(data, valid)
 
     # -- lifecycle ----------------------------------------------------------------------
