@@ -194,6 +194,7 @@ class ActionsMixin(PromptMixin):
         if self.runner.busy:
             raise InputError("a text-prompt run is in progress; the SAM tools are back when it finishes")
         self.keeper.ensure(self.image_id, self.image.rgb)
+        self._prefetch_next()
         try:
             result = session.predict(self.keeper.segmenter)
         except InputError as exc:

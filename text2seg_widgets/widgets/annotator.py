@@ -125,7 +125,6 @@ class Annotator(ActionsMixin):
                                     max_side=self.max_display, basemap=self.basemap)
         self.layers.set_frame(self.frame)
         self.refresh()
-        self._prefetch_next()
 
     def _replace_map(self, geographic: bool) -> None:
         old = self.map
@@ -243,6 +242,7 @@ class Annotator(ActionsMixin):
 
     # -- background work ------------------------------------------------------------------------
     def _prefetch_next(self) -> None:
+        """Encode the next image in the background (called once this image is encoded)."""
         if self.keeper is None or self.image_id is None:
             return
         nxt = rec.next_image_id(self.project, self.image_id)

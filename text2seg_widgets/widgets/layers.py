@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import ipyleaflet
@@ -33,6 +33,12 @@ class MaskItem:
     rle: dict[str, Any]
     score: float = 1.0
     branch: str = ""
+
+    digest: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", _rle_digest(self.rle))
 
     @property
     def key(self) -> str:
@@ -62,9 +68,9 @@ class MaskLayers:
         self.show_rejected = show_rejected
         self.frame: Frame | None = None
         self.layers: dict[tuple[str, str], ipyleaflet.GeoJSON] = {}
-        self._geoms: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._geoms: dict[str, dict[str, Any] | None] = {}
         self._sent: dict[tuple[str, str], tuple[str, ...]] = {}
-        self.selected = ipyleaflet.GeoJSON(data=_collection([]), style=SELECTED_STYLE, name="selected")
+        self.selected = ipyleaflet.GeoJSON(data=_collection([]), name="selected")
         self.map.add(self.selected)
         self.items: dict[str, MaskItem] = {}
 
@@ -83,7 +89,7 @@ class MaskLayers:
         """The cached map outline of ``item`` (traced on first use)."""
         if self.frame is None:
             return None
-        ck = (item.key, _rle_digest(item.rle))
+        ck = item.digest  # the same mask (a candidate and its annotation) is traced once
         if ck not in self._geoms:
             self._geoms[ck] = mask_to_geometry(rle_to_mask(item.rle), self.frame)
         return self._geoms[ck]
@@ -99,7 +105,7 @@ class MaskLayers:
         sent = 0
         for gkey in set(self.layers) | set(groups):
             members = groups.get(gkey, [])
-            signature = tuple(sorted(f"{m.key}/{_rle_digest(m.rle)}" for m in members))
+            signature = tuple(sorted(f"{m.key}/{m.digest}" for m in members))
             if self._sent.get(gkey) == signature:
                 continue
             self._draw_group(gkey, members, colors.get(gkey[0], "#ff00ff"))
@@ -108,23 +114,24 @@ class MaskLayers:
         return sent
 
     def _draw_group(self, gkey: tuple[str, str], members: list[MaskItem], color: str) -> None:
+        # The style goes into each feature (as ipyleaflet's own `style` trait would put it) so that
+        # ipyleaflet does not deep-copy the whole collection on every change.
+        style = _style(color, gkey[1])
         feats = []
         for m in members:
             geom = self.geometry(m)
             if geom is not None:
                 feats.append({"type": "Feature", "geometry": geom,
                               "properties": {"kind": m.kind, "id": m.id, "class_name": m.class_name,
-                                             "status": m.status, "score": round(m.score, 3)}})
+                                             "status": m.status, "score": round(m.score, 3), "style": style}})
         layer = self.layers.get(gkey)
         if layer is None:
-            layer = ipyleaflet.GeoJSON(data=_collection(feats), style=_style(color, gkey[1]),
-                                       hover_style={"weight": 3, "fillOpacity": 0.5},
+            layer = ipyleaflet.GeoJSON(data=_collection(feats), hover_style={"weight": 3, "fillOpacity": 0.5},
                                        name=f"{gkey[0]} ({gkey[1]})")
             layer.on_click(self._clicked)
             self.map.add(layer)
             self.layers[gkey] = layer
         else:
-            layer.style = _style(color, gkey[1])
             layer.data = _collection(feats)
 
     def _clicked(self, **event: Any) -> None:
@@ -135,7 +142,7 @@ class MaskLayers:
     def highlight(self, item: MaskItem | None) -> None:
         geom = self.geometry(item) if item is not None else None
         feats = [] if geom is None else [{"type": "Feature", "geometry": geom,
-                                          "properties": {"kind": item.kind, "id": item.id}}]
+                                          "properties": {"kind": item.kind, "id": item.id, "style": SELECTED_STYLE}}]
         self.selected.data = _collection(feats)
         # keep the highlight on top of the class layers
         if self.selected in self.map.layers and self.map.layers[-1] is not self.selected:

@@ -106,9 +106,12 @@ class PromptMixin:
             classes = ClassSet.from_names({k: list(v) for k, v in infos.items()})
         settings = self.panel.branch_settings()
         chosen = tuple(branches) if branches is not None else settings["branches"]
+        status = available_branches(self.models)
+        if not chosen and not any(not roles for roles in status.values()):
+            chosen = tuple(status)  # nothing can run: say what every branch lacks
         if not chosen:
             raise InputError("no branch is enabled: tick at least one in 'prompt settings'")
-        missing = {b: roles for b, roles in available_branches(self.models).items() if b in chosen and roles}
+        missing = {b: roles for b, roles in status.items() if b in chosen and roles}
         if missing:
             what = "; ".join(f"{b} needs {' and '.join(r)}" for b, r in missing.items())
             raise InputError(f"cannot run: {what} (not loaded). Untick those branches, or {WEIGHTS_HINT}")

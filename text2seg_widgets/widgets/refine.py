@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -80,14 +80,19 @@ class RefineSession:
                             seconds=time.perf_counter() - t0)
 
 
-class EmbeddingKeeper:
-    """Serialises use of one segmenter between the UI thread and the background prefetch.
+#: adapter attributes that are the model itself or bookkeeping, never per-image state
+_NOT_STATE = frozenset({"model", "name", "device", "dtype", "encoder_calls"})
 
-    ``ensure(key, rgb)`` sets the segmenter's image unless ``key`` is the image it holds; the
-    adapter caches the embedding, so repeated prompts on the same image never re-encode.
-    ``prefetch(key, rgb)`` encodes an image in a background thread (the next image) when the
-    adapter keeps several embeddings (``cache_size`` > 1); otherwise prefetching would only evict
-    the current image's embedding, so it is skipped.
+
+class EmbeddingKeeper:
+    """The segmenter's image embedding: set once per image, prefetched for the next image.
+
+    ``ensure(key, rgb)`` makes the segmenter hold image ``key`` (a no-op when it already does).
+    ``prefetch(key, loader)`` encodes the next image in a background thread on a *shadow*
+    adapter that shares the model weights but not the per-image state, so the annotator keeps
+    clicking on the current image meanwhile; when ``ensure`` later asks for that image, the
+    shadow's state is moved into the segmenter instead of encoding again. Adapters that cannot be
+    shadowed (their constructor does not take the model) simply skip prefetching.
     """
 
     def __init__(self, segmenter: Any) -> None:
@@ -95,33 +100,49 @@ class EmbeddingKeeper:
         self.lock = threading.RLock()
         self.current: Any = None
         self._thread: threading.Thread | None = None
-        self.prefetched: set[Any] = set()
+        self._ready: dict[Any, dict[str, Any]] = {}
+        self.prefetch_encodes = 0
 
     def ensure(self, key: Any, rgb: np.ndarray) -> None:
         with self.lock:
-            if self.current != key:
+            if self.current == key:
+                return
+            state = self._ready.pop(key, None)
+            if state is not None:
+                self.segmenter.__dict__.update(state)
+                log.debug("image %s: using the prefetched embedding", key)
+            else:
                 self.segmenter.set_image(rgb)
-                self.current = key
+            self.current = key
 
-    def can_prefetch(self) -> bool:
-        return int(getattr(self.segmenter, "cache_size", 1) or 1) > 1
+    def _shadow(self) -> Any | None:
+        seg = self.segmenter
+        model = getattr(seg, "model", None)
+        if model is None:
+            return None
+        try:
+            return type(seg)(model, name=getattr(seg, "name", "shadow"), device=getattr(seg, "device", "cpu"))
+        except TypeError:
+            return None
 
-    def prefetch(self, key: Any, rgb_loader: Any) -> threading.Thread | None:
-        """Encode ``rgb_loader()`` in the background under ``key``; returns the thread (or None)."""
-        if not self.can_prefetch() or key in self.prefetched:
+    def prefetch(self, key: Any, rgb_loader: Callable[[], np.ndarray]) -> threading.Thread | None:
+        """Encode ``rgb_loader()`` in the background for image ``key``; returns the thread (or None)."""
+        if key == self.current or key in self._ready or (self._thread is not None and self._thread.is_alive()):
+            return None
+        shadow = self._shadow()
+        if shadow is None:
             return None
 
         def work() -> None:
             try:
-                rgb = rgb_loader()
-                with self.lock:
-                    previous = self.current
-                    self.segmenter.set_image(rgb)
-                    self.prefetched.add(key)
-                    self.current = key
-                    del previous
-            except Exception:  # a prefetch failure only costs time later
+                shadow.set_image(rgb_loader())
+            except Exception:  # a failed prefetch only costs the encode later
                 log.warning("background embedding of image %s failed", key, exc_info=True)
+                return
+            state = {k: v for k, v in vars(shadow).items() if k not in _NOT_STATE}
+            with self.lock:
+                self._ready = {key: state}  # keep one prefetched image
+                self.prefetch_encodes += 1
 
         self._thread = threading.Thread(target=work, name=f"t2s-prefetch-{key}", daemon=True)
         self._thread.start()
