@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from scipy import ndimage
 
@@ -94,3 +95,18 @@ def test_encodes_once_and_batches_boxes(lite, loveda):
         np.testing.assert_allclose(batched.low_res_logits[i], one.low_res_logits, atol=1e-3)
         assert (batched.masks[i] != one.masks[0]).mean() < 1e-4
     assert refined.masks.shape == (1, 1024, 1024)
+
+
+def test_adopt_embedding_equals_set_image(lite, loveda):
+    image, _, box = loveda
+    lite.set_image(image)
+    reference = lite.predict(box=box)
+    pixels, resized = lite.preprocess(image)
+    with torch.no_grad():
+        embedding = lite.model.image_encoder(pixels)
+    lite.reset_image()
+    calls = lite.encoder_calls
+    lite.adopt_embedding(image, embedding, resized)
+    got = lite.predict(box=box)
+    assert lite.encoder_calls == calls
+    np.testing.assert_allclose(got.low_res_logits, reference.low_res_logits, atol=1e-4)

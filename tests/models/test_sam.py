@@ -174,3 +174,20 @@ def test_from_checkpoint_loads_the_state(tmp_path, monkeypatch):
         SamSegmenter.from_checkpoint(path, arch="vit_x")
     with pytest.raises(InputError, match="weights fetch"):
         SamSegmenter.from_checkpoint(tmp_path / "missing.pth")
+
+
+def test_adopt_embedding_equals_set_image(seg, tiny_image):
+    """An embedding computed outside (e.g. a batched encoder pass) gives the same masks."""
+    other = SamSegmenter(seg.model, device="cpu", dtype=None)
+    seg.set_image(tiny_image)
+    reference = seg.predict(box=np.array([10, 10, 120, 100]))
+    with torch.no_grad():
+        resized = other.predictor.transform.apply_image(tiny_image)
+        pixels = other.model.preprocess(torch.as_tensor(resized).permute(2, 0, 1)[None])
+        feats = other.model.image_encoder(pixels)
+    other.adopt_embedding(tiny_image, feats, tiny_image.shape[:2], resized.shape[:2])
+    assert other.encoder_calls == 0 and other.is_set(tiny_image)
+    got = other.predict(box=np.array([10, 10, 120, 100]))
+    np.testing.assert_allclose(got.low_res_logits, reference.low_res_logits, atol=1e-4)
+    with pytest.raises(InputError, match="original_size"):
+        other.adopt_embedding(tiny_image, feats, (10, 10), resized.shape[:2])

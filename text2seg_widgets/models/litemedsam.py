@@ -107,6 +107,13 @@ class LiteMedSamSegmenter:
         """Forget the cached embedding."""
         self._key, self._embedding = None, None
 
+    def adopt_embedding(self, image: np.ndarray, embedding: torch.Tensor, resized_hw: tuple[int, int]) -> None:
+        """Install an embedding computed elsewhere (e.g. a batched encoder pass on
+        :meth:`preprocess` outputs) for ``image``; counts no encoder call."""
+        check_rgb(image, "LiteMedSAM")
+        self._embedding = embedding.to(self.device).float()
+        self._resized_hw, self._key = (int(resized_hw[0]), int(resized_hw[1])), fingerprint(image)
+
     def _decode(self, boxes: np.ndarray, mask_input: torch.Tensor | None,
                 multimask: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         box_t = torch.as_tensor(boxes * self.scale, dtype=torch.float32, device=self.device)[:, None, :]

@@ -98,6 +98,21 @@ class SamSegmenter:
         self.predictor.reset_image()
         self._key = None
 
+    def adopt_embedding(self, image: np.ndarray, features: torch.Tensor, original_size: tuple[int, int],
+                        input_size: tuple[int, int]) -> None:
+        """Install an embedding computed elsewhere (e.g. a batched encoder pass) for ``image``,
+        as :meth:`set_image` would have left it: ``features`` (1, C, h, w), ``original_size`` the
+        image's (H, W), ``input_size`` its resized (h, w) before padding. Counts no encoder call."""
+        check_rgb(image, "SAM")
+        if tuple(original_size) != tuple(image.shape[:2]):
+            raise InputError(f"original_size {tuple(original_size)} is not the image's (H, W) {image.shape[:2]}")
+        pred = self.predictor
+        pred.reset_image()
+        pred.original_size, pred.input_size = tuple(original_size), tuple(input_size)
+        pred.features = features.to(self.device).float()
+        pred.is_image_set = True
+        self._key = fingerprint(image)
+
     # -- prompts -----------------------------------------------------------------------------
     def _mask_input(self, mask_input: np.ndarray | None) -> torch.Tensor | None:
         if mask_input is None:
