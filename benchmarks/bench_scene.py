@@ -126,11 +126,23 @@ def run_size(side: int, args: argparse.Namespace, work: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"run for {side} px failed:\n{proc.stderr[-3000:]}")
     rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    processed = rec["n_tiles"] * min(args.tile_size, side) ** 2 / 1e6  # overlaps counted twice
     rec.update(side=side, megapixels=round(side * side / 1e6, 2), generate_s=round(gen_s, 1),
                s_per_megapixel=round(rec["wall_s"] / (side * side / 1e6), 4),
+               processed_megapixels=round(processed, 1), s_per_processed_megapixel=round(rec["wall_s"] / processed, 4),
                scene_file_mb=round(scene.stat().st_size / 2**20, 1))
     scene.unlink()
     return rec
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'side':>6} {'Mpx':>7} {'tiles':>5} {'wall s':>8} {'s/Mpx':>7} {'s/tile-Mpx':>10} "
+             f"{'peak RSS MB':>11} {'before MB':>9} {'RSS x':>6}"]
+    for r in rows:
+        lines.append(f"{r['side']:>6} {r['megapixels']:>7} {r['n_tiles']:>5} {r['wall_s']:>8} "
+                     f"{r['s_per_megapixel']:>7} {r.get('s_per_processed_megapixel', ''):>10} "
+                     f"{r['peak_rss_mb']:>11} {r['rss_before_run_mb']:>9} {r['rss_vs_first']:>6}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -163,11 +175,7 @@ def main() -> None:
               "rss_goal_met": rows[-1]["rss_vs_first"] <= 1.5, "runs": rows}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2))
-    head = f"{'side':>6} {'Mpx':>7} {'tiles':>5} {'wall s':>8} {'s/Mpx':>7} {'peak RSS MB':>11} {'before MB':>9} {'RSS x':>6}"
-    print(head)
-    for r in rows:
-        print(f"{r['side']:>6} {r['megapixels']:>7} {r['n_tiles']:>5} {r['wall_s']:>8} {r['s_per_megapixel']:>7} "
-              f"{r['peak_rss_mb']:>11} {r['rss_before_run_mb']:>9} {r['rss_vs_first']:>6}")
+    print(format_table(rows))
     print(f"saved {RESULT}")
 
 

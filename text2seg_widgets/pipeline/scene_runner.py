@@ -255,6 +255,7 @@ def segment_scene(path: str | os.PathLike, pipeline: _Pipeline, out_dir: str | o
     the source grid (nearest neighbour), so the outputs always match the source raster.
     """
     start = time.perf_counter()
+    vectors = vectors.lower() if isinstance(vectors, str) else vectors
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names, colors = list(pipeline.classes.names), [tuple(c) for c in pipeline.classes.colors]
