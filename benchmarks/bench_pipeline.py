@@ -19,7 +19,7 @@ the measured components, not run (it would take tens of minutes here):
 automatic masks from a cached embedding + CLIP on their crops) + the same mask decoding``,
 with P the number of target prompts; each component is measured once.
 
-Usage: ``python benchmarks/bench_pipeline.py [--sam3] [--box-threshold 0.35]``; prints a table
+Usage: ``python benchmarks/bench_pipeline.py [--sam3] [--box-threshold 0.35] [--tiny]``; prints a table
 and writes ``benchmarks/results/bench_pipeline.json``. Timings are single runs (the SAM encoder
 alone takes ~20 s on 2 CPUs), so expect a few percent of noise on a quiet machine, more on a busy one.
 """
@@ -152,11 +152,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sam3", action="store_true", help="also SAM 3 (concept branch; ~50 s encoder on 2 CPUs)")
     ap.add_argument("--box-threshold", type=float, default=0.35)
+    ap.add_argument("--tiny", action="store_true", help="tiny random models: a quick check of this script")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
     from text2seg_widgets.imagery.scene import open_scene
-    from text2seg_widgets.models.tiny import real_size_random_model_set
+    from text2seg_widgets.models.tiny import real_size_random_model_set, tiny_model_set
     from text2seg_widgets.pipeline import ClassSet
 
     tile = SHARED / "rs-samples" / "loveda" / "images" / "0.png"
@@ -165,7 +166,7 @@ def main() -> None:
     classes = ClassSet.parse(CLASSES, background=True)
     n_prompts = sum(1 for i, _ in classes.prompt_table() if i >= 0)
     start = time.perf_counter()
-    models = real_size_random_model_set(device="cpu", sam3=args.sam3)
+    models = tiny_model_set(device="cpu") if args.tiny else real_size_random_model_set(device="cpu", sam3=args.sam3)
     load_s = time.perf_counter() - start
     meter = Meter()
     meter.instrument(models)

@@ -83,7 +83,8 @@ def test_ray_engine_gives_the_local_engines_candidates(local_ray, tmp_path, refe
         local_manifest = project.runs()[0]["manifest"]
     assert run["manifest"]["fingerprint"] == local_manifest["fingerprint"]
     assert run["manifest"]["ray"]["workers"] == 2 and run["manifest"]["ray"]["cpus_per_worker"] == 0.5
-    lines = {r["image_id"]: r for r in map(json.loads, (Path(report.log_dir) / "images.jsonl").read_text().splitlines())}
+    log_lines = (Path(report.log_dir) / "images.jsonl").read_text().splitlines()
+    lines = {r["image_id"]: r for r in map(json.loads, log_lines)}
     assert lines[bad.id]["attempts"] == 2 and "broken.png" in lines[bad.id]["error"]
     assert all(lines[im.id]["attempts"] == 1 and lines[im.id]["error"] is None for im in good)
 

@@ -3,7 +3,8 @@
 :class:`BatchSettings` holds everything that decides *which* candidates a run produces (classes,
 models, branch thresholds, tiling, bands, stretch) and, separately, *how* it runs (device, dtype,
 read-ahead, tile batching). Only the first kind enters the fingerprint (see
-:func:`settings_fingerprint` and :mod:`.manifest`) that a rerun uses to find the run it continues: moving a half-done CPU run to a GPU resumes it.
+:func:`settings_fingerprint` and :mod:`.manifest`) that a rerun uses to find the run it
+continues: moving a half-done CPU run to a GPU resumes it.
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ class ImageJob:
     def from_record(cls, record: Any) -> "ImageJob":
         """From a :class:`text2seg_widgets.store.ImageRecord`."""
         win = tuple(int(v) for v in record.window) if record.window else None
-        return cls(int(record.id), str(record.path), int(record.width), int(record.height), win)  # type: ignore[arg-type]
+        return cls(int(record.id), str(record.path), int(record.width), int(record.height),
+                   win)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
