@@ -56,14 +56,15 @@ def test_candidates_are_consistent_records(tiny_models, tiny_image):
         assert c.class_name in classes.names and c.branch in pipe_branches()
         assert c.prompt in prompts or c.branch == "heatmap"
         assert c.extra["votes"] == len(c.extra["branches"]) >= 1
-        # the label map shows this class wherever this candidate is the best cover
-        label = classes.names.index(c.class_name) + 1
-        assert (res.label_map[mask] == label).any() or c.score <= 0
-    painted = res.label_map > 0
-    union = np.zeros((h, w), bool)
+    # the label map: each pixel takes the class of the best-scoring candidate covering it
+    class_max = np.zeros((len(classes), h, w))
     for c in res.candidates:
-        union |= c.mask() if c.score > 0 else False
-    np.testing.assert_array_equal(painted, union)
+        k = classes.names.index(c.class_name)
+        class_max[k] = np.maximum(class_max[k], np.where(c.mask(), c.score, 0.0))
+    labelled = res.label_map > 0
+    np.testing.assert_array_equal(labelled, class_max.max(axis=0) > 0)
+    chosen = np.take_along_axis(class_max, (res.label_map.astype(int) - 1).clip(0)[None], axis=0)[0]
+    np.testing.assert_array_equal(chosen[labelled], class_max.max(axis=0)[labelled])
 
 
 def pipe_branches():
