@@ -19,6 +19,7 @@ import logging
 import numpy as np
 
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.imagery.stretch import Stretch
 
 __all__ = ["as_rgb_uint8", "percentile_stretch", "MIN_SIDE"]
 
@@ -28,21 +29,20 @@ MIN_SIDE = 8
 
 
 def percentile_stretch(image: np.ndarray, low: float = 2.0, high: float = 98.0) -> np.ndarray:
-    """Stretch each band of an (H, W, C) numeric array to uint8; non-finite pixels become 0."""
-    data = image.astype(np.float64, copy=False)
-    finite = np.isfinite(data)
+    """Stretch each band of an (H, W, C) numeric array to uint8 with its own percentiles (via the
+    imagery layer's :class:`~text2seg_widgets.imagery.stretch.Stretch`); non-finite pixels become 0."""
+    finite = np.isfinite(image)
     if not finite.any():
         raise InputError("the image has no finite pixel values (all NaN or inf)")
-    out = np.zeros(data.shape, dtype=np.uint8)
-    for b in range(data.shape[2]):
-        band, ok = data[..., b], finite[..., b]
-        if not ok.any():
-            continue
-        lo, hi = np.percentile(band[ok], [low, high])
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        vals = np.clip((band - lo) * scale, 0, 255)
-        out[..., b] = np.where(ok, np.round(vals), 0).astype(np.uint8)
-    return out
+    lows, highs = [], []
+    for b in range(image.shape[2]):
+        values = image[..., b][finite[..., b]]
+        lo, hi = np.percentile(values, [low, high]) if values.size else (0.0, 0.0)
+        lows.append(float(lo))
+        highs.append(float(hi))
+    stretch = Stretch(bands=list(range(1, image.shape[2] + 1)), low=lows, high=highs,
+                      percentiles=[low, high], n_samples=int(finite[..., 0].sum()))
+    return stretch.apply(np.moveaxis(image, 2, 0), valid=finite.all(axis=2))
 
 
 def as_rgb_uint8(image: object) -> np.ndarray:
