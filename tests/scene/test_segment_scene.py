@@ -223,3 +223,15 @@ def test_gsd_needs_a_crs(tmp_path):
     path = write_raster(tmp_path / "p.tif", 64, 64, crs=None, transform=None)
     with pytest.raises(InputError, match="georeferenced"):
         segment_scene(path, FakePipeline(), tmp_path / "o", gsd=1.0, progress=False)
+
+
+def test_thirteen_band_sentinel_preset(tmp_path):
+    path = write_raster(tmp_path / "s2.tif", 150, 120, count=13, dtype="uint16", rects=[(30, 40, 50, 20)],
+                        fg=2500, bg=400)
+    out = segment_scene(path, FakePipeline(), tmp_path / "o", bands="s2", tile_size=96, overlap=16,
+                        progress=False)
+    st = json.loads(out.stretch_json.read_text())
+    assert st["bands"] == [4, 3, 2] and st["method"] == "percentile"
+    labels, *_ = _read(out.labels_tif)
+    assert int(labels.sum()) == 50 * 20 and labels[40:60, 30:80].all()
+    assert [c.area for c in out.candidates] == [1000]
