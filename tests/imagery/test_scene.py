@@ -198,3 +198,17 @@ def test_real_png_tiles_are_pixel_space(rs_samples):
         assert sc.crs is None and sc.transform == Affine.identity()
         from PIL import Image
         np.testing.assert_array_equal(sc.read_rgb(), np.array(Image.open(png).convert("RGB")))
+
+
+def test_paletted_png_reads_its_colours(tmp_path):
+    from PIL import Image
+
+    idx = np.zeros((20, 30), np.uint8)
+    idx[5:10, 5:25] = 1
+    img = Image.fromarray(idx, mode="P")
+    img.putpalette([10, 20, 30, 200, 100, 50] + [0, 0, 0] * 254)
+    img.save(tmp_path / "p.png")
+    with open_scene(tmp_path / "p.png") as sc:
+        rgb = sc.read_rgb()
+        assert rgb[0, 0].tolist() == [10, 20, 30] and rgb[7, 7].tolist() == [200, 100, 50]
+        np.testing.assert_array_equal(rgb, np.array(Image.open(tmp_path / "p.png").convert("RGB")))

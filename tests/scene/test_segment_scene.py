@@ -235,3 +235,13 @@ def test_thirteen_band_sentinel_preset(tmp_path):
     labels, *_ = _read(out.labels_tif)
     assert int(labels.sum()) == 50 * 20 and labels[40:60, 30:80].all()
     assert [c.area for c in out.candidates] == [1000]
+
+
+def test_paletted_png_uses_its_colour_table(tmp_path):
+    idx = np.zeros((60, 80), np.uint8)
+    idx[10:30, 20:50] = 1
+    img = Image.fromarray(idx, mode="P")
+    img.putpalette([30, 30, 30, 220, 40, 40] + [0, 0, 0] * 254)
+    img.save(tmp_path / "p.png")
+    out = segment_scene(tmp_path / "p.png", FakePipeline(), tmp_path / "o", tile_size=64, overlap=8, progress=False)
+    np.testing.assert_array_equal(np.array(Image.open(out.labels_png)), idx)

@@ -21,7 +21,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
@@ -78,6 +78,12 @@ class Scene:
         self.is_georeferenced = bool(georef and self.crs is not None)
         self.nodata: float | None = None if ds.nodata is None else float(ds.nodata)
         self._mask_flags = ds.mask_flag_enums
+        #: (256, 3) colour lookup of a single-band paletted image (PNG/GIF/TIFF with a colour table)
+        self.palette: np.ndarray | None = None
+        if self.count == 1 and ds.colorinterp[0] == ColorInterp.palette and self.dtypes[0] == "uint8":
+            self.palette = np.zeros((256, 3), np.uint8)
+            for value, rgba in ds.colormap(1).items():
+                self.palette[int(value)] = rgba[:3]
         self.bands = resolve_bands(bands, self.count)
         self._stretch = stretch
 
@@ -181,12 +187,24 @@ class Scene:
                  out_shape: tuple[int, int] | None = None) -> np.ndarray:
         """``(h, w, 3)`` uint8 of the chosen bands with the scene's stretch; nodata pixels are black."""
         idx = list(resolve_bands(bands, self.count)) if bands is not None else list(self.bands)
+        if self.palette is not None and stretch is None:  # colours come from the colour table
+            data = self.read(window, [1], out_shape=out_shape, resampling=Resampling.nearest)
+            return self.to_rgb(data, self.valid_mask(window, [1], data=data))
         if stretch is None:
             stretch = self.stretch if bands is None else compute_stretch(self, idx)
         data = self.read(window, idx, out_shape=out_shape)
         # a resampled read blends nodata into its neighbours: take the mask from a nearest read then
         valid = self.valid_mask(window, idx, out_shape=out_shape, data=None if out_shape else data)
         return stretch.apply(data, valid)
+
+    def to_rgb(self, data: np.ndarray, valid: np.ndarray, stretch: Stretch | None = None) -> np.ndarray:
+        """``(h, w, 3)`` uint8 of band data read from this scene: the colour table of a paletted
+        image, else ``stretch`` (default: the scene's). Invalid pixels are black."""
+        if self.palette is not None and data.shape[0] in (1, 3) and stretch is None:
+            rgb = self.palette[data[0]]
+            rgb[~np.asarray(valid, bool)] = 0
+            return rgb
+        return (stretch or self.stretch).apply(data, valid)
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:

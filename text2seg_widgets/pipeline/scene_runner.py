@@ -157,14 +157,15 @@ def _read_tile(scene: Scene, tile: Tile, stretch: Stretch, factor: float
     """``(model rgb, source-resolution rgb, source-resolution valid mask)`` of a tile."""
     data = scene.read(tile.window, scene.bands)
     valid = scene.valid_mask(tile.window, scene.bands, data=data)
-    rgb = stretch.apply(data, valid)
+    own = None if scene.palette is not None else stretch  # a paletted image shows its colour table
+    rgb = scene.to_rgb(data, valid, own)
     if factor == 1.0:
         return rgb, rgb, valid
     h, w = valid.shape
     shape = (max(MIN_SIDE, round(h * factor)), max(MIN_SIDE, round(w * factor)))
     model_data = scene.read(tile.window, scene.bands, out_shape=shape)
     model_valid = scene.valid_mask(tile.window, scene.bands, out_shape=shape)
-    return stretch.apply(model_data, model_valid), rgb, valid
+    return scene.to_rgb(model_data, model_valid, own), rgb, valid
 
 
 def _process_tile(scene: Scene, pipeline: _Pipeline, tile: Tile, stretch: Stretch, state: _RunState,
