@@ -26,10 +26,9 @@ from tqdm import tqdm
 
 from text2seg_widgets.engines.manifest import build_manifest
 from text2seg_widgets.engines.prefetch import JobFailed, TilePrefetcher
-from text2seg_widgets.engines.runs import (RunLog, RunReport, ensure_classes, open_run, select_jobs,
-                                           store_result)
+from text2seg_widgets.engines.runs import PreparedRun, RunReport, prepare_run, select_jobs, store_result
 from text2seg_widgets.engines.settings import BatchSettings
-from text2seg_widgets.engines.work import ImageAssembler, ImageJob, ImageResult, TileInput, TileRunner, plan_tiles
+from text2seg_widgets.engines.work import ImageAssembler, ImageResult, TileInput, TileRunner, plan_tiles
 from text2seg_widgets.models.modelset import ModelSet
 from text2seg_widgets.store import Project
 
@@ -84,26 +83,17 @@ class LocalEngine:
         if one with the same settings exists (its images are then processed again)."""
         start = time.perf_counter()
         jobs = select_jobs(project, image_ids)
-        manifest = self.manifest()
-        ensure_classes(project, self.settings.classes)
-        run_id, resumed = open_run(project, manifest, resume=resume, fresh=fresh)
-        run_log = RunLog(project, run_id)
-        run_log.write_manifest(manifest)
-        done = project.processed_images(run_id)
-        pending = [j for j in jobs if j.image_id not in done]
-        report = RunReport(run_id, resumed, self.name, len(jobs), len(jobs) - len(pending),
-                           log_dir=str(run_log.folder))
-        if resumed:
-            log.info("continuing run %d: %d of %d images already processed", run_id, report.images_skipped, len(jobs))
-        if pending:
-            self._process(project, pending, run_id, run_log, report)
-        project.finish_run(run_id)
-        report.seconds = time.perf_counter() - start
-        return report
+        run = prepare_run(project, jobs, self.manifest(), self.settings.classes, self.name, resume=resume,
+                          fresh=fresh)
+        if run.pending:
+            self._process(project, run)
+        project.finish_run(run.run_id)
+        run.report.seconds = time.perf_counter() - start
+        return run.report
 
-    def _process(self, project: Project, jobs: list[ImageJob], run_id: int, run_log: RunLog,
-                 report: RunReport) -> None:
+    def _process(self, project: Project, run: PreparedRun) -> None:
         runner, s = self.runner, self.settings
+        jobs, run_id, run_log, report = run.pending, run.run_id, run.log, run.report
         total_tiles = sum(len(plan_tiles(j, s)) for j in jobs)
         bar = tqdm(total=total_tiles, unit="tile", file=sys.stderr, disable=not self.progress,
                    desc=f"run {run_id}", dynamic_ncols=True)

@@ -32,8 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from text2seg_widgets.engines.manifest import build_manifest, described_models
-from text2seg_widgets.engines.runs import (RunLog, RunReport, ensure_classes, open_run, select_jobs,
-                                           store_result)
+from text2seg_widgets.engines.runs import PreparedRun, RunReport, prepare_run, select_jobs, store_result
 from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.engines.work import ImageJob, ImageResult, plan_tiles
 from text2seg_widgets.errors import InputError, require
@@ -210,20 +209,13 @@ class RayEngine:
                                      self.settings.device, self.workers, self.cpus_per_worker)
         if self.gpus_per_worker is not None:
             resources = (resources[0], resources[1], float(self.gpus_per_worker))
-        manifest = self.manifest(resources)
-        ensure_classes(project, self.settings.classes)
-        run_id, resumed = open_run(project, manifest, resume=resume, fresh=fresh)
-        run_log = RunLog(project, run_id)
-        run_log.write_manifest(manifest)
-        done = project.processed_images(run_id)
-        pending = [j for j in jobs if j.image_id not in done]
-        report = RunReport(run_id, resumed, self.name, len(jobs), len(jobs) - len(pending),
-                           log_dir=str(run_log.folder))
-        if pending:
-            self._process(ray, project, pending, run_id, run_log, report, resources)
-        project.finish_run(run_id)
-        report.seconds = time.perf_counter() - start
-        return report
+        run = prepare_run(project, jobs, self.manifest(resources), self.settings.classes, self.name,
+                          resume=resume, fresh=fresh)
+        if run.pending:
+            self._process(ray, project, run, resources)
+        project.finish_run(run.run_id)
+        run.report.seconds = time.perf_counter() - start
+        return run.report
 
     def _dataset(self, ray: Any, jobs: list[ImageJob], resources: tuple[int, float, float]) -> Any:
         workers, cpus, gpus = resources
@@ -235,9 +227,9 @@ class RayEngine:
                               fn_constructor_kwargs={"settings": self.settings.to_dict(),
                                                      "max_retries": self.max_retries, "threads": threads})
 
-    def _process(self, ray: Any, project: Project, jobs: list[ImageJob], run_id: int, run_log: RunLog,
-                 report: RunReport, resources: tuple[int, float, float]) -> None:
+    def _process(self, ray: Any, project: Project, run: PreparedRun, resources: tuple[int, float, float]) -> None:
         s = self.settings
+        jobs, run_id, report = run.pending, run.run_id, run.report
         bar = tqdm(total=sum(len(plan_tiles(j, s)) for j in jobs), unit="tile", file=sys.stderr,
                    disable=not self.progress, desc=f"run {run_id} (ray x{resources[0]})", dynamic_ncols=True)
         try:
@@ -250,7 +242,7 @@ class RayEngine:
                     report.tiles += result.tiles
                 else:
                     report.failures[result.job.image_id] = result.error
-                run_log.append(result, run_id=run_id)
+                run.log.append(result, run_id=run_id)
                 bar.update(len(plan_tiles(result.job, s)))
                 bar.set_postfix_str(f"images {report.images_done + len(report.failures)}/{len(jobs)}")
         finally:

@@ -24,7 +24,7 @@ from text2seg_widgets.pipeline.classes import ClassSet
 from text2seg_widgets.store import Project
 
 __all__ = ["select_jobs", "ensure_classes", "classes_from_project", "open_run", "store_result", "RunLog",
-           "RunReport"]
+           "RunReport", "PreparedRun", "prepare_run"]
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +138,28 @@ class RunLog:
     def append(self, result: ImageResult, **extra: Any) -> None:
         with (self.folder / "images.jsonl").open("a") as fh:
             fh.write(json.dumps({**result.log_record(), **extra}, default=str) + "\n")
+
+
+@dataclass
+class PreparedRun:
+    """A run ready to process: its id, its log, the images still to do, and its report."""
+
+    run_id: int
+    log: RunLog
+    pending: list[ImageJob]
+    report: RunReport
+
+
+def prepare_run(project: Project, jobs: list[ImageJob], manifest: dict[str, Any], classes: ClassSet,
+                engine: str, *, resume: int | None = None, fresh: bool = False) -> PreparedRun:
+    """Classes added, the run opened (continued or new), its manifest written, done images left out."""
+    ensure_classes(project, classes)
+    run_id, resumed = open_run(project, manifest, resume=resume, fresh=fresh)
+    run_log = RunLog(project, run_id)
+    run_log.write_manifest(manifest)
+    done = project.processed_images(run_id)
+    pending = [j for j in jobs if j.image_id not in done]
+    report = RunReport(run_id, resumed, engine, len(jobs), len(jobs) - len(pending), log_dir=str(run_log.folder))
+    if resumed:
+        log.info("continuing run %d: %d of %d images already processed", run_id, report.images_skipped, len(jobs))
+    return PreparedRun(run_id, run_log, pending, report)
