@@ -44,8 +44,9 @@ lab: install
 segment: install
 	$(BIN)/text2seg-widgets segment "$(SAMPLE)" --classes "building,road,tree" --models tiny --out out/segment
 
+# Every benchmark once (slow: real-size random models on the CPU); each saves benchmarks/results/<name>.json
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -52,12 +52,17 @@ def _fail(exc: Exception) -> None:
 @click.option("--tile-size", default=1024, show_default=True, type=int)
 @click.option("--overlap", default=128, show_default=True, type=int)
 @click.option("--vectors", type=click.Choice(["gpkg", "geojson"]), default=None, help="Also write polygons.")
+@click.option("--stretch", default=None,
+              help="auto, percentile, minmax, none, or a stretch.json from an earlier run (same colours).")
+@click.option("--stitch", type=click.Choice(["hard", "soft"]), default="hard", show_default=True,
+              help="hard: keep each tile's centre; soft: blend per-class scores across overlaps.")
+@click.option("--gsd", type=float, default=None, help="Resample tiles to this ground sampling distance.")
 @click.option("--box-threshold", default=0.35, show_default=True, type=float)
 @click.option("--text-threshold", default=0.25, show_default=True, type=float)
 @click.option("--min-area", default=16, show_default=True, type=int, help="Smallest candidate in pixels.")
 def segment(image: Path, classes_arg: str, background: bool, out_dir: Path, models_arg: str, branches: str,
             device: str, dtype: str, bands: str | None, tile_size: int, overlap: int, vectors: str | None,
-            box_threshold: float, text_threshold: float, min_area: int) -> None:
+            stretch: str | None, stitch: str, gsd: float | None, box_threshold: float, text_threshold: float, min_area: int) -> None:
     """Propose masks for IMAGE (PNG, JPEG or a GeoTIFF of any size) and write them to --out:
     candidates.json (COCO RLE masks), labels.png/labels.tif (class index), overlay.png (with legend)."""
     from text2seg_widgets.models.factory import load_models
@@ -75,7 +80,8 @@ def segment(image: Path, classes_arg: str, background: bool, out_dir: Path, mode
         pipeline = Text2SegPipeline(models, classes, config)
         loaded = time.perf_counter()
         outputs = segment_scene(image, pipeline, out_dir, bands=bands, tile_size=tile_size, overlap=overlap,
-                                vectors=vectors, progress=sys.stderr.isatty())
+                                vectors=vectors, stretch=stretch, stitch=stitch, gsd=gsd, min_area_px=min_area,
+                                progress=sys.stderr.isatty())
     except Text2SegError as exc:
         _fail(exc)
     done = time.perf_counter()
