@@ -220,6 +220,7 @@ class RayEngine:
     def _dataset(self, ray: Any, jobs: list[ImageJob], resources: tuple[int, float, float]) -> Any:
         workers, cpus, gpus = resources
         rows = [{"job": json.dumps(j.to_dict())} for j in jobs]
+        ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts tiles and images
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
         threads = max(1, int(round(cpus))) if gpus == 0 else None
         return ds.map_batches(SceneWorker, batch_size=1, concurrency=min(workers, len(jobs)),

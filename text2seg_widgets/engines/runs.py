@@ -153,8 +153,8 @@ class PreparedRun:
 def prepare_run(project: Project, jobs: list[ImageJob], manifest: dict[str, Any], classes: ClassSet,
                 engine: str, *, resume: int | None = None, fresh: bool = False) -> PreparedRun:
     """Classes added, the run opened (continued or new), its manifest written, done images left out."""
-    ensure_classes(project, classes)
     run_id, resumed = open_run(project, manifest, resume=resume, fresh=fresh)
+    ensure_classes(project, classes)
     run_log = RunLog(project, run_id)
     run_log.write_manifest(manifest)
     done = project.processed_images(run_id)
