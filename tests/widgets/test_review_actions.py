@@ -21,9 +21,10 @@ def test_opens_first_image_with_one_layer_per_class_and_status(project: Project)
     first = project.images()[0]
     assert app.image_id == first.id
     assert app.image is not None and app.image.rgb.shape == (first.height, first.width, 3)
-    assert set(app.layers.layers) == {("building", "proposed"), ("road", "proposed")}
-    feats = {k: len(v.data["features"]) for k, v in app.layers.layers.items()}
-    assert feats == {("building", "proposed"): 2, ("road", "proposed"): 2}
+    assert app.layers.groups() == {("building", "proposed"), ("road", "proposed")}
+    assert len(app.layers.layers) == 2  # one GeoJSON layer per class and status, not per mask
+    assert len(app.layers.features("building", "proposed")) == 2
+    assert len(app.layers.features("road", "proposed")) == 2
     assert len(app.panel.items.options) == 4
     assert "0/3</b> images done" in app.panel.progress.value
     assert "4</b> candidates left" in app.panel.progress.value
@@ -58,9 +59,9 @@ def test_accept_reject_relabel_write_to_store(project: Project) -> None:
     with pytest.raises(InputError, match="unknown class"):
         app.relabel_selected("lake")
 
-    layers = {k: len(v.data["features"]) for k, v in app.layers.layers.items()}
-    assert layers[("building", "accepted")] == 2 and layers[("road", "proposed")] == 1
-    assert layers.get(("building", "proposed"), 0) == 0
+    assert len(app.layers.features("building", "accepted")) == 2
+    assert len(app.layers.features("road", "proposed")) == 1
+    assert app.layers.features("building", "proposed") == []
     assert "1</b> candidates left" in app.panel.progress.value
 
 
@@ -88,7 +89,7 @@ def test_undo_redo_follow_the_store(project: Project) -> None:
     assert app.selection is None  # the selected annotation no longer exists
     app.redo()
     assert [a.id for a in project.annotations(app.image_id)] == [ann]
-    assert ("building", "accepted") in app.layers.layers
+    assert ("building", "accepted") in app.layers.groups()
 
 
 def test_next_image_marks_done_and_ends_cleanly(project: Project) -> None:
@@ -190,3 +191,33 @@ def test_candidate_of_a_removed_class_disappears(project: Project) -> None:
         app.accept_selected()
     with pytest.raises(InputError, match="no candidate"):
         project.accept(road.id)
+
+
+def test_many_candidates_share_a_few_layers_and_an_accept_resends_two(tmp_path, road_tiles) -> None:
+    from text2seg_widgets.pipeline.candidate import Candidate
+    from text2seg_widgets.widgets.layers import BLOCK
+
+    p = Project.create(tmp_path / "many", classes=["building", "road"])
+    try:
+        rec = p.add_image(road_tiles[0])
+        cands = [Candidate.from_mask(square(400, 400, (i // 20) * 20, (i // 20) * 20 + 8,
+                                            (i % 20) * 20, (i % 20) * 20 + 8),
+                                     class_name="building", score=0.5, branch="filter") for i in range(200)]
+        p.add_candidates(rec.id, cands)
+        app = Annotator(p)
+        assert len(app.layers.features("building", "proposed")) == 200
+        assert len(app.layers.layers) == -(-201 // BLOCK)  # blocks of ids 1..200
+        app.select_next()
+        sent = {}
+        layers = app.layers
+
+        original = layers._draw_group
+        layers._draw_group = lambda gkey, members, color: (sent.setdefault(gkey, len(members)),
+                                                           original(gkey, members, color))
+        app.accept_selected()
+        assert len(sent) == 2  # the block that lost the candidate and the new accepted block
+        assert max(sent.values()) <= BLOCK
+        assert len(app.layers.features("building", "proposed")) == 199
+        assert len(app.layers.features("building", "accepted")) == 1
+    finally:
+        p.close()

@@ -129,7 +129,7 @@ def test_prompt_run_in_the_background_adds_candidates(project: Project, tiny_mod
     assert {c.candidate.prompt for c in cands} <= {"asphalt road"}
     assert not app.panel.run.disabled
     assert f"{len(cands)} new candidate(s)" in app.panel.message.value
-    assert ("road", "proposed") in app.layers.layers
+    assert ("road", "proposed") in app.layers.groups()
 
 
 def test_prompt_run_names_missing_models(project: Project, tiny_models) -> None:
@@ -185,7 +185,7 @@ def test_ipyevents_key_events_are_normalised() -> None:
 def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_models) -> None:
     app = Annotator(project, tiny_models)
     c1 = top(project, app.image_id)
-    layer = app.layers.layers[("building", "proposed")]
+    (layer,) = [v for k, v in app.layers.layers.items() if k[:2] == ("building", "proposed")]
     feature = next(f for f in layer.data["features"] if f["properties"]["id"] == c1.id)
     layer._handle_mouse_events(None, {"event": "click", "feature": feature,
                                       "properties": feature["properties"]}, [])

@@ -58,9 +58,11 @@ class ActionsMixin(PromptMixin):
             self._syncing = False
 
     def clear_selection(self: "Annotator") -> None:
+        """Nothing selected: the next click or box starts a new mask."""
         self.selection = None
         self.session = None
         self._show_selection()
+        self._say("selection cleared: the next click or box makes a new mask")
 
     def _step(self: "Annotator", delta: int) -> MaskItem | None:
         keys = [(it.kind, it.id) for it in self.layers.items.values() if it.status == "proposed"]

@@ -1,7 +1,9 @@
-"""Mask layers on the map: one GeoJSON layer per (class, status), a selection layer, a legend.
+"""Mask layers on the map: GeoJSON layers per (class, status), a selection layer, a legend.
 
-Each mask's outline is traced once and cached by its RLE, so accepting or relabelling one of 500
-candidates only regroups cached features and re-sends the two layers whose contents changed.
+Masks are grouped by class and status (never one layer per mask). A group with many masks is
+split into fixed blocks of :data:`BLOCK` ids, so that accepting one of 500 candidates re-sends
+two blocks of at most ``BLOCK`` features instead of the whole image's masks. Each outline is
+traced once and cached by its RLE.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import ipyleaflet
 from text2seg_widgets.pipeline.candidate import rle_to_mask
 from text2seg_widgets.widgets.geometry import Frame, mask_to_geometry
 
-__all__ = ["MaskItem", "MaskLayers", "legend_html", "STATUSES"]
+__all__ = ["MaskItem", "MaskLayers", "legend_html", "STATUSES", "BLOCK"]
+
+#: masks per GeoJSON layer within one (class, status) group; blocks follow ids, so they are stable
+BLOCK = 64
 
 #: Display statuses: proposed candidates, accepted annotations, rejected candidates (hidden by default).
 STATUSES = ("proposed", "accepted", "rejected")
@@ -67,9 +72,9 @@ class MaskLayers:
         self._on_click = on_click
         self.show_rejected = show_rejected
         self.frame: Frame | None = None
-        self.layers: dict[tuple[str, str], ipyleaflet.GeoJSON] = {}
+        self.layers: dict[tuple[str, str, int], ipyleaflet.GeoJSON] = {}
         self._geoms: dict[str, dict[str, Any] | None] = {}
-        self._sent: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._sent: dict[tuple[str, str, int], tuple[str, ...]] = {}
         self.selected = ipyleaflet.GeoJSON(data=_collection([]), name="selected")
         self.map.add(self.selected)
         self.items: dict[str, MaskItem] = {}
@@ -97,11 +102,11 @@ class MaskLayers:
     def update(self, items: Iterable[MaskItem], colors: dict[str, str]) -> int:
         """Redraw from ``items``; returns how many layers were re-sent to the browser."""
         self.items = {it.key: it for it in items}
-        groups: dict[tuple[str, str], list[MaskItem]] = {}
+        groups: dict[tuple[str, str, int], list[MaskItem]] = {}
         for it in self.items.values():
             if it.status == "rejected" and not self.show_rejected:
                 continue
-            groups.setdefault((it.class_name, it.status), []).append(it)
+            groups.setdefault((it.class_name, it.status, it.id // BLOCK), []).append(it)
         sent = 0
         for gkey in set(self.layers) | set(groups):
             members = groups.get(gkey, [])
@@ -113,7 +118,16 @@ class MaskLayers:
             sent += 1
         return sent
 
-    def _draw_group(self, gkey: tuple[str, str], members: list[MaskItem], color: str) -> None:
+    def features(self, class_name: str, status: str) -> list[dict[str, Any]]:
+        """Every feature drawn for (class, status), across its blocks."""
+        return [f for (c, st, _), layer in sorted(self.layers.items()) if (c, st) == (class_name, status)
+                for f in layer.data["features"]]
+
+    def groups(self) -> set[tuple[str, str]]:
+        """The (class, status) pairs that have at least one drawn feature."""
+        return {(c, st) for (c, st, _), layer in self.layers.items() if layer.data["features"]}
+
+    def _draw_group(self, gkey: tuple[str, str, int], members: list[MaskItem], color: str) -> None:
         # The style goes into each feature (as ipyleaflet's own `style` trait would put it) so that
         # ipyleaflet does not deep-copy the whole collection on every change.
         style = _style(color, gkey[1])
@@ -127,7 +141,7 @@ class MaskLayers:
         layer = self.layers.get(gkey)
         if layer is None:
             layer = ipyleaflet.GeoJSON(data=_collection(feats), hover_style={"weight": 3, "fillOpacity": 0.5},
-                                       name=f"{gkey[0]} ({gkey[1]})")
+                                       name=f"{gkey[0]} ({gkey[1]}) {gkey[2]}")
             layer.on_click(self._clicked)
             self.map.add(layer)
             self.layers[gkey] = layer
