@@ -83,13 +83,13 @@ class GeoFrame:
         return np.asarray(ox, dtype=float), np.asarray(oy, dtype=float)
 
     def to_map(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = self.transform * (np.asarray(x, float), np.asarray(y, float))
+        xs, ys = _apply(self.transform, np.asarray(x, float), np.asarray(y, float))
         return self._warp(np.atleast_1d(xs), np.atleast_1d(ys), self.crs, "EPSG:4326")
 
     def to_pixel(self, lng: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = self._warp(np.atleast_1d(np.asarray(lng, float)), np.atleast_1d(np.asarray(lat, float)),
                             "EPSG:4326", self.crs)
-        col, row = ~self.transform * (xs, ys)
+        col, row = _apply(~self.transform, xs, ys)
         return np.asarray(col, dtype=float), np.asarray(row, dtype=float)
 
     def bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -112,6 +112,11 @@ class GeoFrame:
 
 
 Frame = PixelFrame | GeoFrame
+
+
+def _apply(t: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The affine ``t`` applied to coordinate arrays."""
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
 
 
 def mask_to_geometry(mask: np.ndarray, frame: Frame, *, tolerance: float = 0.75) -> dict[str, Any] | None:
