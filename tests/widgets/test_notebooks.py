@@ -53,6 +53,9 @@ def test_quickstart_runs_and_exports(tmp_path: Path, shared_data: Path) -> None:
         assert len(p.images()) == 3
         first = p.images()[0]
         assert p.candidates(first.id), "the prompt cell stored no candidates"
+    coco = json.loads((proj / "export" / "coco" / "annotations.json").read_text())
+    assert {c["name"] for c in coco["categories"]} == {"building", "road", "tree"}
+    assert coco["annotations"] == []  # nothing reviewed yet: an honest, empty export
 
 
 def test_geotiff_walkthrough_runs_with_litemedsam(tmp_path: Path, shared_data: Path) -> None:
@@ -78,3 +81,8 @@ def test_batch_export_runs(tmp_path: Path, shared_data: Path) -> None:
         assert all(p.candidates(r.id) for r in p.images())
         expected = sum(1 for c in p.candidates() if c.candidate.score >= 0.5)
         assert len(p.annotations()) == expected
+        stored = sorted(a.area for a in p.annotations())
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(proj / "export" / "coco" / "annotations.json"))
+    assert sorted(int(coco.annToMask(a).sum()) for a in coco.anns.values()) == stored
