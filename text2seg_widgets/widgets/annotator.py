@@ -21,7 +21,7 @@ from text2seg_widgets.widgets import storeview as rec
 from text2seg_widgets.widgets.actions import ActionsMixin
 from text2seg_widgets.widgets.geometry import Frame, geojson_to_pixel_rings, box_from_rings
 from text2seg_widgets.widgets.layers import MaskItem, MaskLayers, legend_html
-from text2seg_widgets.widgets.mapview import build_map, place_image
+from text2seg_widgets.widgets.mapview import build_map, place_image, update_detail
 from text2seg_widgets.widgets.overlay import LoadedImage, load_image
 from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.refine import EmbeddingKeeper, RefineSession
@@ -75,9 +75,11 @@ class Annotator(ActionsMixin):
         self.map = build_map(geographic=False, height=map_height)
         self.layers = MaskLayers(self.map, self._mask_clicked, show_rejected=show_rejected)
         self._overlay: ipyleaflet.ImageOverlay | None = None
+        self._detail: ipyleaflet.ImageOverlay | None = None
         self._draw = self._make_draw_control()
         self.map.add(self._draw)
         self.map.on_interaction(self._map_event)
+        self.map.observe(self._view_changed, names="bounds")
         self._init_branch_boxes()
         self.panel.bind(self)
         self.widget = w.HBox([self.map, self.panel.widget], layout=w.Layout(width="100%"))
@@ -123,6 +125,7 @@ class Annotator(ActionsMixin):
             self._replace_map(self.frame.geographic)
         self._overlay = place_image(self.map, self._overlay, self.image, self.frame,
                                     max_side=self.max_display, basemap=self.basemap)
+        self._detail = update_detail(self.map, self._detail, None, self.frame, self.max_display)
         self.layers.set_frame(self.frame)
         self.refresh()
 
@@ -130,12 +133,18 @@ class Annotator(ActionsMixin):
         old = self.map
         self.map = build_map(geographic=geographic, height=self.map_height)
         self.layers = MaskLayers(self.map, self._mask_clicked, show_rejected=self.layers.show_rejected)
-        self._overlay = None
+        self._overlay = self._detail = None
         self._draw = self._make_draw_control()
         self.map.add(self._draw)
         self.map.on_interaction(self._map_event)
+        self.map.observe(self._view_changed, names="bounds")
         self.widget.children = (self.map, self.panel.widget)
         old.close()
+
+    def _view_changed(self, _change: Any = None) -> None:
+        """The browser moved or zoomed the map: refine a big image's visible part."""
+        if self.frame is not None:
+            self._detail = update_detail(self.map, self._detail, self.image, self.frame, self.max_display)
 
     def items(self) -> list[MaskItem]:
         """The current image's masks: candidates still proposed (and rejected), and annotations."""

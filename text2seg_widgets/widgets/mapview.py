@@ -14,9 +14,9 @@ import ipyleaflet
 import ipywidgets as w
 
 from text2seg_widgets.widgets.geometry import Frame
-from text2seg_widgets.widgets.overlay import LoadedImage, png_data_url
+from text2seg_widgets.widgets.overlay import LoadedImage, detail_window, png_data_url
 
-__all__ = ["build_map", "place_image", "VIEW_PX"]
+__all__ = ["build_map", "place_image", "update_detail", "VIEW_PX"]
 
 #: the view size, in CSS pixels, used to choose the initial zoom
 VIEW_PX = (800, 560)
@@ -61,3 +61,31 @@ def place_image(m: ipyleaflet.Map, overlay: ipyleaflet.ImageOverlay | None, imag
     m.center = frame.center()
     m.zoom = frame.fit_zoom(*VIEW_PX)
     return overlay
+
+
+def update_detail(m: ipyleaflet.Map, detail: ipyleaflet.ImageOverlay | None, image: LoadedImage | None,
+                  frame: Frame, max_side: int) -> ipyleaflet.ImageOverlay | None:
+    """For a big image shown downsampled: overlay the visible part at screen resolution once the
+    view is zoomed in past the base overlay's detail; remove it when zoomed back out.
+
+    Pixel-space maps only (on a Simple map one zoom step doubles the screen pixels per image pixel).
+    Returns the detail layer (or None when none is needed)."""
+    needed = None
+    if image is not None and not frame.geographic and m.bounds and m.zoom is not None:
+        base_scale = min(1.0, max_side / float(max(image.height, image.width)))
+        (s, w), (n, e) = m.bounds
+        view = (w, -n, e, -s)  # pixel x0, y0, x1, y1
+        needed = detail_window(view, image.width, image.height, base_scale, 2.0 ** float(m.zoom))
+    if needed is None:
+        if detail is not None and detail in m.layers:
+            m.remove(detail)
+        return None
+    x0, y0, x1, y1 = needed
+    url = png_data_url(image.rgb[y0:y1, x0:x1], max_side=max_side)
+    bounds = ((-float(y1), float(x0)), (-float(y0), float(x1)))
+    if detail is None or detail not in m.layers:
+        detail = ipyleaflet.ImageOverlay(url=url, bounds=bounds, name="image detail", pane="tilePane")
+        m.add(detail)
+    else:
+        detail.url, detail.bounds = url, bounds
+    return detail
