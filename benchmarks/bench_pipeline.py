@@ -26,7 +26,8 @@ up to a hundred-odd masks on a 1024 px aerial tile, so the benchmark keeps the b
 ``--max-boxes`` (30) detections and ``--max-masks`` (100) automatic masks; the mask decoding and
 CLIP crop scoring that follow then do the amount of work a real run does.
 
-Usage: ``python benchmarks/bench_pipeline.py [--sam3] [--max-boxes 30] [--max-masks 100] [--tiny]``;
+Usage: ``python benchmarks/bench_pipeline.py [--branches detector,heatmap,filter] [--sam3]
+[--max-boxes 30] [--max-masks 100] [--tiny]``;
 prints a table
 and writes ``benchmarks/results/bench_pipeline.json``. Timings are single runs (the SAM encoder
 alone takes ~20 s on 2 CPUs), so expect a few percent of noise on a quiet machine, more on a busy one.
@@ -166,9 +167,17 @@ def components(models: Any, classes: Any, rgb: np.ndarray, meter: Meter, all_run
     }
 
 
-def naive_estimate(parts: dict[str, float], n_prompts: int) -> float:
-    per_prompt = (3 * parts["sam_encoder_s"] + parts["detector_one_prompt_s"] + parts["clip_map_one_class_s"]
-                  + parts["mask_generator_cached_s"] + parts["clip_crops_s"])
+def naive_estimate(parts: dict[str, float], n_prompts: int, branches: tuple[str, ...]) -> float:
+    """The per-prompt flow for ``branches``: every SAM branch re-encodes the image for every prompt,
+    the detector and CLIP run once per prompt; mask decoding as measured."""
+    sam_branches = [b for b in branches if b in ("detector", "heatmap", "filter")]
+    per_prompt = len(sam_branches) * parts["sam_encoder_s"]
+    if "detector" in branches:
+        per_prompt += parts["detector_one_prompt_s"]
+    if "heatmap" in branches:
+        per_prompt += parts["clip_map_one_class_s"]
+    if "filter" in branches:
+        per_prompt += parts["mask_generator_cached_s"] + parts["clip_crops_s"]
     return n_prompts * per_prompt + parts["sam_decode_boxes_s"] + parts["sam_decode_points_s"]
 
 
@@ -179,6 +188,9 @@ def main() -> None:
     ap.add_argument("--max-boxes", type=int, default=30)
     ap.add_argument("--max-masks", type=int, default=100)
     ap.add_argument("--tiny", action="store_true", help="tiny random models: a quick check of this script")
+    ap.add_argument("--branches", default="detector,heatmap,filter",
+                    help="branches to measure alone and then all together (the filter branch's automatic "
+                         "masks take ~20 min per tile on a busy 2-CPU machine)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
@@ -197,8 +209,10 @@ def main() -> None:
     cap_outputs(models, args.max_boxes, args.max_masks)
     meter = Meter()
     meter.instrument(models)
-    configs = [("detector",), ("heatmap",), ("filter",)] + ([("concept",)] if args.sam3 else [])
-    configs.append(tuple(b for c in configs for b in c))
+    chosen = [b.strip() for b in args.branches.split(",") if b.strip()] + (["concept"] if args.sam3 else [])
+    configs = [(b,) for b in chosen]
+    if len(configs) > 1:
+        configs.append(tuple(chosen))
     runs = []
     with torch.inference_mode():
         for branches in configs:
@@ -207,9 +221,9 @@ def main() -> None:
             print(f"{'+'.join(branches):32s} wall {r['wall_s']:7.2f} s  models {r['model_sum_s']:7.2f} s  "
                   f"overhead {r['overhead_pct']:5.1f} %  candidates {r['candidates']}", flush=True)
         parts = components(models, classes, rgb, meter, runs[-1])
-    naive = naive_estimate(parts, n_prompts)
+    naive = naive_estimate(parts, n_prompts, configs[-1])
     together = runs[-1]["wall_s"]
-    branch_sum = sum(r["wall_s"] for r in runs[:-1])
+    branch_sum = sum(r["wall_s"] for r in runs[:-1]) if len(runs) > 1 else together
     doc = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_avg": os.getloadavg(),
