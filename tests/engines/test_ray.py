@@ -24,7 +24,7 @@ def local_ray() -> Iterator[object]:
     ray = require("ray", "ray")  # the ray extra is part of the test environment: fail loudly without it
     if ray.is_initialized():
         ray.shutdown()
-    init_local(ray, num_cpus=2)
+    init_local(ray, attempts=3, num_cpus=2)  # Ray waits a fixed 30 s for its raylet: busy CI machines
     yield ray
     ray.shutdown()
 
