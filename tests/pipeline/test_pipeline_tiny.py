@@ -136,3 +136,14 @@ def test_box_outside_the_image_is_refused_before_decoding(tiny_models, tiny_imag
         seg.predict_boxes(np.array([[0.0, 0.0, 10.0, 10.0], [10.0, 130.0, 20.0, 140.0]]))
     ok = seg.predict(box=np.array([-20.0, -5.0, 60.0, 40.0]))  # partly outside: clipped, fine
     assert ok.masks.shape[1:] == (120, 200)
+
+
+def test_box_only_segmenter_does_not_serve_the_heatmap_branch(tiny_models):
+    from text2seg_widgets.models.litemedsam import LiteMedSamSegmenter
+
+    lite = LiteMedSamSegmenter.from_checkpoint(device="cpu")
+    assert lite.supports_points is False and tiny_models.segmenter.supports_points is True
+    ms = ModelSet(segmenter=lite, detector=tiny_models.detector, clip=tiny_models.clip)
+    assert Text2SegPipeline(ms, ClassSet.parse("building")).branches == ("detector",)
+    with pytest.raises(InputError, match="LiteMedSAM takes boxes only"):
+        Text2SegPipeline(ms, ClassSet.parse("building"), PipelineConfig(branches="heatmap"))

@@ -116,7 +116,11 @@ def test_box_only_segmenter_says_clicks_need_a_sam_checkpoint(project: Project) 
 
 
 def test_prompt_run_in_the_background_adds_candidates(project: Project, tiny_models) -> None:
-    app = Annotator(project, tiny_models)
+    from text2seg_widgets.pipeline import PipelineConfig
+
+    # random weights give random scores: open the gates so the run surely proposes something
+    app = Annotator(project, tiny_models, pipeline_config=PipelineConfig(text_threshold=0.0, heatmap_min_share=0.0))
+    app.panel.box_threshold.value = app.panel.box_threshold.min
     image_id = project.images()[1].id
     app.show_image(image_id)
     assert project.candidates(image_id) == []

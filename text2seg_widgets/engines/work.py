@@ -27,7 +27,7 @@ from text2seg_widgets.imagery.stretch import compute_stretch
 from text2seg_widgets.imagery.tiling import Tile, tile_grid
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
 from text2seg_widgets.pipeline.candidate import Candidate
-from text2seg_widgets.pipeline.scene_runner import _merge_candidates
+from text2seg_widgets.pipeline.scene_runner import merge_candidates
 
 __all__ = ["ImageJob", "TileInput", "ImageResult", "TileRunner", "ImageAssembler", "plan_tiles",
            "read_tiles", "segment_job", "MAX_NODATA_FRACTION"]
@@ -199,7 +199,7 @@ class ImageAssembler:
         if not self.complete:
             raise RuntimeError(f"image {self.job.image_id}: {self.done} of {self.n_tiles} tiles done")
         cands = self.single if self.n_tiles == 1 else \
-            _merge_candidates(self.pieces, self.job.width, self.job.height, self.names)
+            merge_candidates(self.pieces, self.job.width, self.job.height, self.names)
         return ImageResult(self.job, cands, self.n_tiles, time.perf_counter() - self.started, self.stretch)
 
 

@@ -42,6 +42,9 @@ class LiteMedSamSegmenter:
     """LiteMedSAM behind the ``PromptableSegmenter`` protocol (boxes, optionally with a previous
     low-res mask; point prompts raise :class:`InputError`)."""
 
+    #: LiteMedSAM was trained with box prompts only; callers check this before sending clicks.
+    supports_points = False
+
     def __init__(self, net: torch.nn.Module, name: str = "litemedsam", device: str | torch.device = "auto",
                  dtype: str | torch.dtype | None = "auto") -> None:
         self.device = resolve_device(device)

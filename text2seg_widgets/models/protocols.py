@@ -75,6 +75,7 @@ class PromptableSegmenter(Protocol):
 
     name: str
     encoder_calls: int
+    supports_points: bool  # False for box-only models (LiteMedSAM)
 
     def set_image(self, image: np.ndarray) -> None:
         """Encode ``image``; a second call with an equal image reuses the cached embedding."""

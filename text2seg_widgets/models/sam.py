@@ -42,6 +42,9 @@ class SamSegmenter:
         dtype: autocast dtype on CUDA (``"auto"`` = bf16/fp16); ignored on the CPU.
     """
 
+    #: SAM takes point prompts (clicks) as well as boxes and masks.
+    supports_points = True
+
     def __init__(self, sam: Sam, name: str = "sam", device: str | torch.device = "auto",
                  dtype: str | torch.dtype | None = "auto") -> None:
         self.device = resolve_device(device)

@@ -194,7 +194,7 @@ def run_concept(image: np.ndarray, ctx: BranchContext) -> list[Candidate]:
 #: branch name -> (function, the ModelSet roles it needs)
 BRANCH_FUNCTIONS = {
     "detector": (run_detector, ("detector", "segmenter")),
-    "heatmap": (run_heatmap, ("clip", "segmenter")),
+    "heatmap": (run_heatmap, ("clip", "segmenter")),  # and a segmenter that takes points
     "filter": (run_filter, ("mask_generator", "clip")),
     "concept": (run_concept, ("concept",)),
 }

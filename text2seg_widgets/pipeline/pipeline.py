@@ -54,6 +54,8 @@ class Text2SegPipeline:
         chosen = []
         for name in wanted:
             missing = [role for role in BRANCH_FUNCTIONS[name][1] if getattr(self.models, role) is None]
+            if name == "heatmap" and not missing and not getattr(self.models.segmenter, "supports_points", True):
+                missing = ["point-prompt segmenter (a SAM checkpoint; LiteMedSAM takes boxes only)"]
             if not missing:
                 chosen.append(name)
             elif self.config.branches != "auto":

@@ -49,7 +49,7 @@ from text2seg_widgets.imagery.writers import NODATA, LabelRasterWriter
 from text2seg_widgets.pipeline.candidate import Candidate, rle_bbox
 from text2seg_widgets.pipeline.image_input import MIN_SIDE
 
-__all__ = ["segment_scene", "SceneOutputs", "PNG_MAX_PIXELS"]
+__all__ = ["segment_scene", "SceneOutputs", "PNG_MAX_PIXELS", "merge_candidates"]
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def _process_tile(scene: Scene, pipeline: _Pipeline, tile: Tile, stretch: Stretc
         preview.paste(int(window.col_off), int(window.row_off), labels=block)
 
 
-def _merge_candidates(pieces: list[Piece], width: int, height: int, names: Sequence[str]) -> list[Candidate]:
+def merge_candidates(pieces: list[Piece], width: int, height: int, names: Sequence[str]) -> list[Candidate]:
     out = []
     for group in merge_pieces(pieces):
         members = [pieces[i] for i in group]
@@ -275,7 +275,7 @@ def segment_scene(path: str | os.PathLike, pipeline: _Pipeline, out_dir: str | o
                                names, colors, NODATA) as writer:
             for tile in tqdm(tiles, disable=not progress, file=sys.stderr, unit="tile", desc=scene.path.name):
                 _process_tile(scene, pipeline, tile, st, state, writer, soft, preview, max_nodata_fraction, factor)
-        cands = _merge_candidates(state.pieces, scene.width, scene.height, names)
+        cands = merge_candidates(state.pieces, scene.width, scene.height, names)
         settings = {"bands": list(scene.bands), "tile_size": tile_size, "overlap": overlap, "stitch": stitch,
                     "gsd": gsd, "resample_factor": factor,
                     "n_tiles": len(tiles), "n_tiles_skipped": state.skipped, "min_area_px": min_area_px}
