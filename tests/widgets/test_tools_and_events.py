@@ -115,11 +115,14 @@ def test_box_only_segmenter_says_clicks_need_a_sam_checkpoint(project: Project) 
     assert project.annotation(ann).area > 0
 
 
-def test_prompt_run_in_the_background_adds_candidates(project: Project, tiny_models) -> None:
+def test_prompt_run_in_the_background_adds_candidates(project: Project) -> None:
+    from text2seg_widgets.models.tiny import tiny_model_set
     from text2seg_widgets.pipeline import PipelineConfig
 
-    # random weights give random scores: open the gates so the run surely proposes something
-    app = Annotator(project, tiny_models, pipeline_config=PipelineConfig(text_threshold=0.0, heatmap_min_share=0.0))
+    # own models (no state left by other tests' annotators); random weights give random scores,
+    # so open the gates: the run must propose something
+    models = tiny_model_set(seed=1)
+    app = Annotator(project, models, pipeline_config=PipelineConfig(text_threshold=0.0, heatmap_min_share=0.0))
     app.panel.box_threshold.value = app.panel.box_threshold.min
     image_id = project.images()[1].id
     app.show_image(image_id)
@@ -129,7 +132,7 @@ def test_prompt_run_in_the_background_adds_candidates(project: Project, tiny_mod
     app.wait(timeout=300)
     assert not thread.is_alive()
     cands = project.candidates(image_id)
-    assert cands and {c.class_name for c in cands} == {"road"}
+    assert cands and {c.class_name for c in cands} == {"road"}, app.panel.message.value
     assert {c.candidate.prompt for c in cands} <= {"asphalt road"}
     assert not app.panel.run.disabled
     assert f"{len(cands)} new candidate(s)" in app.panel.message.value

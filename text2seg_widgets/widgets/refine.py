@@ -105,13 +105,13 @@ class EmbeddingKeeper:
 
     def ensure(self, key: Any, rgb: np.ndarray) -> None:
         with self.lock:
-            if self.current == key:
-                return
             state = self._ready.pop(key, None)
-            if state is not None:
+            if state is not None and self.current != key:
                 self.segmenter.__dict__.update(state)
                 log.debug("image %s: using the prefetched embedding", key)
             else:
+                # the segmenter may be shared (pipeline, other annotators): its own fingerprint
+                # check makes this a no-op when it still holds this image, and re-encodes if not
                 self.segmenter.set_image(rgb)
             self.current = key
 
