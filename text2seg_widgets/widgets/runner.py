@@ -56,16 +56,17 @@ class BackgroundRunner:
         return self._thread
 
     def _hand_back(self, done: Done, result: Any, error: BaseException | None) -> None:
+        # Always queue the result; a running kernel loop is asked to drain the queue, and wait()
+        # drains it too, so a loop that reports itself running but never turns again (nested
+        # loops left behind by other libraries) cannot swallow a result.
+        self._pending.put((done, result, error))
         loop = self._loop
         if loop is not None and loop.is_running() and not loop.is_closed():
-            loop.call_soon_threadsafe(self._safe_done, done, result, error)
-        else:
-            self._pending.put((done, result, error))
+            loop.call_soon_threadsafe(self._safe_drain)
 
-    @staticmethod
-    def _safe_done(done: Done, result: Any, error: BaseException | None) -> None:
+    def _safe_drain(self) -> None:
         try:
-            done(result, error)
+            self.drain()
         except Exception:
             log.exception("applying a background result failed")
 
