@@ -35,25 +35,24 @@ def history(db: Database, limit: int = 50) -> list[dict[str, Any]]:
 
 def undo(db: Database) -> str | None:
     """Undo the newest action; return its description, or ``None`` when there is nothing to undo."""
-    with db.raw() as tx:
-        row = tx.conn.execute("SELECT id, description FROM actions WHERE undone = 0 "
-                              "ORDER BY id DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        _replay(tx, row["id"], row["description"], forward=False)
-        tx.conn.execute("UPDATE actions SET undone = 1 WHERE id = ?", (row["id"],))
-        return str(row["description"])
+    return _step(db, forward=False)
 
 
 def redo(db: Database) -> str | None:
     """Redo the oldest undone action; return its description, or ``None``."""
+    return _step(db, forward=True)
+
+
+def _step(db: Database, *, forward: bool) -> str | None:
+    """One undo (newest not-undone action, backwards) or redo (oldest undone action, forwards)."""
+    query = ("SELECT id, description FROM actions WHERE undone = 1 ORDER BY id ASC LIMIT 1" if forward else
+             "SELECT id, description FROM actions WHERE undone = 0 ORDER BY id DESC LIMIT 1")
     with db.raw() as tx:
-        row = tx.conn.execute("SELECT id, description FROM actions WHERE undone = 1 "
-                              "ORDER BY id ASC LIMIT 1").fetchone()
+        row = tx.conn.execute(query).fetchone()
         if row is None:
             return None
-        _replay(tx, row["id"], row["description"], forward=True)
-        tx.conn.execute("UPDATE actions SET undone = 0 WHERE id = ?", (row["id"],))
+        _replay(tx, row["id"], row["description"], forward=forward)
+        tx.conn.execute("UPDATE actions SET undone = ? WHERE id = ?", (0 if forward else 1, row["id"]))
         return str(row["description"])
 
 
