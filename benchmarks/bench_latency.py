@@ -49,7 +49,7 @@ def tile() -> Path:
 
 
 def new_project(folder: Path, image: Path, n_candidates: int = 0, seed: int = 0) -> Any:
-    from text2seg_widgets.pipeline.candidate import Candidate
+    from text2seg_widgets.core import Candidate
     from text2seg_widgets.store import Project
 
     p = Project.create(folder, classes=["building", "road"])

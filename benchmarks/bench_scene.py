@@ -64,7 +64,7 @@ class _FakePipeline:
         from scipy import ndimage
 
         from text2seg_widgets.imagery.instances import crop_to_scene_rle
-        from text2seg_widgets.pipeline.candidate import Candidate, rle_bbox
+        from text2seg_widgets.core import Candidate, rle_bbox
 
         fg = rgb[..., 0] >= 200
         blobs, _ = ndimage.label(fg)

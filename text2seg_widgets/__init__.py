@@ -14,7 +14,7 @@ from text2seg_widgets.errors import (
     MissingWeightsError,
     Text2SegError,
 )
-from text2seg_widgets.pipeline.candidate import Candidate, mask_to_rle, rle_to_mask
+from text2seg_widgets.core import Candidate, mask_to_rle, rle_to_mask
 
 __version__ = "0.1.0"
 

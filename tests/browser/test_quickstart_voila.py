@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 from text2seg_widgets.store import Project
 
 from .conftest import ROOT, VoilaServer

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from text2seg_widgets.cli import main
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 
 
 def _png(path, array) -> None:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from tests.eval.oracles import BoxOnlyOracle, DiskOracle
+from text2seg_widgets.core import mask_iou
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.eval.noc import (Click, GTObject, attach_pseudo_labels, label_objects, mask_box, mask_iou, mask_to_low_res_logits,
+from text2seg_widgets.eval.noc import (Click, GTObject, attach_pseudo_labels, label_objects, mask_box, mask_to_low_res_logits,
                                        next_click, simulate_image, simulate_object, summarize)
 
 

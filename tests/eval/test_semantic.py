@@ -11,7 +11,7 @@ from PIL import Image
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.eval.labels import load_label
 from text2seg_widgets.eval.semantic import evaluate, evaluate_label_files, rasterize
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 
 LOVEDA = ["background", "building", "road", "water", "barren", "forest", "agriculture"]
 BG, BUILDING, ROAD, WATER, BARREN, FOREST, AGRI = range(7)

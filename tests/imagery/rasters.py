@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from scipy import ndimage
 
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 
 __all__ = ["write_raster", "FakePipeline", "UTM", "UTM_TRANSFORM", "BG", "FG"]
 

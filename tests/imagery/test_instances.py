@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from text2seg_widgets.imagery.instances import (crop_to_scene_rle, merge_pieces, piece_from_tile_mask, union_rle,
                                                 union_of)
-from text2seg_widgets.pipeline.candidate import mask_to_rle, rle_area, rle_to_mask
+from text2seg_widgets.core import mask_to_rle, rle_area, rle_to_mask
 
 
 @settings(max_examples=150, deadline=None)

@@ -15,7 +15,8 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.imagery.vectors import (area_m2, mask_to_polygons, polygonize_labels, polygonize_raster,
+from text2seg_widgets.core import mask_to_polygons
+from text2seg_widgets.imagery.vectors import (area_m2, polygonize_labels, polygonize_raster,
                                               raster_to_records, sieve, write_features)
 from text2seg_widgets.imagery.writers import LabelRasterWriter, read_class_names, write_label_geotiff
 

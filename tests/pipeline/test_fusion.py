@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from text2seg_widgets.pipeline import Candidate, fuse
+from text2seg_widgets.core import Candidate
+from text2seg_widgets.pipeline import fuse
 
 
 def box_mask(h, w, y0, y1, x0, x1):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.imagery.rasters import UTM_TRANSFORM, FakePipeline, write_raster
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 from text2seg_widgets.pipeline.scene_runner import segment_scene
 
 W, H, BORDER = 523, 389, 6

@@ -11,7 +11,7 @@ import rasterio
 from tests.imagery.rasters import write_raster
 from text2seg_widgets.models.tiny import tiny_model_set
 from text2seg_widgets.pipeline import ClassSet, PipelineConfig, Text2SegPipeline
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 from text2seg_widgets.pipeline.scene_runner import segment_scene
 
 

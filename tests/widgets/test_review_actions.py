@@ -194,7 +194,7 @@ def test_candidate_of_a_removed_class_disappears(project: Project) -> None:
 
 
 def test_many_candidates_share_a_few_layers_and_an_accept_resends_two(tmp_path, road_tiles) -> None:
-    from text2seg_widgets.pipeline.candidate import Candidate
+    from text2seg_widgets.core import Candidate
     from text2seg_widgets.widgets.layers import BLOCK
 
     p = Project.create(tmp_path / "many", classes=["building", "road"])

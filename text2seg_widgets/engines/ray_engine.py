@@ -36,7 +36,7 @@ from text2seg_widgets.engines.runs import PreparedRun, RunReport, prepare_run, s
 from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.engines.work import ImageJob, ImageResult, plan_tiles
 from text2seg_widgets.errors import InputError, require
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 from text2seg_widgets.store import Project
 
 __all__ = ["RayEngine", "SceneWorker", "check_address", "worker_resources", "init_local"]

@@ -26,7 +26,7 @@ from text2seg_widgets.imagery.scene import open_scene
 from text2seg_widgets.imagery.stretch import compute_stretch
 from text2seg_widgets.imagery.tiling import Tile, tile_grid
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 from text2seg_widgets.pipeline.scene_runner import merge_candidates
 
 __all__ = ["ImageJob", "TileInput", "ImageResult", "TileRunner", "ImageAssembler", "plan_tiles",

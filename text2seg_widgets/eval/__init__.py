@@ -9,7 +9,7 @@ from text2seg_widgets.eval.confusion import (IGNORE_INDEX, ConfusionMatrix, Eval
                                              write_json)
 from text2seg_widgets.eval.labels import (LabelMapping, available_presets, find_label_files, load_label,
                                           load_mapping)
-from text2seg_widgets.eval.noc import (Click, GTObject, NoCSummary, ObjectTrace, label_objects, mask_iou,
+from text2seg_widgets.eval.noc import (Click, GTObject, NoCSummary, ObjectTrace, label_objects,
                                        next_click, simulate_image, simulate_object, summarize)
 from text2seg_widgets.eval.semantic import (evaluate, evaluate_arrays, evaluate_label_files, evaluate_project,
                                             rasterize)
@@ -17,7 +17,7 @@ from text2seg_widgets.eval.semantic import (evaluate, evaluate_arrays, evaluate_
 __all__ = [
     "IGNORE_INDEX", "ConfusionMatrix", "EvalResult", "format_table", "write_csv", "write_json",
     "LabelMapping", "available_presets", "find_label_files", "load_label", "load_mapping",
-    "Click", "GTObject", "NoCSummary", "ObjectTrace", "label_objects", "mask_iou", "next_click",
+    "Click", "GTObject", "NoCSummary", "ObjectTrace", "label_objects", "next_click",
     "simulate_image", "simulate_object", "summarize",
     "evaluate", "evaluate_arrays", "evaluate_label_files", "evaluate_project", "rasterize",
 ]

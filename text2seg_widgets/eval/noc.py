@@ -42,6 +42,7 @@ from typing import Any, Iterable, Literal, Sequence
 import numpy as np
 from scipy import ndimage
 
+from text2seg_widgets.core.masks import mask_bbox_xyxy, mask_iou
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.models.protocols import MaskPrediction, PromptableSegmenter
 
@@ -141,23 +142,12 @@ def _num(value: float) -> float | None:
 # ------------------------------------------------------------------------------------- geometry
 
 
-def mask_iou(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None) -> float:
-    """IoU of two boolean masks, pixels under ``ignore`` left out; 1.0 when both are empty."""
-    pred = np.asarray(pred, dtype=bool)
-    gt = np.asarray(gt, dtype=bool)
-    if ignore is not None:
-        valid = ~np.asarray(ignore, dtype=bool)
-        pred, gt = pred & valid, gt & valid
-    union = np.count_nonzero(pred | gt)
-    return 1.0 if union == 0 else float(np.count_nonzero(pred & gt) / union)
-
-
 def mask_box(mask: np.ndarray) -> np.ndarray:
     """The tight box ``(x0, y0, x1, y1)`` of a mask with exclusive ``x1, y1`` (COCO ``x + w``)."""
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
+    box = mask_bbox_xyxy(mask)
+    if box is None:
         raise InputError("the object mask is empty; it has no box")
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+    return box.astype(np.float32)
 
 
 def next_click(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = None) -> Click | None:

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
-from text2seg_widgets.export.common import (DEFAULT_STATES, crop_to_mask, image_stem,
+from text2seg_widgets.core.masks import crop_to_mask, mask_to_polygons
+from text2seg_widgets.export.common import (DEFAULT_STATES, image_stem,
                                             read_pixels, select_images, write_pixels)
-from text2seg_widgets.pipeline.candidate import rle_area, rle_bbox
+from text2seg_widgets.core import rle_area, rle_bbox
 from text2seg_widgets.store import ImageRecord, Project
 
 __all__ = ["export_coco", "build_coco", "mask_to_coco_polygons"]
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 def mask_to_coco_polygons(mask: np.ndarray) -> list[list[float]] | None:
     """COCO polygons of a mask, or ``None`` when a part has a hole (then use RLE)."""
-    from text2seg_widgets.imagery.vectors import mask_to_polygons
-
     crop, x0, y0 = crop_to_mask(mask)
     polys = mask_to_polygons(crop)
     if not polys or any(len(p.interiors) for p in polys):
@@ -66,7 +65,7 @@ def _image_entry(coco_id: int, rec: ImageRecord, file_name: str) -> dict[str, An
 
 def _segmentation(rle: dict[str, Any], polygons: bool, stats: dict[str, int]) -> Any:
     if polygons:
-        from text2seg_widgets.pipeline.candidate import rle_to_mask
+        from text2seg_widgets.core import rle_to_mask
 
         polys = mask_to_coco_polygons(rle_to_mask(rle))
         if polys is not None:

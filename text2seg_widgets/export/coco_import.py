@@ -19,7 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.pipeline.candidate import Candidate, rle_to_mask
+from text2seg_widgets.core import Candidate, rle_to_mask
 from text2seg_widgets.store import ImageRecord, Project
 
 __all__ = ["import_coco", "coco_segmentation_to_mask"]

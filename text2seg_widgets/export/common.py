@@ -23,7 +23,7 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import IMAGE_STATES, AnnotationRecord, ImageRecord, Project
 
 __all__ = ["IGNORE", "BACKGROUND", "DEFAULT_STATES", "select_images", "class_index",
-           "label_raster", "read_pixels", "pixel_reader", "write_pixels", "crop_to_mask",
+           "label_raster", "read_pixels", "pixel_reader", "write_pixels",
            "shifted_transform", "image_stem", "classes_table", "UNLABELLED_MODES"]
 
 IGNORE = 255
@@ -151,16 +151,6 @@ def write_pixels(path: Path, data: np.ndarray, *, crs: str | None = None,
                            transform=transform) as dst:
             dst.write(data)
     return path
-
-
-def crop_to_mask(mask: np.ndarray, pad: int = 1) -> tuple[np.ndarray, int, int]:
-    """The part of ``mask`` around its True pixels (``pad`` pixels of margin) and its (x0, y0);
-    polygonising the crop instead of the whole image is much faster for small objects."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return mask[:0, :0], 0, 0
-    y0, x0 = max(0, int(rows[0]) - pad), max(0, int(cols[0]) - pad)
-    return mask[y0:int(rows[-1]) + 1 + pad, x0:int(cols[-1]) + 1 + pad], x0, y0
 
 
 def shifted_transform(transform: Sequence[float], col: int, row: int) -> Any:

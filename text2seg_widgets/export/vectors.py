@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from text2seg_widgets.export.atomic import atomic_dir, write_manifest
-from text2seg_widgets.export.common import (DEFAULT_STATES, crop_to_mask, select_images,
+from text2seg_widgets.core.masks import crop_to_mask, mask_to_polygons
+from text2seg_widgets.export.common import (DEFAULT_STATES, select_images,
                                             shifted_transform)
 from text2seg_widgets.store import Project
 
@@ -32,7 +33,7 @@ def _records(project: Project, images: list[Any]) -> tuple[list[dict[str, Any]],
                                                            list[dict[str, Any]]]:
     from shapely.geometry import MultiPolygon
 
-    from text2seg_widgets.imagery.vectors import area_m2, mask_to_polygons
+    from text2seg_widgets.imagery.vectors import area_m2
 
     geo, pixel = [], []
     class_ids = {c.name: c.id for c in project.classes}

@@ -19,13 +19,13 @@ from typing import Any
 
 __all__ = ["Scene", "open_scene", "resolve_bands", "BAND_PRESETS", "Stretch", "compute_stretch", "load_stretch",
            "Tile", "tile_grid", "stitch_hard", "SoftStitcher", "LabelRasterWriter", "write_label_geotiff",
-           "mask_to_polygons", "sieve", "write_features", "area_m2"]
+           "sieve", "write_features", "area_m2"]
 
 _LAZY = {
     "Scene": "scene", "open_scene": "scene", "resolve_bands": "bands", "BAND_PRESETS": "bands",
     "Stretch": "stretch", "compute_stretch": "stretch", "load_stretch": "stretch", "Tile": "tiling",
     "tile_grid": "tiling", "stitch_hard": "stitching", "SoftStitcher": "stitching",
-    "LabelRasterWriter": "writers", "write_label_geotiff": "writers", "mask_to_polygons": "vectors",
+    "LabelRasterWriter": "writers", "write_label_geotiff": "writers", 
     "sieve": "vectors", "write_features": "vectors", "area_m2": "vectors",
 }
 

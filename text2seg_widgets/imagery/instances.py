@@ -22,17 +22,19 @@ from typing import Any, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from text2seg_widgets.core.masks import mask_to_rle, rle_to_mask
+
 __all__ = ["Piece", "piece_from_tile_mask", "merge_pieces", "union_of", "union_rle", "crop_to_scene_rle",
            "encode_crop", "decode_crop"]
 
 
 def encode_crop(mask: np.ndarray) -> dict[str, Any]:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"]}
+    """COCO RLE of a crop (the core helper; kept as the name the piece code reads)."""
+    return mask_to_rle(mask)
 
 
 def decode_crop(rle: dict[str, Any]) -> np.ndarray:
-    return mask_utils.decode(rle).astype(bool)
+    return rle_to_mask(rle)
 
 
 @dataclass

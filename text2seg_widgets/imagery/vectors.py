@@ -22,9 +22,10 @@ from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 
+from text2seg_widgets.core.masks import mask_to_polygons
 from text2seg_widgets.errors import InputError, require
 
-__all__ = ["mask_to_polygons", "sieve", "polygonize_labels", "area_m2", "write_features", "polygonize_raster",
+__all__ = ["sieve", "polygonize_labels", "area_m2", "write_features", "polygonize_raster",
            "raster_to_records",
            "DEFAULT_SCHEMA"]
 
@@ -34,20 +35,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SCHEMA: dict[str, str] = {"class_name": "str", "class_id": "int", "score": "float",
                                   "area_px": "int", "area_m2": "float"}
 _DRIVERS = {"gpkg": "GPKG", "geojson": "GeoJSON"}
-
-
-def mask_to_polygons(mask: np.ndarray, transform: Affine | None = None) -> list[Polygon]:
-    """The polygons (holes kept) of the True pixels of a 2-D mask, in ``transform`` coordinates."""
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise InputError(f"mask must be 2-D (height, width), got shape {mask.shape}")
-    if mask.size == 0 or not mask.any():
-        return []
-    binary = mask.astype(bool).astype(np.uint8)
-    tr = transform if transform is not None else Affine.identity()
-    return [shape(geom) for geom, value in rasterio.features.shapes(binary, mask=binary.astype(bool),
-                                                                    connectivity=4, transform=tr)
-            if value == 1]
 
 
 def sieve(labels: np.ndarray, min_px: int, *, nodata: int | None = 255, connectivity: int = 4) -> np.ndarray:

@@ -19,6 +19,7 @@ import torch
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 from segment_anything.modeling import Sam
 
+from text2seg_widgets.core.masks import mask_bbox_xywh
 from text2seg_widgets.errors import InputError, MissingExtraError
 from text2seg_widgets.models._validate import check_box, check_points, check_rgb, fingerprint
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
@@ -193,14 +194,6 @@ class _SharedPredictor:
         return getattr(self._segmenter.predictor, item)
 
 
-def _bbox_xywh(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """COCO-style box of a mask: (x, y, width, height) with width = x_max - x_min + 1."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if len(rows) == 0:
-        return (0.0, 0.0, 0.0, 0.0)
-    return (float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1))
-
-
 class SamMaskGenerator:
     """SAM automatic mask generation (a point grid over the image), sharing ``segmenter``'s
     embedding: generating masks for an image that the segmenter already encoded costs no encoder
@@ -274,7 +267,7 @@ class SamMaskGenerator:
                 pairs = [(np.asarray(r["segmentation"], dtype=bool), r) for r in self._generator().generate(image)]
             else:
                 pairs = self._generate_small(image)
-        masks = [AutoMask(mask=m, score=float(r["predicted_iou"]), bbox_xywh=_bbox_xywh(m))
+        masks = [AutoMask(mask=m, score=float(r["predicted_iou"]), bbox_xywh=mask_bbox_xywh(m))
                  for m, r in pairs if m.any()]
         masks.sort(key=lambda m: -m.score)
         return masks

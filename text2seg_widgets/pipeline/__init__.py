@@ -1,8 +1,7 @@
 """Text prompts -> candidate masks: class sets, the four branches, fusion, and the pipeline.
 
-Only the torch-free parts load eagerly (the Candidate record, class sets, settings), so the store
-and exporters can import ``text2seg_widgets.pipeline.candidate`` without pulling in torch; the
-pipeline itself loads on first access.
+The Candidate record and mask helpers live one floor down, in :mod:`text2seg_widgets.core`.
+Class sets and settings are torch-free; the pipeline itself loads on first access.
 """
 
 from __future__ import annotations
@@ -10,9 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from text2seg_widgets.pipeline.candidate import Candidate, mask_to_rle, rle_to_mask
-
-__all__ = ["Candidate", "mask_to_rle", "rle_to_mask", "ClassSet", "ClassSpec", "PipelineConfig",
+__all__ = ["ClassSet", "ClassSpec", "PipelineConfig",
            "ALL_BRANCHES", "Text2SegPipeline", "PipelineResult", "fuse"]
 
 _LAZY = {

@@ -11,7 +11,7 @@ import numpy as np
 
 from text2seg_widgets.models.clip import heatmap_points
 from text2seg_widgets.models.modelset import ModelSet
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate, crop_to_mask
 from text2seg_widgets.pipeline.classes import ClassSet
 from text2seg_widgets.pipeline.config import PipelineConfig
 
@@ -124,9 +124,8 @@ def run_heatmap(image: np.ndarray, ctx: BranchContext) -> list[Candidate]:
 
 def masked_crop(image: np.ndarray, mask: np.ndarray, pad: int = 4) -> np.ndarray:
     """The mask's bounding-box crop with pixels outside the mask set to the crop's mean colour."""
-    ys, xs = np.nonzero(mask)
-    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, image.shape[0])
-    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, image.shape[1])
+    crop_mask, x0, y0 = crop_to_mask(mask, pad=pad)
+    y1, x1 = y0 + crop_mask.shape[0], x0 + crop_mask.shape[1]
     crop = image[y0:y1, x0:x1].copy()
     inside = mask[y0:y1, x0:x1]
     if (~inside).any():

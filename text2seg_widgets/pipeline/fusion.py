@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate, mask_iou
 
-__all__ = ["FusionResult", "fuse", "mask_iou"]
+__all__ = ["FusionResult", "fuse"]
 
 
 @dataclass
@@ -33,12 +33,6 @@ class FusionResult:
     candidates: list[Candidate]
     label_map: np.ndarray
     score_maps: np.ndarray
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    inter = np.logical_and(a, b).sum()
-    union = np.logical_or(a, b).sum()
-    return float(inter / union) if union else 0.0
 
 
 def _box_overlaps(a: list[float], b: list[float]) -> bool:
@@ -59,7 +53,7 @@ def fuse(candidates: list[Candidate], class_names: list[str], height: int, width
         for other, other_mask in kept:
             if other.class_name != cand.class_name or not _box_overlaps(other.bbox, cand.bbox):
                 continue
-            if mask_iou(mask, other_mask) >= dedupe_iou:
+            if mask_iou(mask, other_mask, empty=0.0) >= dedupe_iou:
                 branches = other.extra.setdefault("branches", [other.branch])
                 if cand.branch not in branches:
                     branches.append(cand.branch)

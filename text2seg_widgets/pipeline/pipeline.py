@@ -11,7 +11,7 @@ import numpy as np
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.models.modelset import ModelSet
 from text2seg_widgets.pipeline.branches import BRANCH_FUNCTIONS, BranchContext
-from text2seg_widgets.pipeline.candidate import Candidate
+from text2seg_widgets.core import Candidate
 from text2seg_widgets.pipeline.classes import ClassSet
 from text2seg_widgets.pipeline.config import ALL_BRANCHES, PipelineConfig
 from text2seg_widgets.pipeline.fusion import fuse

@@ -46,7 +46,7 @@ from text2seg_widgets.imagery.tiling import (Tile, check_tiling, gsd_factor, res
                                              tile_grid)
 from text2seg_widgets.imagery.vectors import raster_to_records, write_features
 from text2seg_widgets.imagery.writers import NODATA, LabelRasterWriter
-from text2seg_widgets.pipeline.candidate import Candidate, rle_bbox
+from text2seg_widgets.core import Candidate, rle_bbox
 from text2seg_widgets.pipeline.image_input import MIN_SIDE
 
 __all__ = ["segment_scene", "SceneOutputs", "PNG_MAX_PIXELS", "merge_candidates"]

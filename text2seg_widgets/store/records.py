@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from text2seg_widgets.pipeline.candidate import Candidate, rle_to_mask
+from text2seg_widgets.core import Candidate, rle_to_mask
 
 __all__ = ["ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord", "PALETTE"]
 

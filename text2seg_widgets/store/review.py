@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.pipeline.candidate import (Candidate, mask_to_rle, rle_area, rle_bbox,
+from text2seg_widgets.core import (Candidate, mask_to_rle, rle_area, rle_bbox,
                                                  rle_to_mask)
 from text2seg_widgets.store.db import ConflictError, Tx, now
 from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord,

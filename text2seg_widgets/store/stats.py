@@ -10,14 +10,11 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from text2seg_widgets.core.masks import as_coco_rle
 from text2seg_widgets.store.db import Database
 from text2seg_widgets.store.schema import CANDIDATE_STATUSES, IMAGE_STATES
 
 __all__ = ["review_stats", "annotation_candidate_iou"]
-
-
-def _coco(counts: str, height: int, width: int) -> dict[str, Any]:
-    return {"size": [height, width], "counts": counts.encode("ascii")}
 
 
 def annotation_candidate_iou(db: Database) -> list[dict[str, Any]]:
@@ -33,8 +30,8 @@ def annotation_candidate_iou(db: Database) -> list[dict[str, Any]]:
         if r["a_counts"] == r["c_counts"]:
             iou = 1.0
         else:
-            a = _coco(r["a_counts"], r["height"], r["width"])
-            c = _coco(r["c_counts"], r["height"], r["width"])
+            a = as_coco_rle({"size": [r["height"], r["width"]], "counts": r["a_counts"]})
+            c = as_coco_rle({"size": [r["height"], r["width"]], "counts": r["c_counts"]})
             iou = float(mask_utils.iou([a], [c], [0])[0][0])
         out.append({"annotation_id": r["annotation_id"], "candidate_id": r["candidate_id"],
                     "class_name": r["class_name"], "branch": r["branch"], "iou": iou})

@@ -337,6 +337,6 @@ def _target_key(target: Any) -> tuple[str, int]:
 
 
 def _mask_of(item: MaskItem) -> np.ndarray:
-    from text2seg_widgets.pipeline.candidate import rle_to_mask
+    from text2seg_widgets.core import rle_to_mask
 
     return rle_to_mask(item.rle)

@@ -22,6 +22,7 @@ from rasterio import features as rio_features
 from rasterio.transform import Affine
 from shapely.geometry import mapping, shape
 
+from text2seg_widgets.core.masks import crop_to_mask, mask_to_polygons
 from text2seg_widgets.errors import InputError
 
 __all__ = [
@@ -125,14 +126,8 @@ def mask_to_geometry(mask: np.ndarray, frame: Frame, *, tolerance: float = 0.75)
     Only the mask's bounding box is traced, and the outline is simplified by ``tolerance`` pixels,
     so hundreds of masks stay cheap to draw.
     """
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return None
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    crop = np.ascontiguousarray(mask[y0:y1, x0:x1], dtype=np.uint8)
-    shift = Affine.translation(x0, y0)
-    polys = [shape(geom) for geom, value in rio_features.shapes(crop, mask=crop.astype(bool), transform=shift)
-             if value == 1]
+    crop, x0, y0 = crop_to_mask(np.asarray(mask, dtype=bool), pad=0)
+    polys = mask_to_polygons(crop, Affine.translation(x0, y0))
     if not polys:
         return None
     if tolerance > 0:

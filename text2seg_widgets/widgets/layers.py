@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 import ipyleaflet
 
-from text2seg_widgets.pipeline.candidate import rle_to_mask
+from text2seg_widgets.core import rle_to_mask
 from text2seg_widgets.widgets.geometry import Frame, mask_to_geometry
 
 __all__ = ["MaskItem", "MaskLayers", "legend_html", "STATUSES", "BLOCK"]

@@ -157,7 +157,7 @@ class PromptMixin:
 
 def _paste(cand: Any, window: tuple[int, int, int, int], height: int, width: int) -> Any:
     """A candidate found in a window, moved to the whole image's pixel grid."""
-    from text2seg_widgets.pipeline.candidate import Candidate
+    from text2seg_widgets.core import Candidate
 
     x0, y0, x1, y1 = window
     full = np.zeros((height, width), dtype=bool)

@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from text2seg_widgets.core.masks import mask_bbox_xyxy
 from text2seg_widgets.errors import InputError
 
-__all__ = ["RefineSession", "RefineResult", "EmbeddingKeeper", "mask_bbox_xyxy"]
+__all__ = ["RefineSession", "RefineResult", "EmbeddingKeeper"]
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,6 @@ class RefineResult:
     mask: np.ndarray
     score: float
     seconds: float
-
-
-def mask_bbox_xyxy(mask: np.ndarray) -> np.ndarray | None:
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return None
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float64)
 
 
 @dataclass

@@ -3,7 +3,7 @@ import json
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from text2seg_widgets.pipeline import Candidate, mask_to_rle, rle_to_mask
+from text2seg_widgets.core import Candidate, mask_to_rle, rle_to_mask
 
 
 def test_rle_round_trip_and_bbox_from_mask():

@@ -1,4 +1,4 @@
-"""The Candidate record shared by every stage, and the mask <-> COCO RLE helpers.
+"""The Candidate record shared by every stage.
 
 A :class:`Candidate` is one proposed (or accepted) instance: a class, a binary mask stored as
 COCO compressed RLE (``counts`` is always a ``str``), the xywh bbox and area derived from that
@@ -12,45 +12,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-__all__ = ["Candidate", "mask_to_rle", "rle_to_mask", "rle_area", "rle_bbox", "BRANCHES"]
+from text2seg_widgets.core.masks import mask_to_rle, rle_area, rle_bbox, rle_to_mask
+
+__all__ = ["Candidate", "BRANCHES"]
 
 #: The names of the pseudo-labelling branches; ``manual`` marks annotator-made masks.
 BRANCHES = ("detector", "heatmap", "filter", "concept", "manual", "import")
-
-
-def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
-    """Encode a 2-D boolean mask as COCO compressed RLE with ``counts`` as a str."""
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (height, width), got shape {mask.shape}")
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    counts = rle["counts"]
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
-
-
-def _as_coco(rle: dict[str, Any]) -> dict[str, Any]:
-    counts = rle["counts"]
-    if isinstance(counts, list):  # uncompressed RLE
-        return mask_utils.frPyObjects(rle, rle["size"][0], rle["size"][1])
-    return {"size": list(rle["size"]),
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
-def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
-    """Decode COCO RLE (compressed or not, ``counts`` str or bytes) to a boolean mask."""
-    return mask_utils.decode(_as_coco(rle)).astype(bool)
-
-
-def rle_area(rle: dict[str, Any]) -> int:
-    return int(mask_utils.area(_as_coco(rle)))
-
-
-def rle_bbox(rle: dict[str, Any]) -> list[float]:
-    """The tight xywh box of the mask (pycocotools convention), ``[0, 0, 0, 0]`` when empty."""
-    return [float(v) for v in mask_utils.toBbox(_as_coco(rle))]
 
 
 @dataclass
