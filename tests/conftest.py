@@ -27,3 +27,21 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def rs_samples(shared_data: Path) -> Path:
     return shared_data / "rs-samples"
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test():
+    """Background workers are owned: whatever a test left running is stopped and joined here, so
+    no thread is inside model code when the interpreter exits (see core/workers.py)."""
+    yield
+    from text2seg_widgets.core.workers import live_workers
+
+    stuck = [w.name for w in live_workers() if not w.close(timeout=120)]
+    if stuck:
+        pytest.fail(f"background workers did not stop within 120 s: {', '.join(stuck)}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from text2seg_widgets.core.workers import stop_all
+
+    stop_all(timeout=300)
