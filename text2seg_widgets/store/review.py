@@ -167,6 +167,17 @@ class ReviewMixin:
                 "score >= ? ORDER BY score DESC, id", (int(image_id), float(min_score)))]
             return [self._accept_in(tx, cid, None, who) for cid in ids]
 
+    def accept_many(self, candidate_ids: Sequence[int], description: str | None = None,
+                    user: str | None = None) -> list[int]:
+        """Accept the given candidates as ONE undoable action (e.g. "accept all above the
+        calibrated threshold"); returns the new annotation ids in the order given."""
+        who = user or self.user
+        ids = [int(c) for c in candidate_ids]
+        if not ids:
+            return []
+        with self._db.action(description or f"accept {len(ids)} candidates", user=who) as tx:
+            return [self._accept_in(tx, cid, None, who) for cid in ids]
+
     def reject(self, candidate_id: int, user: str | None = None) -> None:
         who = user or self.user
         with self._db.action(f"reject candidate {candidate_id}", user=who) as tx:
