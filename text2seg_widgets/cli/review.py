@@ -62,4 +62,70 @@ def stats_command(project: Path, by: str, bins: int, as_json: bool) -> None:
         click.echo(format_acceptance(rows))
 
 
+@review_group.command("calibrate")
+@_project_arg
+@click.option("--target", default=0.95, show_default=True, type=float, help="Target precision.")
+@click.option("--min-decisions", default=20, show_default=True, type=int,
+              help="Decisions a (class, branch) and a threshold need behind them.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+def calibrate_command(project: Path, target: float, min_decisions: int, as_json: bool) -> None:
+    """Fit per class and branch the lowest score threshold reaching the target precision and
+    save the thresholds in the project (calibration.json)."""
+    from text2seg_widgets.insights import calibrate, save_calibration
+
+    with _errors(), _open(project) as p:
+        thresholds = calibrate(p, target_precision=target, min_decisions=min_decisions)
+        path = save_calibration(p, thresholds)
+    if as_json:
+        _echo_json({"path": str(path), "thresholds": [t.to_dict() for t in thresholds.values()]})
+        return
+    if not thresholds:
+        click.echo("no decisions yet: accept or reject some candidates first")
+    for t in thresholds.values():
+        click.echo(f"{t.class_name} / {t.branch}: {t.message}")
+    click.echo(f"saved {path}")
+
+
+@review_group.command("accept-calibrated")
+@_project_arg
+@click.option("--image", "image_key", default=None, help="Only this image (id, file name or stem).")
+@click.option("--yes", is_flag=True, help="Accept without asking (after printing the preview).")
+@click.option("--dry-run", is_flag=True, help="Only print what would be accepted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def accept_calibrated_command(project: Path, image_key: str | None, yes: bool, dry_run: bool,
+                              as_json: bool) -> None:
+    """Accept every proposed candidate above its calibrated threshold (one undoable action),
+    after showing how many and their estimated precision."""
+    from text2seg_widgets.insights import accept_above_calibrated, preview_accept_calibrated
+
+    with _errors(), _open(project) as p:
+        image_id = _image_id(p, image_key)
+        plan = preview_accept_calibrated(p, image_id)
+        click.echo(json.dumps(plan.to_dict(), indent=2) if as_json else plan.summary())
+        if dry_run or not plan.count:
+            return
+        if not yes and not click.confirm("accept them?", default=False):
+            click.echo("nothing accepted")
+            return
+        done = accept_above_calibrated(p, image_id)
+        click.echo(f"accepted {done.count} candidate(s) (undo with project.undo())")
+
+
+def _image_id(project: Any, key: str | None) -> int | None:
+    """An image id from an id, file name or stem (None stays None: the whole project)."""
+    if key is None:
+        return None
+    finder = getattr(project, "find_image", None)
+    if finder is not None:
+        return int(finder(int(key) if key.isdigit() else key).id)
+    return int(project.image(int(key)).id) if key.isdigit() else _by_name(project, key)
+
+
+def _by_name(project: Any, key: str) -> int:
+    for rec in project.images():
+        if Path(rec.path).name == key or Path(rec.path).stem == key:
+            return int(rec.id)
+    raise click.ClickException(f"no image named {key!r} in the project")
+
+
 COMMANDS = [review_group]

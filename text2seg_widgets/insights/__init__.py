@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from text2seg_widgets.insights.analytics import (GROUP_KEYS, AcceptanceRow, acceptance_table,
                                                  format_acceptance, score_bin)
+from text2seg_widgets.insights.autoaccept import (AcceptPlan, GroupPlan, accept_above_calibrated,
+                                                  preview_accept_calibrated)
+from text2seg_widgets.insights.calibration import (CALIBRATION_FILE, Threshold, calibrate, fit_thresholds,
+                                                   load_calibration, save_calibration)
 from text2seg_widgets.insights.decisions import OUTCOMES, Decision, decisions
 from text2seg_widgets.insights.wilson import wilson_interval
 
 __all__ = ["GROUP_KEYS", "AcceptanceRow", "acceptance_table", "format_acceptance", "score_bin",
-           "OUTCOMES", "Decision", "decisions", "wilson_interval"]
+           "AcceptPlan", "GroupPlan", "accept_above_calibrated", "preview_accept_calibrated",
+           "CALIBRATION_FILE", "Threshold", "calibrate", "fit_thresholds", "load_calibration",
+           "save_calibration", "OUTCOMES", "Decision", "decisions", "wilson_interval"]
