@@ -128,4 +128,37 @@ def _by_name(project: Any, key: str) -> int:
     raise click.ClickException(f"no image named {key!r} in the project")
 
 
+@review_group.command("prune")
+@_project_arg
+@click.option("--min-decisions", default=5, show_default=True, type=int,
+              help="Decisions a prompt needs before it can be flagged.")
+@click.option("--write-classes", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the class file with the surviving prompts ('name: syn1, syn2').")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+def prune_command(project: Path, min_decisions: int, write_classes: Path | None, as_json: bool) -> None:
+    """Per prompt (synonym): how many of its candidates were accepted; flag prompts that only
+    produced rejections and (optionally) write the class file without them."""
+    from text2seg_widgets.insights import decisions, prompt_stats, prune_prompts, write_class_file
+
+    with _errors(), _open(project) as p:
+        stats = prompt_stats(decisions(p), min_decisions=min_decisions)
+        result = prune_prompts(p, min_decisions=min_decisions)
+        path = write_class_file(write_classes, result.survivors) if write_classes else None
+    if as_json:
+        _echo_json({"prompts": [{**vars(s), "rate": s.rate} for s in stats], "survivors": result.survivors,
+                    "dropped": result.dropped, "notes": result.notes,
+                    "class_file": None if path is None else str(path)})
+        return
+    for s in stats:
+        flag = "  <- only rejections" if s.flagged else ""
+        click.echo(f"{s.class_name} / {s.prompt!r}: accepted {s.accepted} of {s.decisions} "
+                   f"(95% CI {s.low:.2f}-{s.high:.2f}){flag}")
+    for name, dropped in result.dropped.items():
+        click.echo(f"drop from {name}: {', '.join(dropped)}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if path is not None:
+        click.echo(f"wrote {path}")
+
+
 COMMANDS = [review_group]
