@@ -84,3 +84,21 @@ def pick_box(segmenter, rgb: np.ndarray, size: int = 120, step: int = 53) -> tup
             if got.any():
                 return box, got
     raise AssertionError("no suitable box found on the grid")
+
+
+@pytest.fixture
+def open_app():
+    """A factory for Annotators that closes every one it made when the test ends (threads joined,
+    events unhooked): ``app = open_app(project, models, ...)``."""
+    from text2seg_widgets.widgets import Annotator
+
+    apps = []
+
+    def make(*args, **kwargs):
+        app = Annotator(*args, **kwargs)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.close()

@@ -73,11 +73,11 @@ def test_drawn_shapes_come_back_as_pixels() -> None:
         rasterize_polygon([(0, 0), (10, 10), (20, 20)], 50, 50)
 
 
-def test_georeferenced_image_sits_at_its_place(shared_data: Path, tmp_path: Path) -> None:
+def test_georeferenced_image_sits_at_its_place(shared_data: Path, tmp_path: Path, open_app) -> None:
     p = Project.create(tmp_path / "geo", classes=["water"])
     try:
         rec = p.add_image(shared_data / NAIP)
-        app = Annotator(p)
+        app = open_app(p)
         frame = app.frame
         assert isinstance(frame, GeoFrame) and app.map._t2s_geographic
         (s, w), (n, e) = frame.bounds()
@@ -98,7 +98,7 @@ def test_georeferenced_image_sits_at_its_place(shared_data: Path, tmp_path: Path
         p.close()
 
 
-def test_a_big_image_is_sent_downsampled_and_refined_when_zoomed(tmp_path: Path, shared_data: Path) -> None:
+def test_a_big_image_is_sent_downsampled_and_refined_when_zoomed(tmp_path: Path, shared_data: Path, open_app) -> None:
     import base64
     import io
 
@@ -108,7 +108,7 @@ def test_a_big_image_is_sent_downsampled_and_refined_when_zoomed(tmp_path: Path,
     p = Project.create(tmp_path / "big", classes=["building"])
     try:
         p.add_image(shared_data / "scenes" / "berkeley_campus.jpg")
-        app = Annotator(p, max_display=512)
+        app = open_app(p, max_display=512)
 
         def png_size(url: str) -> tuple[int, int]:
             return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size

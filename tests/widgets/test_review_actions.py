@@ -16,8 +16,8 @@ def by_score(project: Project, image_id: int) -> list:
     return sorted(project.candidates(image_id), key=lambda c: -c.candidate.score)
 
 
-def test_opens_first_image_with_one_layer_per_class_and_status(project: Project) -> None:
-    app = Annotator(project)
+def test_opens_first_image_with_one_layer_per_class_and_status(project: Project, open_app) -> None:
+    app = open_app(project)
     first = project.images()[0]
     assert app.image_id == first.id
     assert app.image is not None and app.image.rgb.shape == (first.height, first.width, 3)
@@ -30,8 +30,8 @@ def test_opens_first_image_with_one_layer_per_class_and_status(project: Project)
     assert "4</b> candidates left" in app.panel.progress.value
 
 
-def test_accept_reject_relabel_write_to_store(project: Project) -> None:
-    app = Annotator(project)
+def test_accept_reject_relabel_write_to_store(project: Project, open_app) -> None:
+    app = open_app(project)
     image_id = app.image_id
     c1, c2, c3, c4 = by_score(project, image_id)
     app.select(c1)
@@ -65,8 +65,8 @@ def test_accept_reject_relabel_write_to_store(project: Project) -> None:
     assert "1</b> candidates left" in app.panel.progress.value
 
 
-def test_accept_above_and_delete(project: Project) -> None:
-    app = Annotator(project)
+def test_accept_above_and_delete(project: Project, open_app) -> None:
+    app = open_app(project)
     ids = app.accept_above(0.7)
     assert len(ids) == 2
     accepted = {c.id for c in project.candidates(app.image_id, status="accepted")}
@@ -78,8 +78,8 @@ def test_accept_above_and_delete(project: Project) -> None:
         app.delete_selected()
 
 
-def test_undo_redo_follow_the_store(project: Project) -> None:
-    app = Annotator(project)
+def test_undo_redo_follow_the_store(project: Project, open_app) -> None:
+    app = open_app(project)
     c1 = by_score(project, app.image_id)[0]
     app.select(c1)
     ann = app.accept_selected()
@@ -92,8 +92,8 @@ def test_undo_redo_follow_the_store(project: Project) -> None:
     assert ("building", "accepted") in app.layers.groups()
 
 
-def test_next_image_marks_done_and_ends_cleanly(project: Project) -> None:
-    app = Annotator(project)
+def test_next_image_marks_done_and_ends_cleanly(project: Project, open_app) -> None:
+    app = open_app(project)
     ids = [r.id for r in project.images()]
     assert app.next_image() == ids[1]
     assert project.image(ids[0]).state == "done"
@@ -105,8 +105,8 @@ def test_next_image_marks_done_and_ends_cleanly(project: Project) -> None:
     assert "3/3</b> images done" in app.panel.progress.value
 
 
-def test_polygon_adds_and_cuts_exact_pixels(project: Project) -> None:
-    app = Annotator(project)
+def test_polygon_adds_and_cuts_exact_pixels(project: Project, open_app) -> None:
+    app = open_app(project)
     app.set_class("road")
     ann = app.polygon([(100, 100), (200, 100), (200, 150), (100, 150)])
     rec = project.annotation(ann)
@@ -122,8 +122,8 @@ def test_polygon_adds_and_cuts_exact_pixels(project: Project) -> None:
         app.polygon([(0, 0), (5, 5)])
 
 
-def test_reopening_after_a_kernel_restart_shows_saved_work(project: Project) -> None:
-    app = Annotator(project)
+def test_reopening_after_a_kernel_restart_shows_saved_work(project: Project, open_app) -> None:
+    app = open_app(project)
     c1, c2, *_ = by_score(project, app.image_id)
     app.select(c1)
     ann = app.accept_selected()
@@ -133,7 +133,7 @@ def test_reopening_after_a_kernel_restart_shows_saved_work(project: Project) -> 
     project.close()  # the kernel dies: nothing but the folder survives
     reopened = Project.open(folder)
     try:
-        app2 = Annotator(reopened)
+        app2 = open_app(reopened)
         assert app2.image_id == app.image_id  # the image in progress comes back first
         items = {(it.kind, it.id): it.status for it in app2.items()}
         assert items[("annotation", ann)] == "accepted"
@@ -143,10 +143,10 @@ def test_reopening_after_a_kernel_restart_shows_saved_work(project: Project) -> 
         reopened.close()
 
 
-def test_project_without_images_says_so(tmp_path) -> None:
+def test_project_without_images_says_so(tmp_path, open_app) -> None:
     p = Project.create(tmp_path / "empty", classes=["building"])
     try:
-        app = Annotator(p)
+        app = open_app(p)
         assert app.image_id is None
         assert "no images yet" in app.panel.message.value
         for action, args in [(app.next_image, ()), (app.accept_above, (0.5,)), (app.click, (1, 1)),
@@ -159,12 +159,12 @@ def test_project_without_images_says_so(tmp_path) -> None:
         p.close()
 
 
-def test_image_deleted_from_disk_keeps_masks_reviewable(project: Project) -> None:
+def test_image_deleted_from_disk_keeps_masks_reviewable(project: Project, open_app) -> None:
     first = project.images()[0]
     from pathlib import Path
 
     Path(first.path).unlink()
-    app = Annotator(project)
+    app = open_app(project)
     assert app.image is None and "image file not found" in app.panel.message.value
     assert len(app.items()) == 4  # the masks are still listed and drawn
     assert app._overlay is None
@@ -176,8 +176,8 @@ def test_image_deleted_from_disk_keeps_masks_reviewable(project: Project) -> Non
         app.box(0, 0, 50, 50)
 
 
-def test_candidate_of_a_removed_class_disappears(project: Project) -> None:
-    app = Annotator(project)
+def test_candidate_of_a_removed_class_disappears(project: Project, open_app) -> None:
+    app = open_app(project)
     road = [c for c in project.candidates(app.image_id) if c.class_name == "road"][0]
     app.select(road)
     project.remove_class("road")  # e.g. from another cell
@@ -193,7 +193,7 @@ def test_candidate_of_a_removed_class_disappears(project: Project) -> None:
         project.accept(road.id)
 
 
-def test_many_candidates_share_a_few_layers_and_an_accept_resends_two(tmp_path, road_tiles) -> None:
+def test_many_candidates_share_a_few_layers_and_an_accept_resends_two(tmp_path, road_tiles, open_app) -> None:
     from text2seg_widgets.core import Candidate
     from text2seg_widgets.widgets.layers import BLOCK
 
@@ -204,7 +204,7 @@ def test_many_candidates_share_a_few_layers_and_an_accept_resends_two(tmp_path, 
                                             (i % 20) * 20, (i % 20) * 20 + 8),
                                      class_name="building", score=0.5, branch="filter") for i in range(200)]
         p.add_candidates(rec.id, cands)
-        app = Annotator(p)
+        app = open_app(p)
         assert len(app.layers.features("building", "proposed")) == 200
         assert len(app.layers.layers) == -(-201 // BLOCK)  # blocks of ids 1..200
         app.select_next()

@@ -17,8 +17,8 @@ def top(project: Project, image_id: int):
     return max(project.candidates(image_id), key=lambda c: c.candidate.score)
 
 
-def test_click_refines_the_selected_mask_with_the_cached_embedding(project: Project, tiny_models) -> None:
-    app = Annotator(project, tiny_models)
+def test_click_refines_the_selected_mask_with_the_cached_embedding(project: Project, tiny_models, open_app) -> None:
+    app = open_app(project, tiny_models)
     seg = tiny_models.segmenter
     c1 = top(project, app.image_id)
     x, y, expected = pick_click(seg, app.image.rgb, mask=c1.mask())
@@ -43,8 +43,8 @@ def test_click_refines_the_selected_mask_with_the_cached_embedding(project: Proj
     assert app.last_refine_seconds is not None and app.last_refine_seconds > 0
 
 
-def test_click_with_nothing_selected_creates_a_mask_of_the_current_class(project: Project, tiny_models) -> None:
-    app = Annotator(project, tiny_models)
+def test_click_with_nothing_selected_creates_a_mask_of_the_current_class(project: Project, tiny_models, open_app) -> None:
+    app = open_app(project, tiny_models)
     app.set_class("road")
     x, y, expected = pick_click(tiny_models.segmenter, app.image.rgb)
     n = len(project.annotations(app.image_id))
@@ -55,20 +55,20 @@ def test_click_with_nothing_selected_creates_a_mask_of_the_current_class(project
     assert np.array_equal(rec.mask(), expected)
 
 
-def test_an_empty_sam_answer_stores_nothing(project: Project) -> None:
+def test_an_empty_sam_answer_stores_nothing(project: Project, open_app) -> None:
     from text2seg_widgets.models.modelset import ModelSet
     from text2seg_widgets.models.tiny import tiny_sam_segmenter
 
     seg = tiny_sam_segmenter(seed=0)  # this random SAM answers single clicks with empty masks
-    app = Annotator(project, ModelSet(segmenter=seg))
+    app = open_app(project, ModelSet(segmenter=seg))
     x, y, _ = pick_click(seg, app.image.rgb, empty=True)
     with pytest.raises(InputError, match="empty mask"):
         app.click(x, y)
     assert project.annotations(app.image_id) == [] and app.session.points == []
 
 
-def test_click_outside_the_image_changes_nothing(project: Project, tiny_models) -> None:
-    app = Annotator(project, tiny_models)
+def test_click_outside_the_image_changes_nothing(project: Project, tiny_models, open_app) -> None:
+    app = open_app(project, tiny_models)
     app.select(top(project, app.image_id))
     for x, y in [(-1, 5), (5, 400), (400, 0), (float("nan"), 3)]:
         with pytest.raises(InputError, match="outside the 400 x 400 image"):
@@ -79,8 +79,8 @@ def test_click_outside_the_image_changes_nothing(project: Project, tiny_models) 
     assert app.session is None or app.session.points == []
 
 
-def test_box_creates_a_new_mask_and_refines_a_selected_one(project: Project, tiny_models) -> None:
-    app = Annotator(project, tiny_models)
+def test_box_creates_a_new_mask_and_refines_a_selected_one(project: Project, tiny_models, open_app) -> None:
+    app = open_app(project, tiny_models)
     (x0, y0, x1, y1), expected = pick_box(tiny_models.segmenter, app.image.rgb)
     app.clear_selection()
     ann = app.box(x1, y1, x0, y0)  # corners in any order
@@ -94,19 +94,19 @@ def test_box_creates_a_new_mask_and_refines_a_selected_one(project: Project, tin
         app.box(500, 500, 600, 600)
 
 
-def test_sam_tools_without_a_segmenter_explain_what_to_load(project: Project) -> None:
-    app = Annotator(project)  # review-only
+def test_sam_tools_without_a_segmenter_explain_what_to_load(project: Project, open_app) -> None:
+    app = open_app(project)  # review-only
     with pytest.raises(InputError, match="need a segmenter"):
         app.box(0, 0, 50, 50)
     with pytest.raises(InputError, match="no models loaded"):
         app.run_prompt("roof", "building")
 
 
-def test_box_only_segmenter_says_clicks_need_a_sam_checkpoint(project: Project) -> None:
+def test_box_only_segmenter_says_clicks_need_a_sam_checkpoint(project: Project, open_app) -> None:
     from text2seg_widgets.models.litemedsam import LiteMedSamSegmenter
     from text2seg_widgets.models.modelset import ModelSet
 
-    app = Annotator(project, ModelSet(segmenter=LiteMedSamSegmenter.from_checkpoint(device="cpu")))
+    app = open_app(project, ModelSet(segmenter=LiteMedSamSegmenter.from_checkpoint(device="cpu")))
     app.clear_selection()
     with pytest.raises(InputError, match="clicks need a SAM checkpoint"):
         app.click(100, 100)
@@ -115,14 +115,14 @@ def test_box_only_segmenter_says_clicks_need_a_sam_checkpoint(project: Project) 
     assert project.annotation(ann).area > 0
 
 
-def test_prompt_run_in_the_background_adds_candidates(project: Project) -> None:
+def test_prompt_run_in_the_background_adds_candidates(project: Project, open_app) -> None:
     from text2seg_widgets.models.tiny import tiny_model_set
     from text2seg_widgets.pipeline import PipelineConfig
 
     # own models (no state left by other tests' annotators); random weights give random scores,
     # so open the gates: the run must propose something
     models = tiny_model_set(seed=1)
-    app = Annotator(project, models, pipeline_config=PipelineConfig(text_threshold=0.0, heatmap_min_share=0.0))
+    app = open_app(project, models, pipeline_config=PipelineConfig(text_threshold=0.0, heatmap_min_share=0.0))
     app.panel.box_threshold.value = app.panel.box_threshold.min
     image_id = project.images()[1].id
     app.show_image(image_id)
@@ -139,18 +139,18 @@ def test_prompt_run_in_the_background_adds_candidates(project: Project) -> None:
     assert ("road", "proposed") in app.layers.groups()
 
 
-def test_prompt_run_names_missing_models(project: Project, tiny_models) -> None:
+def test_prompt_run_names_missing_models(project: Project, tiny_models, open_app) -> None:
     from text2seg_widgets.models.modelset import ModelSet
 
-    app = Annotator(project, ModelSet(segmenter=tiny_models.segmenter))
+    app = open_app(project, ModelSet(segmenter=tiny_models.segmenter))
     with pytest.raises(InputError, match="detector needs detector"):
         app.run_prompt(None, None, wait=True, branches=("detector",))
     app._ui(app.run_prompt, None, None)
     assert "weights fetch" in app.panel.message.value
 
 
-def test_shortcuts_dispatch_to_actions(project: Project, tiny_models) -> None:
-    app = Annotator(project, tiny_models)
+def test_shortcuts_dispatch_to_actions(project: Project, tiny_models, open_app) -> None:
+    app = open_app(project, tiny_models)
     image_id = app.image_id
     cands = sorted(project.candidates(image_id), key=lambda c: -c.candidate.score)
     assert app.handle_key("j") == "select_next"
@@ -189,8 +189,8 @@ def test_ipyevents_key_events_are_normalised() -> None:
     assert event_to_key({"key": "Escape"}) == "Escape"
 
 
-def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_models) -> None:
-    app = Annotator(project, tiny_models)
+def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_models, open_app) -> None:
+    app = open_app(project, tiny_models)
     c1 = top(project, app.image_id)
     (layer,) = [v for k, v in app.layers.layers.items() if k[:2] == ("building", "proposed")]
     feature = next(f for f in layer.data["features"] if f["properties"]["id"] == c1.id)
@@ -222,8 +222,8 @@ def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_mo
     assert after.get(target, 0) < area  # cut (or removed entirely when nothing was left)
 
 
-def test_a_key_event_delivered_twice_acts_once(project: Project) -> None:
-    app = Annotator(project)
+def test_a_key_event_delivered_twice_acts_once(project: Project, open_app) -> None:
+    app = open_app(project)
     cands = sorted(project.candidates(app.image_id), key=lambda c: -c.candidate.score)
     for c in cands[:2]:
         app.select(c)
@@ -238,7 +238,7 @@ def test_a_key_event_delivered_twice_acts_once(project: Project) -> None:
     assert project.annotations(app.image_id) == []  # typing in a text box is not a shortcut
 
 
-def test_next_image_embedding_is_prefetched_while_working(project: Project) -> None:
+def test_next_image_embedding_is_prefetched_while_working(project: Project, open_app) -> None:
     from text2seg_widgets.models.tiny import tiny_sam_segmenter
     from text2seg_widgets.models.modelset import ModelSet
     from text2seg_widgets.widgets.overlay import load_image
@@ -248,7 +248,7 @@ def test_next_image_embedding_is_prefetched_while_working(project: Project) -> N
     box1, _ = pick_box(probe, load_image(first.path).rgb)
     box2, expected = pick_box(probe, load_image(second.path).rgb)
     seg = tiny_sam_segmenter(seed=1)
-    app = Annotator(project, ModelSet(segmenter=seg))
+    app = open_app(project, ModelSet(segmenter=seg))
     app.clear_selection()
     app.box(*box1)  # encodes image 1, then starts encoding image 2 in the background
     app.keeper.join(timeout=120)

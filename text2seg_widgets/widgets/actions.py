@@ -270,10 +270,10 @@ class ActionsMixin(PromptMixin):
     def redo(self: "Annotator") -> str | None:
         return self._history(self.project.redo(), "redone")
 
-    def _history(self: "Annotator", description: str | None, verb: str) -> str | None:
+    def _history(self: "Annotator", description: Any, verb: str) -> Any:
         self.session = None
         self.refresh()
-        self._say(f"{verb}: {html.escape(description)}" if description else f"nothing to be {verb}")
+        self._say(f"{verb}: {html.escape(str(description))}" if description else f"nothing to be {verb}")
         return description
 
     # -- modes, classes, keys -------------------------------------------------------------------

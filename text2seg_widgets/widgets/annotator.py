@@ -24,7 +24,8 @@ from text2seg_widgets.widgets.layers import MaskItem, MaskLayers, legend_html
 from text2seg_widgets.widgets.mapview import build_map, place_image, update_detail
 from text2seg_widgets.widgets.overlay import LoadedImage, load_image
 from text2seg_widgets.widgets.panel import SidePanel
-from text2seg_widgets.widgets.refine import EmbeddingKeeper, RefineSession
+from text2seg_widgets.widgets.embeddings import EmbeddingKeeper
+from text2seg_widgets.widgets.refine import RefineSession
 from text2seg_widgets.widgets.runner import BackgroundRunner
 from text2seg_widgets.widgets.shortcuts import event_to_key
 
@@ -66,6 +67,7 @@ class Annotator(ActionsMixin):
         self.last_error: str | None = None
         self.last_refine_seconds: float | None = None
         self._syncing = False
+        self.closed = False
         self._last_key: tuple[Any, Any] = (None, None)
         self.keeper = EmbeddingKeeper(models.segmenter) if getattr(models, "segmenter", None) else None
         self.runner = BackgroundRunner()
@@ -101,6 +103,35 @@ class Annotator(ActionsMixin):
             if name not in runnable:
                 box.description = f"{name} (no model)"
 
+    # -- lifetime --------------------------------------------------------------------------------
+    def close(self, timeout: float | None = None) -> None:
+        """Stop and join the background work (prompt run, embedding prefetch), disconnect every
+        browser event and close the widgets. Saved work is untouched; closing twice is harmless."""
+        if self.closed:
+            return
+        self.closed = True
+        self.runner.close(timeout)
+        if self.keeper is not None:
+            closer = getattr(self.keeper, "close", None)
+            (closer or self.keeper.join)(timeout)
+        self.panel.unbind()
+        self._unhook_map(self.map, self._draw)
+        if self._keys is not None:
+            self._keys.on_dom_event(self._key_event, remove=True)
+            self._keys.close()
+        self.widget.close()
+
+    def __enter__(self) -> "Annotator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _unhook_map(self, m: ipyleaflet.Map, draw: ipyleaflet.DrawControl) -> None:
+        m.on_interaction(self._map_event, remove=True)
+        m.unobserve(self._view_changed, names="bounds")
+        draw.on_draw(self._drawn, remove=True)
+
     # -- display ---------------------------------------------------------------------------------
     def _ipython_display_(self) -> None:  # pragma: no cover - needs a front end
         from IPython.display import display
@@ -130,7 +161,7 @@ class Annotator(ActionsMixin):
         self.refresh()
 
     def _replace_map(self, geographic: bool) -> None:
-        old = self.map
+        old, old_draw = self.map, self._draw
         self.map = build_map(geographic=geographic, height=self.map_height)
         self.layers = MaskLayers(self.map, self._mask_clicked, show_rejected=self.layers.show_rejected)
         self._overlay = self._detail = None
@@ -139,6 +170,7 @@ class Annotator(ActionsMixin):
         self.map.on_interaction(self._map_event)
         self.map.observe(self._view_changed, names="bounds")
         self.widget.children = (self.map, self.panel.widget)
+        self._unhook_map(old, old_draw)
         old.close()
 
     def _view_changed(self, _change: Any = None) -> None:
@@ -185,6 +217,8 @@ class Annotator(ActionsMixin):
 
     def _ui(self, action: Callable[..., Any], *args: Any) -> Any:
         """Run an action from a UI event: user errors become a message, never a traceback."""
+        if self.closed:
+            return None
         try:
             return action(*args)
         except Text2SegError as exc:

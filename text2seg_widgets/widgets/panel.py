@@ -65,6 +65,7 @@ class SidePanel:
         self.clip_threshold = w.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.05, description="clip thr")
         self.legend = w.HTML().add_class("t2s-legend")
         self.help = w.HTML(help_html())
+        self._bound: list[tuple[str, Any, Any]] = []
         self.widget = self._layout(width)
 
     def _layout(self, width: str) -> w.VBox:
@@ -83,19 +84,38 @@ class SidePanel:
         return box.add_class("t2s-panel")
 
     def bind(self, app: "Annotator") -> None:
-        """Forward every control's events to ``app``'s action methods."""
-        self.accept.on_click(lambda _b: app._ui(app.accept_selected))
-        self.reject.on_click(lambda _b: app._ui(app.reject_selected))
-        self.relabel.on_click(lambda _b: app._ui(app.relabel_selected, self.class_picker.value))
-        self.delete.on_click(lambda _b: app._ui(app.delete_selected))
-        self.accept_above.on_click(lambda _b: app._ui(app.accept_above, self.min_score.value))
-        self.next.on_click(lambda _b: app._ui(app.next_image))
-        self.undo.on_click(lambda _b: app._ui(app.undo))
-        self.redo.on_click(lambda _b: app._ui(app.redo))
-        self.run.on_click(lambda _b: app._ui(app.run_prompt, self.prompt.value or None, self.class_picker.value))
-        self.mode.observe(lambda ch: app._ui(app.set_mode, ch["new"]), names="value")
-        self.class_picker.observe(lambda ch: app._ui(app.set_class, ch["new"]), names="value")
-        self.items.observe(self._picked(app), names="value")
+        """Forward every control's events to ``app``'s action methods (undone by :meth:`unbind`)."""
+        clicks = {
+            self.accept: lambda _b: app._ui(app.accept_selected),
+            self.reject: lambda _b: app._ui(app.reject_selected),
+            self.relabel: lambda _b: app._ui(app.relabel_selected, self.class_picker.value),
+            self.delete: lambda _b: app._ui(app.delete_selected),
+            self.accept_above: lambda _b: app._ui(app.accept_above, self.min_score.value),
+            self.next: lambda _b: app._ui(app.next_image),
+            self.undo: lambda _b: app._ui(app.undo),
+            self.redo: lambda _b: app._ui(app.redo),
+            self.run: lambda _b: app._ui(app.run_prompt, self.prompt.value or None, self.class_picker.value),
+        }
+        for button, handler in clicks.items():
+            button.on_click(handler)
+            self._bound.append(("click", button, handler))
+        observers = {
+            self.mode: lambda ch: app._ui(app.set_mode, ch["new"]),
+            self.class_picker: lambda ch: app._ui(app.set_class, ch["new"]),
+            self.items: self._picked(app),
+        }
+        for widget, handler in observers.items():
+            widget.observe(handler, names="value")
+            self._bound.append(("value", widget, handler))
+
+    def unbind(self) -> None:
+        """Disconnect every handler :meth:`bind` connected."""
+        for kind, widget, handler in self._bound:
+            if kind == "click":
+                widget.on_click(handler, remove=True)
+            else:
+                widget.unobserve(handler, names="value")
+        self._bound.clear()
 
     def _picked(self, app: "Annotator") -> Any:
         def handler(change: dict[str, Any]) -> None:
