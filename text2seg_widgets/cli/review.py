@@ -161,4 +161,28 @@ def prune_command(project: Path, min_decisions: int, write_classes: Path | None,
         click.echo(f"wrote {path}")
 
 
+@review_group.command("queue")
+@_project_arg
+@click.option("--top", default=20, show_default=True, type=int, help="How many items to show.")
+@click.option("--min-decisions", default=20, show_default=True, type=int,
+              help="Decisions a (class, branch) needs before it stops counting as 'few'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+def queue_command(project: Path, top: int, min_decisions: int, as_json: bool) -> None:
+    """The proposed candidates most worth a human look, most doubtful first, with the reasons."""
+    from text2seg_widgets.insights import review_queue
+
+    with _errors(), _open(project) as p:
+        items = review_queue(p, limit=top, min_decisions=min_decisions)
+    if as_json:
+        _echo_json([{"candidate_id": q.candidate_id, "image_id": q.image_id, "priority": q.priority,
+                     "reasons": list(q.reasons)} for q in items])
+        return
+    if not items:
+        click.echo("nothing to review: no proposed candidate left")
+    for rank, q in enumerate(items, 1):
+        click.echo(f"{rank:3d}. candidate {q.candidate_id} on image {q.image_id}  priority {q.priority:.2f}")
+        for reason in q.reasons:
+            click.echo(f"       - {reason}")
+
+
 COMMANDS = [review_group]

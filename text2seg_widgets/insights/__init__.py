@@ -16,6 +16,7 @@ from text2seg_widgets.insights.calibration import (CALIBRATION_FILE, Threshold, 
 from text2seg_widgets.insights.decisions import OUTCOMES, Decision, decisions
 from text2seg_widgets.insights.prompts import (PromptStat, PruneResult, format_class_file, prompt_stats,
                                                prune_classes, prune_prompts, write_class_file)
+from text2seg_widgets.insights.queue import QueueItem, review_queue
 from text2seg_widgets.insights.wilson import wilson_interval
 
 __all__ = ["GROUP_KEYS", "AcceptanceRow", "acceptance_table", "format_acceptance", "score_bin",
@@ -23,4 +24,4 @@ __all__ = ["GROUP_KEYS", "AcceptanceRow", "acceptance_table", "format_acceptance
            "CALIBRATION_FILE", "Threshold", "calibrate", "fit_thresholds", "load_calibration",
            "save_calibration", "OUTCOMES", "Decision", "decisions", "wilson_interval",
            "PromptStat", "PruneResult", "format_class_file", "prompt_stats", "prune_classes", "prune_prompts",
-           "write_class_file"]
+           "write_class_file", "QueueItem", "review_queue"]
