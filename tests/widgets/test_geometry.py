@@ -11,7 +11,6 @@ from shapely.geometry import shape
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import Project
-from text2seg_widgets.widgets import Annotator
 from text2seg_widgets.widgets.geometry import (GeoFrame, PixelFrame, box_from_rings, geojson_to_pixel_rings,
                                                mask_to_geometry, rasterize_polygon)
 
@@ -113,21 +112,21 @@ def test_a_big_image_is_sent_downsampled_and_refined_when_zoomed(tmp_path: Path,
         def png_size(url: str) -> tuple[int, int]:
             return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size
 
-        assert png_size(app._overlay.url) == (512, round(771 * 512 / 1311))  # never the full raster
-        assert app._detail is None
+        assert png_size(app.view.overlay.url) == (512, round(771 * 512 / 1311))  # never the full raster
+        assert app.view.detail is None
         # the browser zooms in (2 screen px per image px) on the part x 300..700, y 200..500
         app.map.zoom = 1
         app.map.set_trait("south", -500.0)
         app.map.set_trait("north", -200.0)
         app.map.set_trait("west", 300.0)
         app.map.set_trait("east", 700.0)
-        assert app._detail is not None and app._detail in app.map.layers
-        assert [tuple(c) for c in app._detail.bounds] == [(-500.0, 300.0), (-200.0, 700.0)]
-        detail = np.asarray(Image.open(io.BytesIO(base64.b64decode(app._detail.url.split(",", 1)[1]))))
+        assert app.view.detail is not None and app.view.detail in app.map.layers
+        assert [tuple(c) for c in app.view.detail.bounds] == [(-500.0, 300.0), (-200.0, 700.0)]
+        detail = np.asarray(Image.open(io.BytesIO(base64.b64decode(app.view.detail.url.split(",", 1)[1]))))
         assert np.array_equal(detail, app.image.rgb[200:500, 300:700])  # that part at full resolution
         assert np.abs(detail[0, 0].astype(int) - big[200, 300].astype(int)).max() < 60
         app.map.zoom = -1  # zoomed back out: the base overlay is enough
         app.map.set_trait("east", 701.0)
-        assert app._detail is None
+        assert app.view.detail is None
     finally:
         p.close()

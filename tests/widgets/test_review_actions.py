@@ -7,7 +7,6 @@ import pytest
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import Project
-from text2seg_widgets.widgets import Annotator
 
 from .conftest import square
 
@@ -167,7 +166,7 @@ def test_image_deleted_from_disk_keeps_masks_reviewable(project: Project, open_a
     app = open_app(project)
     assert app.image is None and "image file not found" in app.panel.message.value
     assert len(app.items()) == 4  # the masks are still listed and drawn
-    assert app._overlay is None
+    assert app.view.overlay is None
     c1 = by_score(project, first.id)[0]
     app.select(c1)
     app.accept_selected()  # review still works

@@ -7,7 +7,7 @@ import pytest
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import Project
-from text2seg_widgets.widgets import KEYMAP, Annotator
+from text2seg_widgets.widgets import KEYMAP
 from text2seg_widgets.widgets.shortcuts import event_to_key
 
 from .conftest import pick_box, pick_click
@@ -135,7 +135,7 @@ def test_prompt_run_in_the_background_adds_candidates(project: Project, open_app
     assert cands and {c.class_name for c in cands} == {"road"}, app.panel.message.value
     assert {c.candidate.prompt for c in cands} <= {"asphalt road"}
     assert not app.panel.run.disabled
-    assert f"{len(cands)} new candidate(s)" in app.panel.message.value
+    assert f"{len(cands)} new candidate{'' if len(cands) == 1 else 's'} on image" in app.panel.message.value
     assert ("road", "proposed") in app.layers.groups()
 
 
@@ -209,7 +209,7 @@ def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_mo
     rect = {"type": "Feature", "properties": {"style": {"color": "#00aaff"}}, "geometry": {
         "type": "Polygon", "coordinates": [[[x0, -y1], [x0, -y0], [x1, -y0], [x1, -y1], [x0, -y1]]]}}
     n = len(project.annotations(app.image_id))
-    app._draw._handle_leaflet_event(None, {"event": "draw:created", "geo_json": rect}, [])
+    app.draw_control._handle_leaflet_event(None, {"event": "draw:created", "geo_json": rect}, [])
     assert len(project.annotations(app.image_id)) == n + 1
     assert app.session.box.tolist() == [x0, y0, x1, y1]
     app.panel.polygon_mode.value = "subtract"
@@ -217,7 +217,7 @@ def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_mo
         "type": "Polygon", "coordinates": [[[0, 0], [400, 0], [300, -400], [0, 0]]]}}
     target = app.selection[1]
     area = project.annotation(target).area
-    app._draw._handle_leaflet_event(None, {"event": "draw:created", "geo_json": poly}, [])
+    app.draw_control._handle_leaflet_event(None, {"event": "draw:created", "geo_json": poly}, [])
     after = {a.id: a.area for a in project.annotations(app.image_id)}
     assert after.get(target, 0) < area  # cut (or removed entirely when nothing was left)
 

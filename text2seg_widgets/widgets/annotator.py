@@ -1,107 +1,133 @@
 """The Annotator: an ipyleaflet map of the current image beside a review panel.
 
-Every action is a plain method (``select``, ``accept_selected``, ``click``, ``box``, ``undo``...)
-that writes to the project store at once and then redraws from the store, so the widget never
-holds work that is not saved. Map clicks, GeoJSON clicks, drawn shapes, buttons and keys only
-call these methods; tests drive the same methods without a browser.
+Built from parts, each constructed with what it needs and sharing one small
+:class:`~text2seg_widgets.widgets.state.AnnotatorState`:
+
+* :class:`~text2seg_widgets.widgets.mapview.MapView`: the map, its layers and browser events;
+* :class:`~text2seg_widgets.widgets.panel.SidePanel`: the controls;
+* :class:`~text2seg_widgets.widgets.display.Display`: redraws from the store, messages;
+* :class:`~text2seg_widgets.widgets.reviewing.ReviewActions`: select, accept, reject, relabel;
+* :class:`~text2seg_widgets.widgets.tools.Tools`: SAM clicks and boxes, polygons;
+* :class:`~text2seg_widgets.widgets.prompting.Prompting`: text-prompt runs;
+* :class:`~text2seg_widgets.widgets.navigation.Navigation`: images, next, undo/redo.
+
+Every action writes to the project store at once and then redraws from the store, so the widget
+never holds work that is not saved. Map clicks, GeoJSON clicks, drawn shapes, buttons and keys
+only call the action methods; tests drive the same methods without a browser. The Annotator is
+a context manager; :meth:`Annotator.close` joins its background work.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import ipyleaflet
 import ipywidgets as w
-import numpy as np
 
 from text2seg_widgets.errors import InputError, Text2SegError
-from text2seg_widgets.widgets import storeview as rec
-from text2seg_widgets.widgets.actions import ActionsMixin
-from text2seg_widgets.widgets.geometry import Frame, geojson_to_pixel_rings, box_from_rings
-from text2seg_widgets.widgets.layers import MaskItem, MaskLayers, legend_html
-from text2seg_widgets.widgets.mapview import build_map, place_image, update_detail
-from text2seg_widgets.widgets.overlay import LoadedImage, load_image
-from text2seg_widgets.widgets.panel import SidePanel
+from text2seg_widgets.widgets import storeview as sv
+from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.embeddings import EmbeddingKeeper
-from text2seg_widgets.widgets.refine import RefineSession
+from text2seg_widgets.widgets.layers import MaskItem, MaskLayers
+from text2seg_widgets.widgets.mapview import MapView
+from text2seg_widgets.widgets.navigation import Navigation
+from text2seg_widgets.widgets.panel import SidePanel
+from text2seg_widgets.widgets.prompting import Prompting
+from text2seg_widgets.widgets.reviewing import ReviewActions
 from text2seg_widgets.widgets.runner import BackgroundRunner
-from text2seg_widgets.widgets.shortcuts import event_to_key
+from text2seg_widgets.widgets.shortcuts import KEYMAP, event_to_key, normalize_key
+from text2seg_widgets.widgets.state import AnnotatorState
+from text2seg_widgets.widgets.tools import Tools
 
 __all__ = ["Annotator"]
 
 log = logging.getLogger(__name__)
 
 
-class Annotator(ActionsMixin):
+def _state_field(name: str, doc: str) -> property:
+    return property(lambda self: getattr(self.state, name), doc=doc)
+
+
+class Annotator:
     """Review and correct a project's candidates image by image.
 
     Args:
         project: an open :class:`text2seg_widgets.store.Project`.
         models: a :class:`~text2seg_widgets.models.modelset.ModelSet` (or None: review only; text
             prompts and SAM tools then say which weights they need).
-        image_id: the image to open first (default: the first unreviewed, else the first image).
+        image_id: the image to open first (default: the image in progress, else the first
+            unreviewed, else the first image).
         pipeline_config: defaults for text-prompt runs (the settings panel overrides branches and
             thresholds).
         basemap: add an OpenStreetMap basemap under georeferenced images (needs internet in the
             browser; without it the image still shows on a blank background).
         max_display: long side, in pixels, of the image sent to the browser.
+        map_height: the map's height (CSS length; keep it absolute, e.g. "600px").
+        show_rejected: draw rejected candidates too (grey).
     """
+
+    image_id = _state_field("image_id", "The open image's id (None: no image).")
+    image = _state_field("image", "The open image's pixels (a LoadedImage; None when the file is missing).")
+    frame = _state_field("frame", "Where the open image sits on the map.")
+    selection = _state_field("selection", "The selected mask: (kind, id) or None.")
+    session = _state_field("session", "The SAM refine session of the selection (or None).")
+    mode = _state_field("mode", "The map's click mode.")
+    current_class = _state_field("current_class", "The class given to new masks.")
+    last_error = _state_field("last_error", "The last error message shown (None after a success).")
+    last_refine_seconds = _state_field("last_refine_seconds", "Decode time of the last SAM click/box.")
 
     def __init__(self, project: Any, models: Any = None, *, image_id: int | None = None,
                  pipeline_config: Any = None, basemap: bool = False, max_display: int = 2048,
                  map_height: str = "600px", show_rejected: bool = False) -> None:
         self.project = project
         self.models = models
-        self.pipeline_config = pipeline_config
-        self.basemap = basemap
-        self.max_display = int(max_display)
-        self.map_height = map_height
-        self.selection: tuple[str, int] | None = None
-        self.mode = "select"
-        self.image_id: int | None = None
-        self.image: LoadedImage | None = None
-        self.frame: Frame | None = None
-        self.session: RefineSession | None = None
-        self.last_error: str | None = None
-        self.last_refine_seconds: float | None = None
-        self._syncing = False
+        classes = sv.class_list(project)
+        self.state = AnnotatorState(current_class=classes[0][0] if classes else None)
+        segmenter = getattr(models, "segmenter", None)
+        self.keeper = EmbeddingKeeper(segmenter) if segmenter is not None else None
+        self.runner = BackgroundRunner()
+        self.panel = SidePanel([c[0] for c in classes])
+        self.view = MapView(on_click=self._ui_of(self._map_click), on_shape=self._ui_of(self._shape_drawn),
+                            on_mask=self._ui_of(self._mask_clicked), height=map_height,
+                            max_display=max_display, basemap=basemap, show_rejected=show_rejected)
+        self.display = Display(project, self.state, self.panel, lambda: self.view.layers)
+        self.review = ReviewActions(project, self.state, self.display)
+        self.navigation = Navigation(project, self.state, self.display, self.view, self.keeper)
+        self.tools = Tools(project, self.state, self.display, self.panel, self.keeper,
+                           busy=lambda: self.runner.busy, prefetch_next=self.navigation.prefetch_next,
+                           after_edit=self.review.after_edit)
+        self.prompting = Prompting(project, models, self.state, self.display, self.panel, self.runner,
+                                   self.keeper, pipeline_config=pipeline_config,
+                                   visible_window=self.view.visible_window)
         self.closed = False
         self._last_key: tuple[Any, Any] = (None, None)
-        self.keeper = EmbeddingKeeper(models.segmenter) if getattr(models, "segmenter", None) else None
-        self.runner = BackgroundRunner()
-        classes = rec.class_list(project)
-        self.current_class: str | None = classes[0][0] if classes else None
-        self.panel = SidePanel([c[0] for c in classes])
-        self.map = build_map(geographic=False, height=map_height)
-        self.layers = MaskLayers(self.map, self._mask_clicked, show_rejected=show_rejected)
-        self._overlay: ipyleaflet.ImageOverlay | None = None
-        self._detail: ipyleaflet.ImageOverlay | None = None
-        self._draw = self._make_draw_control()
-        self.map.add(self._draw)
-        self.map.on_interaction(self._map_event)
-        self.map.observe(self._view_changed, names="bounds")
         self._init_branch_boxes()
-        self.panel.bind(self)
-        self.widget = w.HBox([self.map, self.panel.widget], layout=w.Layout(width="100%"))
+        self.panel.bind(self._panel_actions(), syncing=lambda: self.state.syncing)
+        self.widget = w.HBox([self.view.widget, self.panel.widget], layout=w.Layout(width="100%"))
         self.widget.add_class("t2s-annotator")
         self._keys = self._bind_keys()
-        first = image_id if image_id is not None else rec.first_image_id(project)
+        first = image_id if image_id is not None else sv.first_image_id(project)
         if first is None:
-            self._say("This project has no images yet: add some with project.add_image(path), "
-                      "then call annotator.refresh().", error=True)
+            self.display.say("This project has no images yet: add some with project.add_image(path), "
+                             "then call annotator.refresh().", error=True)
             self.refresh()
         else:
             self.show_image(first)
 
-    def _init_branch_boxes(self) -> None:
-        runnable = self.runnable_branches()
-        for name, box in self.panel.branches.items():
-            box.disabled = name not in runnable
-            box.value = name in runnable and (name != "concept" or runnable == ("concept",))
-            if name not in runnable:
-                box.description = f"{name} (no model)"
+    # -- parts as attributes -----------------------------------------------------------------------
+    @property
+    def map(self) -> ipyleaflet.Map:
+        return self.view.map
+
+    @property
+    def layers(self) -> MaskLayers:
+        return self.view.layers
+
+    @property
+    def draw_control(self) -> ipyleaflet.DrawControl:
+        return self.view.draw
 
     # -- lifetime --------------------------------------------------------------------------------
     def close(self, timeout: float | None = None) -> None:
@@ -109,13 +135,13 @@ class Annotator(ActionsMixin):
         browser event and close the widgets. Saved work is untouched; closing twice is harmless."""
         if self.closed:
             return
-        self.closed = True
+        self.closed = self.state.closed = True
         self.runner.close(timeout)
         if self.keeper is not None:
             closer = getattr(self.keeper, "close", None)
             (closer or self.keeper.join)(timeout)
         self.panel.unbind()
-        self._unhook_map(self.map, self._draw)
+        self.view.close()
         if self._keys is not None:
             self._keys.on_dom_event(self._key_event, remove=True)
             self._keys.close()
@@ -127,93 +153,129 @@ class Annotator(ActionsMixin):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _unhook_map(self, m: ipyleaflet.Map, draw: ipyleaflet.DrawControl) -> None:
-        m.on_interaction(self._map_event, remove=True)
-        m.unobserve(self._view_changed, names="bounds")
-        draw.on_draw(self._drawn, remove=True)
-
-    # -- display ---------------------------------------------------------------------------------
     def _ipython_display_(self) -> None:  # pragma: no cover - needs a front end
         from IPython.display import display
 
         display(self.widget)
 
-    def show_image(self, image_id: int) -> None:
-        """Open ``image_id``: load its pixels (a missing file is reported, its masks still shown)."""
-        record = self.project.image(image_id)
-        self.image_id = int(record.id)
-        self.selection = None
-        self.session = None
-        try:
-            self.image = load_image(record.path, record.window)
-        except (InputError, OSError) as exc:
-            self.image = None
-            self._say(str(exc), error=True)
-        else:
-            self._say(f"image {record.id}: {html.escape(str(record.path))}")
-        self.frame = rec.frame_of(record, self.image)
-        if self.frame.geographic != getattr(self.map, "_t2s_geographic", False):
-            self._replace_map(self.frame.geographic)
-        self._overlay = place_image(self.map, self._overlay, self.image, self.frame,
-                                    max_side=self.max_display, basemap=self.basemap)
-        self._detail = update_detail(self.map, self._detail, None, self.frame, self.max_display)
-        self.layers.set_frame(self.frame)
-        self.refresh()
-
-    def _replace_map(self, geographic: bool) -> None:
-        old, old_draw = self.map, self._draw
-        self.map = build_map(geographic=geographic, height=self.map_height)
-        self.layers = MaskLayers(self.map, self._mask_clicked, show_rejected=self.layers.show_rejected)
-        self._overlay = self._detail = None
-        self._draw = self._make_draw_control()
-        self.map.add(self._draw)
-        self.map.on_interaction(self._map_event)
-        self.map.observe(self._view_changed, names="bounds")
-        self.widget.children = (self.map, self.panel.widget)
-        self._unhook_map(old, old_draw)
-        old.close()
-
-    def _view_changed(self, _change: Any = None) -> None:
-        """The browser moved or zoomed the map: refine a big image's visible part."""
-        if self.frame is not None:
-            self._detail = update_detail(self.map, self._detail, self.image, self.frame, self.max_display)
-
+    # -- display ---------------------------------------------------------------------------------
     def items(self) -> list[MaskItem]:
         """The current image's masks: candidates still proposed (and rejected), and annotations."""
-        return rec.mask_items(self.project, self.image_id) if self.image_id is not None else []
+        return self.display.items()
 
     def refresh(self) -> None:
         """Redraw layers, list, progress and legend from the store."""
-        items = self.items()
-        colors = dict(rec.class_list(self.project))
-        self.layers.update(items, colors)
-        if self.selection is not None and f"{self.selection[0]}:{self.selection[1]}" not in self.layers.items:
-            self.selection = None
-        self.layers.highlight(self._selected_item())
-        self._syncing = True
-        try:
-            self.panel.items.options = [(rec.item_label(it), (it.kind, it.id)) for it in items]
-            self.panel.items.value = self.selection
-            names = [c for c, _ in rec.class_list(self.project)]
-            if list(self.panel.class_picker.options) != names:
-                self.panel.class_picker.options = names
-            if self.current_class in names:
-                self.panel.class_picker.value = self.current_class
-        finally:
-            self._syncing = False
-        self.panel.legend.value = legend_html(rec.class_list(self.project), self.current_class)
-        self.panel.progress.value = rec.progress_html(self.project, self.image_id, items)
+        self.display.refresh()
 
-    def _selected_item(self) -> MaskItem | None:
-        if self.selection is None:
+    def show_image(self, image_id: int) -> None:
+        """Open ``image_id``: load its pixels (a missing file is reported, its masks still shown)."""
+        self.navigation.show_image(image_id)
+
+    # -- review ------------------------------------------------------------------------------------
+    def select(self, target: Any) -> MaskItem:
+        """Select a mask: a ("candidate"|"annotation", id) pair, a MaskItem, or a store record."""
+        return self.review.select(target)
+
+    def clear_selection(self) -> None:
+        """Nothing selected: the next click or box starts a new mask."""
+        self.review.clear_selection()
+
+    def select_next(self) -> MaskItem | None:
+        return self.review.step(1)
+
+    def select_previous(self) -> MaskItem | None:
+        return self.review.step(-1)
+
+    def accept_selected(self) -> int:
+        """Accept the selected candidate; returns the annotation id."""
+        return self.review.accept_selected()
+
+    def reject_selected(self) -> None:
+        self.review.reject_selected()
+
+    def relabel_selected(self, class_name: str) -> int:
+        return self.review.relabel_selected(class_name)
+
+    def delete_selected(self) -> None:
+        self.review.delete_selected()
+
+    def accept_above(self, min_score: float) -> list[int]:
+        return self.review.accept_above(min_score)
+
+    # -- tools -------------------------------------------------------------------------------------
+    def click(self, x: float, y: float, positive: bool = True) -> int:
+        """A SAM point at pixel (x, y) on the selected mask (or a new one); the annotation id."""
+        return self.tools.click(x, y, positive)
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> int:
+        """A SAM box prompt (pixels): refines the selected mask or makes a new one."""
+        return self.tools.box(x0, y0, x1, y1)
+
+    def polygon(self, points: Any, subtract: bool = False) -> int | None:
+        """A manual polygon (pixel xy): a new mask, or with ``subtract`` cut from the selected one."""
+        return self.tools.polygon(points, subtract)
+
+    def set_mode(self, mode: str) -> None:
+        self.tools.set_mode(mode)
+
+    def mode_positive(self) -> None:
+        self.set_mode("positive")
+
+    def mode_negative(self) -> None:
+        self.set_mode("negative")
+
+    def mode_select(self) -> None:
+        self.set_mode("select")
+
+    def set_class(self, class_name: str) -> None:
+        """The class given to new masks (and offered for relabelling)."""
+        self.display.check_class(class_name)
+        self.state.current_class = class_name
+        self.display.show_class()
+
+    # -- prompts -----------------------------------------------------------------------------------
+    def run_prompt(self, prompt: str | None = None, class_name: str | None = None, *,
+                   wait: bool = False, branches: tuple[str, ...] | None = None) -> Any:
+        """Run the pipeline on this image (see :meth:`Prompting.run_prompt`)."""
+        return self.prompting.run_prompt(prompt, class_name, wait=wait, branches=branches)
+
+    def runnable_branches(self) -> tuple[str, ...]:
+        """The pipeline branches the loaded models can run (empty without text-prompt models)."""
+        return self.prompting.runnable_branches()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until a background prompt run ends and apply its result (scripts and tests)."""
+        self.runner.wait(timeout)
+
+    # -- navigation and history ----------------------------------------------------------------
+    def next_image(self) -> int | None:
+        """Mark this image done and open the next one to review; its id (None at the end)."""
+        return self.navigation.next_image()
+
+    def undo(self) -> Any:
+        return self.navigation.undo()
+
+    def redo(self) -> Any:
+        return self.navigation.redo()
+
+    # -- keys and events ---------------------------------------------------------------------------
+    def handle_key(self, key: str) -> str | None:
+        """Run the action bound to ``key`` (see :data:`KEYMAP`); returns the action's name."""
+        key = normalize_key(key)
+        if len(key) == 1 and key.isdigit() and key != "0":
+            names = self.display.class_names()
+            index = int(key) - 1
+            if index >= len(names):
+                raise InputError(f"there is no class {key} (the project has {len(names)})")
+            if self.display.selected_item() is not None:
+                self.relabel_selected(names[index])
+            self.set_class(names[index])
+            return f"class {names[index]}"
+        if key not in KEYMAP:
             return None
-        return self.layers.items.get(f"{self.selection[0]}:{self.selection[1]}")
-
-    def _say(self, text: str, error: bool = False) -> None:
-        self.last_error = text if error else None
-        color = "#b00020" if error else "#333"
-        self.panel.message.value = f"<div style='color:{color};font-size:12px'>{text}</div>"
-        (log.warning if error else log.info)("%s", text)
+        name = KEYMAP[key][0]
+        getattr(self, name)()
+        return name
 
     def _ui(self, action: Callable[..., Any], *args: Any) -> Any:
         """Run an action from a UI event: user errors become a message, never a traceback."""
@@ -222,45 +284,43 @@ class Annotator(ActionsMixin):
         try:
             return action(*args)
         except Text2SegError as exc:
-            self._say(html.escape(str(exc)), error=True)
+            self.display.say(html.escape(str(exc)), error=True)
         except Exception as exc:  # keep the widget alive; the log has the traceback
             log.exception("action %s failed", getattr(action, "__name__", action))
-            self._say(f"{type(exc).__name__}: {html.escape(str(exc))}", error=True)
+            self.display.say(f"{type(exc).__name__}: {html.escape(str(exc))}", error=True)
         return None
 
-    # -- map events ---------------------------------------------------------------------------
-    def _make_draw_control(self) -> ipyleaflet.DrawControl:
-        dc = ipyleaflet.DrawControl(
-            rectangle={"shapeOptions": {"color": "#00aaff", "weight": 2, "fillOpacity": 0.05}},
-            polygon={"shapeOptions": {"color": "#ff8800", "weight": 2, "fillOpacity": 0.1}},
-            polyline={}, circlemarker={}, circle={}, marker={}, edit=False, remove=False)
-        dc.on_draw(self._drawn)
-        return dc
+    def _ui_of(self, action: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda *args: self._ui(action, *args)
 
-    def _map_event(self, **event: Any) -> None:
-        if event.get("type") != "click" or self.mode == "select" or self.frame is None:
-            return
-        lat, lng = event.get("coordinates", (None, None))
-        x, y = self.frame.to_pixel(np.array([lng]), np.array([lat]))
-        self._ui(self.click, float(x[0]), float(y[0]), self.mode == "positive")
+    def _panel_actions(self) -> dict[str, Callable[..., Any]]:
+        return {name: self._ui_of(action) for name, action in {
+            "accept": self.accept_selected, "reject": self.reject_selected, "relabel": self.relabel_selected,
+            "delete": self.delete_selected, "accept_above": self.accept_above, "next": self.next_image,
+            "undo": self.undo, "redo": self.redo, "run": self.run_prompt, "mode": self.set_mode,
+            "class": self.set_class, "item": self._item_picked}.items()}
+
+    def _item_picked(self, value: Any) -> None:
+        if value and value != self.state.selection:
+            self.select(value)
+
+    def _map_click(self, x: float, y: float) -> Any:
+        return self.tools.map_click(x, y)
+
+    def _shape_drawn(self, rings: Any, rectangle_tool: bool) -> Any:
+        return self.tools.shape_drawn(rings, rectangle_tool)
 
     def _mask_clicked(self, kind: str, ident: int) -> None:
-        if self.mode == "select":
-            self._ui(self.select, (kind, ident))
+        if self.state.mode == "select":
+            self.select((kind, ident))
 
-    def _drawn(self, control: Any, action: str, geo_json: dict[str, Any]) -> None:
-        if action != "created" or self.frame is None:
-            return
-        try:
-            rings = geojson_to_pixel_rings(geo_json, self.frame)
-            if (geo_json.get("properties") or {}).get("style", {}).get("color") == "#00aaff" or \
-                    _is_rectangle(rings):
-                self._ui(self.box, *box_from_rings(rings))
-            else:
-                subtract = self.panel.polygon_mode.value == "subtract"
-                self._ui(self.polygon, rings[0].tolist(), subtract)
-        finally:
-            control.clear()
+    def _init_branch_boxes(self) -> None:
+        runnable = self.runnable_branches()
+        for name, box in self.panel.branches.items():
+            box.disabled = name not in runnable
+            box.value = name in runnable and (name != "concept" or runnable == ("concept",))
+            if name not in runnable:
+                box.description = f"{name} (no model)"
 
     def _bind_keys(self) -> Any:
         try:
@@ -272,8 +332,9 @@ class Annotator(ActionsMixin):
         return ev
 
     def _key_event(self, event: dict[str, Any]) -> None:
-        target = str(event.get("target", {}).get("tagName", "") if isinstance(event.get("target"), dict) else "")
-        if target.upper() in ("INPUT", "TEXTAREA"):
+        target = event.get("target")
+        tag = str(target.get("tagName", "")) if isinstance(target, dict) else ""
+        if tag.upper() in ("INPUT", "TEXTAREA"):
             return
         stamp = (event.get("key"), event.get("timeStamp"))
         if stamp[1] is not None and stamp == self._last_key:
@@ -282,24 +343,3 @@ class Annotator(ActionsMixin):
         key = event_to_key(event)
         if key:
             self._ui(self.handle_key, key)
-
-    # -- background work ------------------------------------------------------------------------
-    def _prefetch_next(self) -> None:
-        """Encode the next image in the background (called once this image is encoded)."""
-        if self.keeper is None or self.image_id is None:
-            return
-        nxt = rec.next_image_id(self.project, self.image_id)
-        if nxt is None or nxt == self.image_id:
-            return
-        nrec = self.project.image(nxt)
-        self.keeper.prefetch(nxt, lambda: load_image(nrec.path, nrec.window).rgb)
-
-
-def _is_rectangle(rings: Sequence[np.ndarray]) -> bool:
-    """A drawn rectangle: one ring of 4 corners (5 with the closing point) on two xs and two ys."""
-    if len(rings) != 1:
-        return False
-    pts = np.round(np.asarray(rings[0], float), 3)
-    if pts.shape[0] not in (4, 5):
-        return False
-    return len(np.unique(pts[:, 0])) == 2 and len(np.unique(pts[:, 1])) == 2

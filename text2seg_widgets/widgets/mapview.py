@@ -8,15 +8,20 @@ shows: nothing else depends on them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import ipyleaflet
 import ipywidgets as w
+import numpy as np
 
-from text2seg_widgets.widgets.geometry import Frame
+from text2seg_widgets.widgets.geometry import Frame, geojson_to_pixel_rings
+from text2seg_widgets.widgets.layers import MaskLayers
 from text2seg_widgets.widgets.overlay import LoadedImage, detail_window, png_data_url
 
-__all__ = ["build_map", "place_image", "update_detail", "VIEW_PX"]
+__all__ = ["MapView", "build_map", "place_image", "update_detail", "VIEW_PX", "BOX_COLOR"]
+
+#: the outline colour of the draw control's rectangle tool (how a drawn rectangle is recognised)
+BOX_COLOR = "#00aaff"
 
 #: the view size, in CSS pixels, used to choose the initial zoom
 VIEW_PX = (800, 560)
@@ -89,3 +94,107 @@ def update_detail(m: ipyleaflet.Map, detail: ipyleaflet.ImageOverlay | None, ima
     else:
         detail.url, detail.bounds = url, bounds
     return detail
+
+
+class MapView:
+    """The map of the current image: image overlays, mask layers, the draw control and its events.
+
+    Browser events are converted to image pixels and passed on: ``on_click(x, y)`` for a map
+    click, ``on_shape(rings, rectangle_tool)`` for a drawn shape, ``on_mask(kind, id)`` for a
+    click on a mask. A georeferenced image after a plain one (or the reverse) replaces the map
+    inside :attr:`widget`.
+    """
+
+    def __init__(self, *, on_click: Callable[[float, float], Any],
+                 on_shape: Callable[[Sequence[np.ndarray], bool], Any],
+                 on_mask: Callable[[str, int], Any], height: str = "600px",
+                 max_display: int = 2048, basemap: bool = False, show_rejected: bool = False) -> None:
+        self._on_click, self._on_shape, self._on_mask = on_click, on_shape, on_mask
+        self.height = height
+        self.max_display = int(max_display)
+        self.basemap = basemap
+        self.frame: Frame | None = None
+        self.image: LoadedImage | None = None
+        self.overlay: ipyleaflet.ImageOverlay | None = None
+        self.detail: ipyleaflet.ImageOverlay | None = None
+        self.map, self.layers, self.draw = self._new_map(False, show_rejected)
+        self.widget = w.Box([self.map], layout=w.Layout(width="100%", height=height, min_height=height,
+                                                       flex="1 1 auto"))
+
+    def _new_map(self, geographic: bool, show_rejected: bool) -> tuple[ipyleaflet.Map, MaskLayers,
+                                                                      ipyleaflet.DrawControl]:
+        m = build_map(geographic=geographic, height=self.height)
+        layers = MaskLayers(m, self._on_mask, show_rejected=show_rejected)
+        draw = ipyleaflet.DrawControl(
+            rectangle={"shapeOptions": {"color": BOX_COLOR, "weight": 2, "fillOpacity": 0.05}},
+            polygon={"shapeOptions": {"color": "#ff8800", "weight": 2, "fillOpacity": 0.1}},
+            polyline={}, circlemarker={}, circle={}, marker={}, edit=False, remove=False)
+        draw.on_draw(self._drawn)
+        m.add(draw)
+        m.on_interaction(self._interaction)
+        m.observe(self._view_changed, names="bounds")
+        return m, layers, draw
+
+    def _unhook(self) -> None:
+        self.map.on_interaction(self._interaction, remove=True)
+        self.map.unobserve(self._view_changed, names="bounds")
+        self.draw.on_draw(self._drawn, remove=True)
+
+    def show(self, image: LoadedImage | None, frame: Frame) -> None:
+        """Place ``image`` (None: file missing) at ``frame`` and forget the previous image's masks."""
+        if frame.geographic != getattr(self.map, "_t2s_geographic", False):
+            old = self.map
+            self._unhook()
+            self.map, self.layers, self.draw = self._new_map(frame.geographic, self.layers.show_rejected)
+            self.overlay = self.detail = None
+            self.widget.children = (self.map,)
+            old.close()
+        self.image, self.frame = image, frame
+        self.overlay = place_image(self.map, self.overlay, image, frame, max_side=self.max_display,
+                                   basemap=self.basemap)
+        self.detail = update_detail(self.map, self.detail, None, frame, self.max_display)
+        self.layers.set_frame(frame)
+
+    def close(self) -> None:
+        self._unhook()
+        self.map.close()
+        self.widget.close()
+
+    # -- events --------------------------------------------------------------------------------
+    def _view_changed(self, _change: Any = None) -> None:
+        """The browser moved or zoomed the map: refine a big image's visible part."""
+        if self.frame is not None:
+            self.detail = update_detail(self.map, self.detail, self.image, self.frame, self.max_display)
+
+    def _interaction(self, **event: Any) -> None:
+        if event.get("type") != "click" or self.frame is None:
+            return
+        lat, lng = event.get("coordinates", (None, None))
+        if lat is None or lng is None:
+            return
+        x, y = self.frame.to_pixel(np.array([lng]), np.array([lat]))
+        self._on_click(float(x[0]), float(y[0]))
+
+    def _drawn(self, control: Any, action: str, geo_json: dict[str, Any]) -> None:
+        if action != "created" or self.frame is None:
+            return
+        try:
+            style = (geo_json.get("properties") or {}).get("style") or {}
+            self._on_shape(geojson_to_pixel_rings(geo_json, self.frame), style.get("color") == BOX_COLOR)
+        finally:
+            control.clear()
+
+    def visible_window(self, min_side: int = 32) -> tuple[int, int, int, int] | None:
+        """The visible part of the image as a pixel window (x0, y0, x1, y1), or None when the view
+        is unknown or smaller than ``min_side``."""
+        bounds = getattr(self.map, "bounds", None)
+        if not bounds or self.frame is None:
+            return None
+        (s, west), (n, east) = bounds
+        xs, ys = self.frame.to_pixel(np.array([west, east]), np.array([s, n]))
+        w_, h_ = self.frame.width, self.frame.height
+        x0, x1 = int(max(0, np.floor(xs.min()))), int(min(w_, np.ceil(xs.max())))
+        y0, y1 = int(max(0, np.floor(ys.min()))), int(min(h_, np.ceil(ys.max())))
+        if x1 - x0 < min_side or y1 - y0 < min_side:
+            return None
+        return x0, y0, x1, y1

@@ -7,14 +7,11 @@ methods; it holds no state of its own that the store does not also hold. Every c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as w
 
 from text2seg_widgets.widgets.shortcuts import help_html
-
-if TYPE_CHECKING:  # pragma: no cover
-    from text2seg_widgets.widgets.annotator import Annotator
 
 __all__ = ["SidePanel", "MODES", "BRANCH_NAMES"]
 
@@ -83,30 +80,38 @@ class SidePanel:
         ], layout=w.Layout(width=width, min_width=width, padding="0 0 0 8px"))
         return box.add_class("t2s-panel")
 
-    def bind(self, app: "Annotator") -> None:
-        """Forward every control's events to ``app``'s action methods (undone by :meth:`unbind`)."""
-        clicks = {
-            self.accept: lambda _b: app._ui(app.accept_selected),
-            self.reject: lambda _b: app._ui(app.reject_selected),
-            self.relabel: lambda _b: app._ui(app.relabel_selected, self.class_picker.value),
-            self.delete: lambda _b: app._ui(app.delete_selected),
-            self.accept_above: lambda _b: app._ui(app.accept_above, self.min_score.value),
-            self.next: lambda _b: app._ui(app.next_image),
-            self.undo: lambda _b: app._ui(app.undo),
-            self.redo: lambda _b: app._ui(app.redo),
-            self.run: lambda _b: app._ui(app.run_prompt, self.prompt.value or None, self.class_picker.value),
+    def bind(self, actions: Mapping[str, Callable[..., Any]], syncing: Callable[[], bool]) -> None:
+        """Connect the controls to ``actions`` (undone by :meth:`unbind`).
+
+        ``actions`` maps a control name (see :meth:`buttons`, :meth:`value_controls`) to a
+        callable; buttons call it with the values it needs from other controls, value controls
+        with their new value (but not while ``syncing()`` says the code itself sets values).
+        """
+        args: dict[str, Callable[[], tuple[Any, ...]]] = {
+            "relabel": lambda: (self.class_picker.value,),
+            "accept_above": lambda: (self.min_score.value,),
+            "run": lambda: (self.prompt.value or None, self.class_picker.value),
         }
-        for button, handler in clicks.items():
-            button.on_click(handler)
-            self._bound.append(("click", button, handler))
-        observers = {
-            self.mode: lambda ch: app._ui(app.set_mode, ch["new"]),
-            self.class_picker: lambda ch: app._ui(app.set_class, ch["new"]),
-            self.items: self._picked(app),
-        }
-        for widget, handler in observers.items():
-            widget.observe(handler, names="value")
-            self._bound.append(("value", widget, handler))
+        for name, button in self.buttons().items():
+            if name in actions:
+                handler = _click(actions[name], args.get(name, tuple))
+                button.on_click(handler)
+                self._bound.append(("click", button, handler))
+        for name, widget in self.value_controls().items():
+            if name in actions:
+                handler = _changed(actions[name], syncing)
+                widget.observe(handler, names="value")
+                self._bound.append(("value", widget, handler))
+
+    def buttons(self) -> dict[str, w.Button]:
+        """Control name -> button."""
+        return {"accept": self.accept, "reject": self.reject, "relabel": self.relabel, "delete": self.delete,
+                "accept_above": self.accept_above, "next": self.next, "undo": self.undo, "redo": self.redo,
+                "run": self.run}
+
+    def value_controls(self) -> dict[str, w.ValueWidget]:
+        """Control name -> control whose value changes are actions."""
+        return {"mode": self.mode, "class": self.class_picker, "item": self.items}
 
     def unbind(self) -> None:
         """Disconnect every handler :meth:`bind` connected."""
@@ -117,15 +122,21 @@ class SidePanel:
                 widget.unobserve(handler, names="value")
         self._bound.clear()
 
-    def _picked(self, app: "Annotator") -> Any:
-        def handler(change: dict[str, Any]) -> None:
-            value = change["new"]
-            if value and not app._syncing and value != app.selection:
-                app._ui(app.select, value)
-        return handler
-
     def branch_settings(self) -> dict[str, Any]:
         """The settings panel as plain values: enabled branches and thresholds."""
         return {"branches": tuple(b for b, cb in self.branches.items() if cb.value),
                 "box_threshold": float(self.box_threshold.value),
                 "clip_threshold": float(self.clip_threshold.value)}
+
+
+def _click(action: Callable[..., Any], args: Callable[[], tuple[Any, ...]]) -> Callable[[Any], None]:
+    def handler(_button: Any) -> None:
+        action(*args())
+    return handler
+
+
+def _changed(action: Callable[[Any], Any], syncing: Callable[[], bool]) -> Callable[[dict[str, Any]], None]:
+    def handler(change: dict[str, Any]) -> None:
+        if not syncing():
+            action(change["new"])
+    return handler

@@ -10,16 +10,16 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import numpy as np
 
 from text2seg_widgets.errors import InputError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from text2seg_widgets.widgets.annotator import Annotator
-
-__all__ = ["PromptMixin", "available_branches", "BIG_SIDE"]
+from text2seg_widgets.widgets.display import Display
+from text2seg_widgets.widgets.panel import SidePanel
+from text2seg_widgets.widgets.runner import BackgroundRunner
+from text2seg_widgets.widgets.state import AnnotatorState
+from text2seg_widgets.widgets.storeview import plural
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,48 @@ def available_branches(models: Any) -> dict[str, list[str]]:
             for name, (_fn, roles) in BRANCH_FUNCTIONS.items()}
 
 
-class PromptMixin:
-    """``run_prompt`` and its helpers, mixed into :class:`Annotator`."""
+class Prompting:
+    """Text-prompt runs on the current image.
 
-    def run_prompt(self: "Annotator", prompt: str | None = None, class_name: str | None = None, *,
+    Args:
+        project: the open project store.
+        models: a ModelSet (or None: prompts then say which weights they need).
+        state: the shared :class:`AnnotatorState`.
+        display: redraws and messages.
+        panel: the side panel (branch settings, Run button, progress bar).
+        runner: the background runner the runs go to.
+        keeper: the segmenter's embedding keeper (its lock guards the shared segmenter), or None.
+        pipeline_config: defaults for runs (the settings panel overrides branches and thresholds).
+        visible_window: the visible pixel window of the map (big images are prompted there only).
+    """
+
+    def __init__(self, project: Any, models: Any, state: AnnotatorState, display: Display,
+                 panel: SidePanel, runner: BackgroundRunner, keeper: Any, *, pipeline_config: Any = None,
+                 visible_window: Callable[[], tuple[int, int, int, int] | None] = lambda: None) -> None:
+        self.project = project
+        self.models = models
+        self.state = state
+        self.display = display
+        self.panel = panel
+        self.runner = runner
+        self.keeper = keeper
+        self.pipeline_config = pipeline_config
+        self._visible_window = visible_window
+
+    def run_prompt(self, prompt: str | None = None, class_name: str | None = None, *,
                    wait: bool = False, branches: tuple[str, ...] | None = None) -> Any:
         """Run the pipeline for ``class_name`` described by ``prompt`` (default: every class with its
         own prompts). With ``wait`` the run happens here and the new candidate ids are returned;
-        otherwise it runs in a background thread (returned) and the map updates when it ends."""
-        self._require_image()
-        if self.image is None:
+        otherwise it runs on a background worker (returned) and the map updates when it ends."""
+        self.display.require_image()
+        if self.state.image is None:
             raise InputError("the image pixels are not available (file missing?); cannot run prompts")
         if self.models is None:
             raise InputError("no models loaded: pass models=load_models('tiny'|'offline'|'default') to "
                              "the Annotator; " + WEIGHTS_HINT)
         pipe = self._pipeline(prompt, class_name, branches)
         rgb, window = self._run_region()
-        image_id = self.image_id
+        image_id = self.state.image_id
 
         def work() -> list[Any]:
             lock = self.keeper.lock if self.keeper is not None else None
@@ -72,23 +97,23 @@ class PromptMixin:
         def done(cands: Any, error: BaseException | None) -> None:
             self._running(False, "")
             if error is not None:
-                self._say(f"prompt run failed: {html.escape(str(error))}", error=True)
+                self.display.say(f"prompt run failed: {html.escape(str(error))}", error=True)
                 return
             self._store_run(image_id, cands, window)
 
         return self.runner.submit(work, done)
 
-    def runnable_branches(self: "Annotator") -> tuple[str, ...]:
+    def runnable_branches(self) -> tuple[str, ...]:
         """The pipeline branches the loaded models can run (empty without text-prompt models)."""
         if self.models is None:
             return ()
         return tuple(b for b, missing in available_branches(self.models).items() if not missing)
 
-    def wait(self: "Annotator", timeout: float | None = None) -> None:
+    def wait(self, timeout: float | None = None) -> None:
         """Block until a background prompt run ends and apply its result (scripts and tests)."""
         self.runner.wait(timeout)
 
-    def _pipeline(self: "Annotator", prompt: str | None, class_name: str | None,
+    def _pipeline(self, prompt: str | None, class_name: str | None,
                   branches: tuple[str, ...] | None) -> Any:
         from text2seg_widgets.pipeline import ClassSet, PipelineConfig, Text2SegPipeline
 
@@ -96,11 +121,11 @@ class PromptMixin:
         if not infos:
             raise InputError("the project has no classes: add one with project.add_class(name)")
         if prompt and prompt.strip():
-            name = class_name or self.current_class
-            self._check_class(name)
+            name = class_name or self.state.current_class
+            self.display.check_class(name)
             classes = ClassSet.from_names({name: [prompt.strip()]})
         elif class_name:
-            self._check_class(class_name)
+            self.display.check_class(class_name)
             classes = ClassSet.from_names({class_name: list(infos[class_name])})
         else:
             classes = ClassSet.from_names({k: list(v) for k, v in infos.items()})
@@ -120,39 +145,36 @@ class PromptMixin:
                                      filter_min_similarity=settings["clip_threshold"])
         return Text2SegPipeline(self.models, classes, config)
 
-    def _run_region(self: "Annotator") -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    def _run_region(self) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
         """The pixels to prompt: the whole image, or the visible window of a big one."""
-        rgb = self.image.rgb
-        h, w = rgb.shape[:2]
-        bounds = getattr(self.map, "bounds", None)
-        if max(h, w) <= BIG_SIDE or not bounds or self.frame is None:
+        rgb = self.state.image.rgb
+        if max(rgb.shape[:2]) <= BIG_SIDE:
             return rgb, None
-        (s, west), (n, east) = bounds
-        xs, ys = self.frame.to_pixel(np.array([west, east]), np.array([s, n]))
-        x0, x1 = int(max(0, np.floor(xs.min()))), int(min(w, np.ceil(xs.max())))
-        y0, y1 = int(max(0, np.floor(ys.min()))), int(min(h, np.ceil(ys.max())))
-        if x1 - x0 < 32 or y1 - y0 < 32:
+        window = self._visible_window()
+        if window is None:
             return rgb, None
-        return np.ascontiguousarray(rgb[y0:y1, x0:x1]), (x0, y0, x1, y1)
+        x0, y0, x1, y1 = window
+        return np.ascontiguousarray(rgb[y0:y1, x0:x1]), window
 
-    def _store_run(self: "Annotator", image_id: int, cands: list[Any],
+    def _store_run(self, image_id: int, cands: list[Any],
                    window: tuple[int, int, int, int] | None) -> list[int]:
         if window is not None:
-            cands = [_paste(c, window, self.frame.height, self.frame.width) for c in cands]
+            frame = self.state.frame
+            cands = [_paste(c, window, frame.height, frame.width) for c in cands]
         ids = self.project.add_candidates(image_id, cands) if cands else []
-        if image_id == self.image_id:
-            self.refresh()
-        self._say(f"{len(ids)} new candidate(s) on image {image_id}")
+        if image_id == self.state.image_id:
+            self.display.refresh()
+        self.display.say(f"{plural(len(ids), 'new candidate')} on image {image_id}")
         return ids
 
-    def _running(self: "Annotator", on: bool, text: str) -> None:
+    def _running(self, on: bool, text: str) -> None:
         bar = self.panel.running
         bar.layout.visibility = "visible" if on else "hidden"
         bar.value = 0 if on else 1
         bar.description = "running" if on else ""
         self.panel.run.disabled = on
         if text:
-            self._say(text)
+            self.display.say(text)
 
 
 def _paste(cand: Any, window: tuple[int, int, int, int], height: int, width: int) -> Any:

@@ -17,11 +17,16 @@ from text2seg_widgets.widgets.layers import MaskItem
 from text2seg_widgets.widgets.overlay import LoadedImage
 
 __all__ = ["class_list", "first_image_id", "next_image_id", "frame_of", "mask_items", "item_label",
-           "progress_html", "DONE_STATE", "OPEN_STATES"]
+           "progress_html", "plural", "DONE_STATE", "OPEN_STATES"]
 
 #: the state "Next image" gives the image being left; the states of images still to review
 DONE_STATE = "done"
 OPEN_STATES = ("unreviewed", "in progress")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 candidate``, ``2 candidates``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def class_list(project: Any) -> list[tuple[str, str]]:

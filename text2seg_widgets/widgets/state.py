@@ -1,0 +1,37 @@
+"""The small state the Annotator's parts share: which image is open, what is selected, the tool.
+
+One :class:`AnnotatorState` is made by the Annotator and handed to every part; the parts read and
+write its fields, never each other's attributes. Everything that matters beyond this session
+lives in the project store, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["AnnotatorState"]
+
+
+@dataclass
+class AnnotatorState:
+    """What the Annotator shows right now.
+
+    ``selection`` is ("candidate"|"annotation", id) or None; ``session`` the SAM refine session of
+    the selection (a :class:`~text2seg_widgets.widgets.refine.RefineSession`); ``image`` the
+    loaded pixels (None when the file is missing); ``frame`` where they sit on the map.
+    ``syncing`` is True while the code itself sets widget values (their observers then ignore
+    the change). ``closed`` turns every UI event into a no-op.
+    """
+
+    image_id: int | None = None
+    image: Any = None
+    frame: Any = None
+    selection: tuple[str, int] | None = None
+    session: Any = None
+    current_class: str | None = None
+    mode: str = "select"
+    last_error: str | None = None
+    last_refine_seconds: float | None = None
+    syncing: bool = False
+    closed: bool = False

@@ -1,0 +1,197 @@
+"""Correction tools: SAM clicks and boxes against the cached embedding, manual polygons.
+
+:class:`Tools` turns a click, a box or a polygon (in image pixels) into a mask written to the
+store: it refines the selected mask, or makes a new one of the current class. Map events arrive
+already converted to pixels (see :class:`~text2seg_widgets.widgets.mapview.MapView`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from text2seg_widgets.core import rle_to_mask
+from text2seg_widgets.errors import InputError
+from text2seg_widgets.widgets.display import Display
+from text2seg_widgets.widgets.geometry import box_from_rings, rasterize_polygon
+from text2seg_widgets.widgets.panel import SidePanel
+from text2seg_widgets.widgets.refine import RefineSession
+from text2seg_widgets.widgets.state import AnnotatorState
+
+__all__ = ["Tools", "POINTS_NEED_SAM", "NO_SEGMENTER", "MODES"]
+
+log = logging.getLogger(__name__)
+
+#: the click modes of the map
+MODES = ("select", "positive", "negative")
+
+POINTS_NEED_SAM = ("clicks need a SAM checkpoint (this segmenter, {name}, takes boxes only): fetch one with "
+                   "`text2seg-widgets weights fetch sam-vit-b` and load it; the box tool still works")
+NO_SEGMENTER = ("SAM tools need a segmenter: pass models=load_models('offline') (LiteMedSAM: boxes) or a "
+                "SAM checkpoint (clicks and boxes); the polygon tool works without one")
+
+
+class Tools:
+    """Clicks, boxes and polygons on the current image.
+
+    Args:
+        project: the open project store.
+        state: the shared :class:`AnnotatorState`.
+        display: redraws and messages.
+        panel: the side panel (its mode and polygon-mode controls mirror the tool).
+        keeper: the :class:`EmbeddingKeeper` of the segmenter, or None (no SAM tools).
+        busy: True while a text-prompt run holds the segmenter.
+        prefetch_next: starts encoding the next image once this one is encoded.
+        after_edit: redraw and say what changed (the review part's ``after_edit``).
+    """
+
+    def __init__(self, project: Any, state: AnnotatorState, display: Display, panel: SidePanel,
+                 keeper: Any, *, busy: Callable[[], bool], prefetch_next: Callable[[], None],
+                 after_edit: Callable[[str], None]) -> None:
+        self.project = project
+        self.state = state
+        self.display = display
+        self.panel = panel
+        self.keeper = keeper
+        self._busy = busy
+        self._prefetch_next = prefetch_next
+        self._after_edit = after_edit
+
+    # -- modes ---------------------------------------------------------------------------------
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise InputError(f"unknown mode {mode!r}; use {', '.join(MODES)}")
+        self.state.mode = mode
+        if self.panel.mode.value != mode:
+            self.panel.mode.value = mode
+
+    # -- map events ----------------------------------------------------------------------------
+    def map_click(self, x: float, y: float) -> int | None:
+        """A click on the map at pixel (x, y): a SAM point in the point modes, else nothing."""
+        if self.state.mode == "select":
+            return None
+        return self.click(x, y, self.state.mode == "positive")
+
+    def shape_drawn(self, rings: Sequence[np.ndarray], rectangle_tool: bool) -> int | None:
+        """A shape drawn on the map (pixel rings)."""
+        if rectangle_tool or _is_rectangle(rings):
+            return self.box(*box_from_rings(rings))
+        return self.polygon(np.asarray(rings[0]).tolist(), self.panel.polygon_mode.value == "subtract")
+
+    # -- SAM -----------------------------------------------------------------------------------
+    def click(self, x: float, y: float, positive: bool = True) -> int:
+        """A positive/negative point on the selected mask (or a new one); returns the annotation id."""
+        self._check_inside(x, y)
+        session = self._session()
+        session.add_point(x, y, positive)
+        try:
+            return self._refine(session, "click")
+        except InputError:
+            session.points.pop()
+            session.labels.pop()
+            raise
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> int:
+        """A box prompt: refines the selected mask, or creates a new mask of the current class."""
+        self.display.require_image()
+        x0, x1 = sorted((float(x0), float(x1)))
+        y0, y1 = sorted((float(y0), float(y1)))
+        w, h = self.state.frame.width, self.state.frame.height
+        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h or x1 - x0 < 1 or y1 - y0 < 1:
+            raise InputError(f"the box ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}) does not cover any of the "
+                             f"{w} x {h} image")
+        session = self._session()
+        session.set_box(np.array([max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)]))
+        return self._refine(session, "box")
+
+    def _check_inside(self, x: float, y: float) -> None:
+        self.display.require_image()
+        w, h = self.state.frame.width, self.state.frame.height
+        if not (np.isfinite(x) and np.isfinite(y)) or not (0 <= x < w and 0 <= y < h):
+            raise InputError(f"the click at ({x:.0f}, {y:.0f}) is outside the {w} x {h} image; click on the image")
+
+    def _session(self) -> RefineSession:
+        item = self.display.selected_item()
+        target = (item.kind, item.id) if item is not None else None
+        st = self.state
+        if st.session is None or st.session.target != target:
+            st.session = RefineSession.for_mask(target, None if item is None else rle_to_mask(item.rle))
+        return st.session
+
+    def _refine(self, session: RefineSession, tool: str) -> int:
+        st = self.state
+        if st.image is None:
+            raise InputError("the image pixels are not available (file missing?); SAM tools need them")
+        if self.keeper is None:
+            raise InputError(NO_SEGMENTER)
+        if self._busy():
+            raise InputError("a text-prompt run is in progress; the SAM tools are back when it finishes")
+        self.keeper.ensure(st.image_id, st.image.rgb)
+        self._prefetch_next()
+        try:
+            result = session.predict(self.keeper.segmenter)
+        except InputError as exc:
+            if session.points and "point" in str(exc).lower():
+                name = getattr(self.keeper.segmenter, "name", "?")
+                raise InputError(POINTS_NEED_SAM.format(name=name)) from exc
+            raise
+        st.last_refine_seconds = result.seconds
+        if not result.mask.any():
+            raise InputError(f"SAM returned an empty mask for this {tool}; try another point or a box")
+        ann = self._write_mask(session.target, result.mask, source="sam")
+        session.target = ("annotation", ann)
+        st.selection = ("annotation", ann)
+        self._after_edit(f"{tool}: mask updated in {1000 * result.seconds:.0f} ms (annotation {ann})")
+        return ann
+
+    def _write_mask(self, target: tuple[str, int] | None, mask: np.ndarray, source: str) -> int:
+        if target is None:
+            if self.state.current_class is None:
+                raise InputError("the project has no classes: add one with project.add_class(name)")
+            return self.project.add_annotation(self.state.image_id, mask, self.state.current_class,
+                                               source=source)
+        kind, ident = target
+        if kind == "candidate":
+            ident = self.project.accept(ident)
+        self.project.update_annotation_mask(ident, mask)
+        return ident
+
+    # -- polygons ------------------------------------------------------------------------------
+    def polygon(self, points: Sequence[Sequence[float]], subtract: bool = False) -> int | None:
+        """A manual polygon (pixel xy): a new mask of the current class, or with ``subtract`` cut it
+        out of the selected mask. Returns the annotation id (None when the cut removed everything)."""
+        self.display.require_image()
+        st = self.state
+        poly = rasterize_polygon(points, st.frame.height, st.frame.width)
+        if not poly.any():
+            raise InputError("the polygon does not cover any pixel of the image")
+        if not subtract:
+            target, mask = None, poly
+        else:
+            item = self.display.require_selection()
+            mask = rle_to_mask(item.rle) & ~poly
+            target = (item.kind, item.id)
+            if not mask.any():
+                if item.kind == "annotation":
+                    self.project.delete_annotation(item.id)
+                    st.selection = None
+                    self._after_edit(f"the cut removed all of annotation {item.id}: deleted")
+                    return None
+                raise InputError("the cut would leave nothing of the candidate; reject it instead")
+        ann = self._write_mask(target, mask, source="manual")
+        st.selection = ("annotation", ann)
+        st.session = None
+        self._after_edit(f"polygon {'cut from' if subtract else 'added as'} annotation {ann}")
+        return ann
+
+
+def _is_rectangle(rings: Sequence[np.ndarray]) -> bool:
+    """A drawn rectangle: one ring of 4 corners (5 with the closing point) on two xs and two ys."""
+    if len(rings) != 1:
+        return False
+    pts = np.round(np.asarray(rings[0], float), 3)
+    if pts.shape[0] not in (4, 5):
+        return False
+    return len(np.unique(pts[:, 0])) == 2 and len(np.unique(pts[:, 1])) == 2
