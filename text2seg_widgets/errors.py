@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "Text2SegError",
     "InputError",
+    "UnreviewedError",
     "MissingWeightsError",
     "MissingExtraError",
     "ChecksumError",
@@ -22,6 +23,17 @@ class Text2SegError(Exception):
 
 class InputError(Text2SegError, ValueError):
     """Bad user input (image, classes, prompts, paths); the message says how to fix it."""
+
+
+class UnreviewedError(InputError):
+    """An image cannot be marked done while candidates on it are still proposed (unreviewed).
+
+    ``image_id`` and ``count`` say which image and how many candidates are left."""
+
+    def __init__(self, message: str, *, image_id: int | None = None, count: int = 0) -> None:
+        super().__init__(message)
+        self.image_id = image_id
+        self.count = count
 
 
 class UnknownModelError(InputError, KeyError):

@@ -36,6 +36,9 @@ def loveda(rs_samples: Path, tmp_path_factory: pytest.TempPathFactory):
     yield p, folder, truths
     p.close()
 
+#: Images with hand-drawn annotations and no candidates are "in progress" until finished.
+PROGRESS = ("in progress", "done")
+
 
 def _expected_labels(truth: np.ndarray) -> np.ndarray:
     out = np.full(truth.shape, 255, np.uint8)
@@ -100,7 +103,7 @@ def test_window_records_padding_and_georeferenced_chips(tmp_path: Path) -> None:
     mask = np.zeros((150, 200), bool)
     mask[10:20, 30:40] = True
     p.add_annotation(tile.id, mask, "a")
-    export_chips(p, tmp_path / "chips", size=128, min_labelled=0.001)
+    export_chips(p, tmp_path / "chips", size=128, min_labelled=0.001, states=PROGRESS)
     chips = json.loads((tmp_path / "chips" / "chips.json").read_text())
     assert [c["window"] for c in chips] == [[0, 0, 128, 128]]  # the other 3 have no label
     with rasterio.open(tmp_path / "chips" / chips[0]["image"]) as ds, rasterio.open(tif) as src:
@@ -110,7 +113,7 @@ def test_window_records_padding_and_georeferenced_chips(tmp_path: Path) -> None:
     small = Project.create(tmp_path / "q", classes=["a"])
     rec = small.add_image(write_geotiff(tmp_path / "small.tif", height=40, width=50))
     small.add_annotation(rec.id, np.ones((40, 50), bool), "a")
-    export_chips(small, tmp_path / "pad", size=64)
+    export_chips(small, tmp_path / "pad", size=64, states=PROGRESS)
     [c] = json.loads((tmp_path / "pad" / "chips.json").read_text())
     m = np.asarray(Image.open(tmp_path / "pad" / c["mask"]))
     assert m.shape == (64, 64) and (m[:40, :50] == 1).all() and (m[40:, :] == 255).all()

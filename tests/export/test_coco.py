@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from text2seg_widgets import InputError
+from text2seg_widgets import Candidate, InputError
 from text2seg_widgets.export import export_coco, import_coco, read_manifest
 from text2seg_widgets.store import Project
 from tests.store.helpers import rect, small_project, write_png
@@ -24,6 +24,7 @@ def reviewed(tmp_path: Path):
     holed = rect(64, 80, 40, 40, 60, 70)
     holed[45:50, 45:50] = False
     p.add_annotation(image_id, holed, "road")
+    assert p.finish_image(image_id, rest="reject") == 1  # ids[2] rejected with the finish
     second = p.add_image(write_png(tmp_path / "b.png", height=30, width=50, seed=1))
     p.set_state(second.id, "done")  # reviewed, nothing in it: must still be exported
     yield p, image_id, ids
@@ -94,7 +95,11 @@ def test_polygons_on_request_with_rle_for_holes(reviewed, tmp_path: Path) -> Non
 
 def test_unreviewed_candidates_go_to_a_separate_file(reviewed, tmp_path: Path) -> None:
     p, image_id, ids = reviewed
-    manifest = export_coco(p, tmp_path / "coco", include_candidates=True)
+    assert [str(p.undo()), str(p.undo())] == ["mark image 2 done",
+                                              "mark image 1 done, rejecting the rest"]
+    assert p.image(image_id).state == "in progress"  # ids[2] is proposed again
+    manifest = export_coco(p, tmp_path / "coco", include_candidates=True,
+                           states=["in progress", "done"])
     assert manifest["files"] == {"annotations": "annotations.json",
                                  "candidates": "candidates.json"}
     cands = json.loads((tmp_path / "coco" / "candidates.json").read_text())
@@ -104,12 +109,31 @@ def test_unreviewed_candidates_go_to_a_separate_file(reviewed, tmp_path: Path) -
         "images"]
 
 
-def test_states_filter_and_relative_file_names(reviewed, tmp_path: Path) -> None:
+def test_default_exports_done_images_and_lists_the_rest(reviewed, tmp_path: Path) -> None:
     p, image_id, ids = reviewed
-    m = export_coco(p, tmp_path / "done", states=["done"], image_root=tmp_path)
-    raw = json.loads((tmp_path / "done" / "annotations.json").read_text())
-    assert [i["file_name"] for i in raw["images"]] == ["b.png"] and raw["annotations"] == []
+    third, fourth, fifth = (p.add_image(write_png(tmp_path / f"{n}.png", seed=i))
+                            for i, n in enumerate("cde", start=2))
+    new = p.add_candidates(third.id, [Candidate.from_mask(rect(64, 80, i, 0, i + 4, 9),
+                                                          class_name="road", score=0.5,
+                                                          branch="detector")
+                                   for i in (0, 9, 19)])
+    p.accept(new[0])
+    p.skip_image(fourth.id, reason="cloudy")
+    m = export_coco(p, tmp_path / "default", image_root=tmp_path)
+    raw = json.loads((tmp_path / "default" / "annotations.json").read_text())
+    assert [i["file_name"] for i in raw["images"]] == ["a.png", "b.png"]
+    assert [i["review_state"] for i in raw["images"]] == ["done", "done"]
     assert m["options"]["states"] == ["done"]
+    assert [(e["text2seg_image_id"], e["state"], e["reason"]) for e in m["left_out"]] == [
+        (third.id, "in progress", "in progress: 2 candidates unreviewed"),
+        (fourth.id, "skipped", "skipped: cloudy"),
+        (fifth.id, "unreviewed", "unreviewed")]
+    m = export_coco(p, tmp_path / "progress", states=["in progress"], image_root=tmp_path)
+    raw = json.loads((tmp_path / "progress" / "annotations.json").read_text())
+    assert [i["file_name"] for i in raw["images"]] == ["c.png"] and len(raw["annotations"]) == 1
+    assert [e["reason"] for e in m["left_out"]] == [
+        "done: not in the requested states", "done: not in the requested states",
+        "skipped: cloudy", "unreviewed"]
     with pytest.raises(InputError, match="unknown image state"):
         export_coco(p, tmp_path / "x", states=["finished"])
 
@@ -119,7 +143,6 @@ def test_export_path_rules(reviewed, tmp_path: Path) -> None:
     export_coco(p, tmp_path / "coco")
     with pytest.raises(InputError, match="already exists; pass overwrite=True"):
         export_coco(p, tmp_path / "coco")
-    p.reject(ids[2])
     p.delete_annotation(p.annotations()[0].id)
     export_coco(p, tmp_path / "coco", overwrite=True)
     assert read_manifest(tmp_path / "coco")["counts"]["annotations"] == 2
@@ -161,6 +184,7 @@ def test_odd_class_names_survive(tmp_path: Path) -> None:
     p = Project.create(tmp_path / "p", classes=[name])
     rec = p.add_image(write_png(tmp_path / "a.png"))
     p.add_annotation(rec.id, rect(64, 80, 1, 1, 5, 5), name)
+    p.finish_image(rec.id)
     export_coco(p, tmp_path / "coco")
     coco = _load(tmp_path / "coco" / "annotations.json")
     assert coco.loadCats([1])[0]["name"] == name
@@ -183,7 +207,7 @@ def test_import_round_trip_as_annotations_and_candidates(reviewed, tmp_path: Pat
         ("building", "import"), ("building", "import"), ("road", "import")]
     for mine, theirs in zip(p.annotations(), q.annotations()):
         assert np.array_equal(mine.mask(), theirs.mask())
-    assert q.undo() == "import 3 annotations from annotations.json"
+    assert str(q.undo()) == "import 3 annotations from annotations.json"
     assert q.annotations() == []
     import_coco(q, tmp_path / "coco" / "annotations.json", as_="candidates")
     cands = q.candidates()

@@ -18,6 +18,9 @@ from tests.store.helpers import rect, write_geotiff, write_png
 
 POTSDAM = ["impervious", "building", "low vegetation", "tree", "car", "clutter"]
 
+#: Images with hand-drawn annotations and no candidates are "in progress" until finished.
+PROGRESS = ("in progress", "done")
+
 
 def test_potsdam_labels_round_trip(rs_samples: Path, tmp_path: Path) -> None:
     image = rs_samples / "potsdam" / "images" / "2_10_0_0_512_512.png"
@@ -50,7 +53,7 @@ def test_overlap_rule_highest_score_then_newest(tmp_path: Path) -> None:
     p.add_annotation(rec.id, rect(10, 10, 0, 0, 6, 6), "a", score=0.9)
     p.add_annotation(rec.id, rect(10, 10, 3, 3, 9, 9), "b", score=0.4)
     p.add_annotation(rec.id, rect(10, 10, 5, 5, 10, 10), "c", score=0.4)  # newer, same score
-    export_semantic(p, tmp_path / "sem")
+    export_semantic(p, tmp_path / "sem", states=PROGRESS)
     labels = np.asarray(Image.open(tmp_path / "sem" / "labels" / "000001_i.png"))
     assert labels[4, 4] == 1  # a (0.9) beats b (0.4)
     assert labels[7, 7] == 3  # c beats b: same score, newer
@@ -67,7 +70,7 @@ def test_georeferenced_labels_as_geotiff_with_source_crs(tmp_path: Path) -> None
     tile = p.add_image(tif, window=(30, 20, 40, 30))
     p.add_annotation(whole.id, rect(60, 90, 10, 10, 20, 50), "water")
     p.add_annotation(tile.id, rect(30, 40, 0, 0, 5, 5), "field")
-    manifest = export_semantic(p, tmp_path / "sem")
+    manifest = export_semantic(p, tmp_path / "sem", states=PROGRESS)
     assert manifest["counts"]["geotiffs"] == 2
     entries = json.loads((tmp_path / "sem" / "images.json").read_text())
     with rasterio.open(tmp_path / "sem" / entries[0]["label_tif"]) as ds, rasterio.open(tif) as src:

@@ -12,6 +12,9 @@ from text2seg_widgets.export import export_vectors
 from text2seg_widgets.store import Project
 from tests.store.helpers import rect, write_geotiff, write_png
 
+#: Images with hand-drawn annotations and no candidates are "in progress" until finished.
+PROGRESS = ("in progress", "done")
+
 
 def test_gpkg_and_geojson_with_holes_and_attributes(tmp_path: Path) -> None:
     tif = write_geotiff(tmp_path / "g.tif", height=100, width=120, crs="EPSG:32633", res=0.5)
@@ -24,7 +27,7 @@ def test_gpkg_and_geojson_with_holes_and_attributes(tmp_path: Path) -> None:
     p.add_annotation(rec.id, rect(100, 120, 50, 50, 52, 53), name)
     png = p.add_image(write_png(tmp_path / "plain.png"))
     p.add_annotation(png.id, rect(64, 80, 0, 0, 4, 4), "water")
-    manifest = export_vectors(p, tmp_path / "vec")
+    manifest = export_vectors(p, tmp_path / "vec", states=PROGRESS)
     assert manifest["counts"] == {"images": 2, "georeferenced_features": 2, "pixel_features": 1}
     gdf = gpd.read_file(tmp_path / "vec" / "annotations.gpkg")
     assert gdf.crs.to_epsg() == 32633
@@ -50,7 +53,7 @@ def test_images_in_different_crs_share_epsg4326(tmp_path: Path) -> None:
     for i, crs in enumerate(("EPSG:32633", "EPSG:32632")):
         rec = p.add_image(write_geotiff(tmp_path / f"{i}.tif", crs=crs))
         p.add_annotation(rec.id, rect(64, 80, 0, 0, 10, 10), "a")
-    export_vectors(p, tmp_path / "vec")
+    export_vectors(p, tmp_path / "vec", states=PROGRESS)
     gdf = gpd.read_file(tmp_path / "vec" / "annotations.gpkg")
     assert gdf.crs.to_epsg() == 4326 and len(gdf) == 2
     lons = sorted(g.centroid.x for g in gdf.geometry)

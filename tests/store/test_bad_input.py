@@ -76,26 +76,28 @@ def test_older_schema_is_migrated_on_open(tmp_path: Path, monkeypatch: pytest.Mo
     p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
     ann = p.accept(ids[0])
     p.close()
-    # a hypothetical version 2 adds a column; opening the v1 project must run that step
-    monkeypatch.setitem(schema.MIGRATIONS, 2,
+    # a hypothetical next version adds a column; opening the project must run that step
+    nxt = schema.SCHEMA_VERSION + 1
+    monkeypatch.setitem(schema.MIGRATIONS, nxt,
                         "ALTER TABLE annotations ADD COLUMN note TEXT NOT NULL DEFAULT ''")
     p = Project.open(tmp_path / "p")
-    assert p.schema_version == 2
+    assert p.schema_version == nxt
     row = p._db.query("SELECT note FROM annotations WHERE id = ?", (ann,))[0]
     assert row["note"] == ""
-    assert p.annotation(ann).area == 170 and p.undo() == f"accept candidate {ids[0]}"
+    assert p.annotation(ann).area == 170 and str(p.undo()) == f"accept candidate {ids[0]}"
     p.close()
 
 
 def test_failed_migration_leaves_the_old_version(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     Project.create(tmp_path / "p", classes=["a"]).close()
-    monkeypatch.setitem(schema.MIGRATIONS, 2, "ALTER TABLE nope ADD COLUMN x TEXT")
+    nxt = schema.SCHEMA_VERSION + 1
+    monkeypatch.setitem(schema.MIGRATIONS, nxt, "ALTER TABLE nope ADD COLUMN x TEXT")
     with pytest.raises(InputError, match="left unchanged"):
         Project.open(tmp_path / "p")
-    monkeypatch.delitem(schema.MIGRATIONS, 2)
+    monkeypatch.delitem(schema.MIGRATIONS, nxt)
     p = Project.open(tmp_path / "p")
-    assert p.schema_version == 1 and [c.name for c in p.classes] == ["a"]
+    assert p.schema_version == schema.SCHEMA_VERSION and [c.name for c in p.classes] == ["a"]
     p.close()
 
 

@@ -46,6 +46,10 @@ def test_create_add_stats_export_import_relink(tmp_path: Path) -> None:
         assert (tmp_path / fmt / "manifest.json").is_file()
     code, out = _run("project", "export", str(proj), str(tmp_path / "coco"))
     assert code == 1 and "--overwrite" in out and "Traceback" not in out
+    assert json.loads((tmp_path / "coco" / "manifest.json").read_text())["counts"]["images"] == 0
+    code, out = _run("project", "export", str(proj), str(tmp_path / "prog"),
+                     "--states", "done,in progress")
+    assert code == 0 and '"images": 1' in out, out
     code, out = _run("project", "export", str(proj), str(tmp_path / "coco"), "--overwrite",
                      "--state", "all", "--polygons")
     assert code == 0 and '"images": 6' in out

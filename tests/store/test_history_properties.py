@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from text2seg_widgets import Candidate
-from text2seg_widgets.store import ConflictError, Project, ProjectBusyError
+from text2seg_widgets.store import ConflictError, Project, ProjectBusyError, UnreviewedError
 from tests.store.helpers import rect, small_project, write_png
 
 ACTIONS = st.lists(st.tuples(st.sampled_from(["accept", "reject", "relabel", "edit", "add",
-                                              "delete", "state", "accept_above", "add_class"]),
+                                              "delete", "state", "accept_above", "add_class",
+                                              "finish"]),
                              st.integers(0, 50)), min_size=1, max_size=25)
 
 
@@ -48,14 +49,16 @@ def _do(p: Project, image_id: int, action: str, k: int) -> bool:
             p.delete_annotation(anns[k % len(anns)].id)
         elif action == "state":
             p.set_state(image_id, ("unreviewed", "in progress", "done", "skipped")[k % 4])
+        elif action == "finish":
+            p.finish_image(image_id, rest="reject")
         elif action == "accept_above":
             return bool(p.accept_above(image_id, k / 50))
         elif action == "add_class":
             p.add_class(f"class {k}")
         else:
             return False
-    except ConflictError:
-        return False  # e.g. accepting an accepted candidate: refused, nothing written
+    except (ConflictError, UnreviewedError):
+        return False  # e.g. accepting an accepted candidate, or "done" with candidates left
     except ValueError as exc:
         if "already exists" in str(exc):
             return False

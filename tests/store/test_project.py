@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from text2seg_widgets import Candidate, InputError
-from text2seg_widgets.store import ConflictError, Project
+from text2seg_widgets.store import SCHEMA_VERSION, ConflictError, HistoryStep, Project
 from tests.store.helpers import rect, small_project, write_geotiff, write_png
 
 
@@ -38,7 +38,7 @@ def test_create_and_reopen_keeps_classes_images_and_candidates(tmp_path: Path) -
     assert np.array_equal(cands[0].mask(), rect(64, 80, 2, 3, 12, 20))
     assert cands[0].candidate.area == 170 and cands[0].candidate.bbox == [3.0, 2.0, 17.0, 10.0]
     assert cands[0].candidate.model == "tiny"
-    assert p.schema_version == 1
+    assert p.schema_version == SCHEMA_VERSION == 2
     assert p.integrity_check() == "ok"
     p.close()
 
@@ -104,7 +104,7 @@ def test_manual_annotation_and_accept_above(proj) -> None:
     accepted = p.accept_above(image_id, 0.5)
     assert [p.annotation(a).candidate_id for a in accepted] == [ids[0], ids[1]]
     assert p.candidate(ids[2]).status == "proposed"
-    assert p.undo() == "accept candidates >= 0.5 on image 1"
+    assert str(p.undo()) == "accept candidates >= 0.5 on image 1"
     assert [a.id for a in p.annotations()] == [manual]
     with pytest.raises(InputError, match="empty"):
         p.add_annotation(image_id, np.zeros((64, 80), bool), "road")
@@ -116,20 +116,22 @@ def test_undo_redo_survive_reopen(tmp_path: Path) -> None:
     p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
     ann = p.accept(ids[0])
     p.update_annotation_mask(ann, rect(64, 80, 0, 0, 5, 5))
-    p.set_state(image_id, "done", user="alice")
+    assert p.finish_image(image_id, rest="reject", user="alice") == 2
     assert p.image(image_id).state_user == "alice"
     p.close()
     p = Project.open(tmp_path / "proj")
     assert p.can_undo and not p.can_redo
-    assert p.undo() == "mark image 1 done"
-    assert p.undo() == f"edit mask of annotation {ann}"
+    step = p.undo()
+    assert step == HistoryStep("mark image 1 done, rejecting the rest", (1,))
+    assert [c.status for c in p.candidates(image_id)] == ["accepted", "proposed", "proposed"]
+    assert str(p.undo()) == f"edit mask of annotation {ann}"
     assert p.annotation(ann).area == 170
     p.close()
     p = Project.open(tmp_path / "proj")
     assert p.can_redo
-    assert p.redo() == f"edit mask of annotation {ann}"
+    assert str(p.redo()) == f"edit mask of annotation {ann}"
     assert p.annotation(ann).area == 25
-    assert p.undo() is not None and p.undo() == f"accept candidate {ids[0]}"
+    assert p.undo() is not None and str(p.undo()) == f"accept candidate {ids[0]}"
     assert p.annotations() == [] and p.candidate(ids[0]).status == "proposed"
     assert p.image(image_id).state == "unreviewed"
     assert p.undo() is None  # adding candidates is not a user action
@@ -145,9 +147,9 @@ def test_history_is_shared_between_sessions(tmp_path: Path) -> None:
     other = Project.open(tmp_path / "proj")
     other.relabel(ann, "road")
     assert p.annotation(ann).class_name == "road"
-    assert p.undo() == f"relabel annotation {ann} as 'road'"  # the newest action, any session
+    assert str(p.undo()) == f"relabel annotation {ann} as 'road'"  # the newest action, any session
     assert other.annotation(ann).class_name == "building"
-    assert other.redo() == f"relabel annotation {ann} as 'road'"
+    assert str(other.redo()) == f"relabel annotation {ann} as 'road'"
     other.close()
     assert p.annotation(ann).class_name == "road"
     p.close()
@@ -202,7 +204,7 @@ def test_classes_add_update_remove_and_bad_names(proj) -> None:
     with pytest.raises(InputError, match="not a project class"):
         p.add_candidates(image_id, [Candidate.from_mask(rect(64, 80, 0, 0, 4, 4),
                                                         class_name="road", score=1, branch="x")])
-    assert p.undo() == "remove class 'road'"
+    assert str(p.undo()) == "remove class 'road'"
     assert p.annotation(ann).class_name == "road"
     assert len(p.candidates(image_id)) == 3
     p.update_class("road", name="street", color="#000000")
@@ -218,10 +220,10 @@ def test_states_and_next_image(tmp_path: Path) -> None:
     p.set_state(recs[2].id, "skipped")
     assert [r.id for r in p.images("unreviewed")] == [recs[0].id, recs[3].id]
     assert p.next_image().id == recs[0].id
-    assert p.next_image(after=recs[0].id).id == recs[3].id
-    assert p.next_image(after=recs[3].id).id == recs[0].id  # wraps around
-    assert p.next_image(after=recs[1].id, state=None).id == recs[2].id
-    assert p.next_image(state="in progress") is None
+    assert p.next_image(after=recs[0].id, state="unreviewed").id == recs[3].id  # old keyword
+    assert p.next_image(after=recs[3].id, filter="unreviewed").id == recs[0].id  # wraps around
+    assert p.next_image(after=recs[1].id).id == recs[2].id  # no filter: every image
+    assert p.next_image(filter="in progress") is None
     with pytest.raises(InputError, match="unknown image state"):
         p.set_state(recs[0].id, "finished")
     with pytest.raises(InputError, match="no image with id 99"):

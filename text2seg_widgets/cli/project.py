@@ -129,9 +129,10 @@ def _exporter(fmt: str) -> Callable[..., Any]:
 @click.option("--format", "fmt", type=click.Choice(["coco", "semantic", "chips", "vectors",
                                                     "stats"]), default="coco", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a previous export at OUT.")
-@click.option("--state", "states", multiple=True,
-              help="Export images in this review state (repeat; default: in progress, done; "
-                   "'all' for every image).")
+@click.option("--state", "--states", "states", multiple=True,
+              help="Export images in these review states: repeat the option or give a comma "
+                   "list, e.g. --states 'done,in progress' (default: done, i.e. fully reviewed; "
+                   "'all' for every image). The manifest lists each image left out and why.")
 @click.option("--polygons", is_flag=True, help="COCO: polygons instead of RLE (RLE for holes).")
 @click.option("--candidates", is_flag=True, help="COCO: also write unreviewed candidates.")
 @click.option("--size", type=int, default=512, show_default=True, help="Chips: chip size.")
@@ -145,8 +146,11 @@ def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: 
     """Export the project to OUT (a folder, written atomically)."""
     kwargs: dict[str, Any] = {"overwrite": overwrite}
     if fmt != "stats":
-        kwargs["states"] = None if "all" in states else (list(states) or
-                                                          ["in progress", "done"])
+        wanted = [s.strip() for item in states for s in item.split(",") if s.strip()]
+        if "all" in wanted:
+            kwargs["states"] = None
+        elif wanted:
+            kwargs["states"] = wanted
     if fmt == "coco":
         kwargs |= {"polygons": polygons, "include_candidates": candidates}
     if fmt == "chips":

@@ -32,8 +32,8 @@ import numpy as np
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.export.common import (DEFAULT_STATES, IGNORE, class_index, classes_table,
-                                            image_stem, label_raster, pixel_reader, select_images,
-                                            shifted_transform, write_pixels)
+                                            image_stem, label_raster, left_out, pixel_reader,
+                                            select_images, shifted_transform, write_pixels)
 from text2seg_widgets.export.semantic import palette_of, write_palette_png
 from text2seg_widgets.store import ImageRecord, Project
 
@@ -159,4 +159,5 @@ def export_chips(project: Project, out: str | Path, *, size: int = 512, stride: 
             options={k: v for k, v in opts.items() if k not in ("index", "palette")} |
             {"states": None if states is None else list(states)},
             images=[{"image_id": r.id, "path": r.path, "checksum": r.checksum, "window": r.window}
-                    for r in images])
+                    for r in images],
+            left_out=left_out(project, images, states))

@@ -31,7 +31,7 @@ import numpy as np
 
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.core.masks import crop_to_mask, mask_to_polygons
-from text2seg_widgets.export.common import (DEFAULT_STATES, image_stem,
+from text2seg_widgets.export.common import (DEFAULT_STATES, left_out, image_stem,
                                             read_pixels, select_images, write_pixels)
 from text2seg_widgets.core import rle_area, rle_bbox
 from text2seg_widgets.store import ImageRecord, Project
@@ -168,5 +168,6 @@ def export_coco(project: Project, out: str | Path, *,
             classes=coco["categories"],
             images=[{"id": e["id"], "text2seg_image_id": r.id, "path": r.path,
                      "checksum": r.checksum, "state": r.state}
-                    for e, r in zip(coco["images"], images)])
+                    for e, r in zip(coco["images"], images)],
+            left_out=left_out(project, images, states))
     return manifest

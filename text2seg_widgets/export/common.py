@@ -22,14 +22,16 @@ import numpy as np
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import IMAGE_STATES, AnnotationRecord, ImageRecord, Project
 
-__all__ = ["IGNORE", "BACKGROUND", "DEFAULT_STATES", "select_images", "class_index",
+__all__ = ["IGNORE", "BACKGROUND", "DEFAULT_STATES", "select_images", "left_out", "class_index",
            "label_raster", "read_pixels", "pixel_reader", "write_pixels",
            "shifted_transform", "image_stem", "classes_table", "UNLABELLED_MODES"]
 
 IGNORE = 255
 BACKGROUND = 0
-#: Images exported unless told otherwise: the ones an annotator has started or finished.
-DEFAULT_STATES = ("in progress", "done")
+#: Images exported unless told otherwise: the ones an annotator finished (every candidate on them
+#: reviewed, see :mod:`text2seg_widgets.store.states`). Others are listed in the manifest's
+#: ``left_out`` with the reason.
+DEFAULT_STATES = ("done",)
 #: ``ignore``: every pixel no annotation covers is 255. ``background``: in images marked ``done``
 #: such pixels are 0 (the annotator saw the whole image), elsewhere still 255.
 UNLABELLED_MODES = ("ignore", "background")
@@ -47,6 +49,36 @@ def select_images(project: Project, states: Iterable[str] | None = DEFAULT_STATE
         keep = {int(i) for i in image_ids}
         images = [r for r in images if r.id in keep]
     return images
+
+
+def left_out(project: Project, selected: Iterable[ImageRecord],
+             states: Iterable[str] | None = DEFAULT_STATES) -> list[dict[str, Any]]:
+    """Every project image not in ``selected``, with why: ``"unreviewed"``, ``"in progress: 3
+    candidates unreviewed"`` (``"in progress"`` when none is left), ``"skipped"`` (``"skipped:
+    <reason>"`` when one was given), ``"done: not in the requested states"``, or ``"not
+    requested"`` for an image in a requested state left out by ``image_ids``. This is the export
+    manifest's ``left_out`` list."""
+    chosen = {r.id for r in selected}
+    wanted = set(IMAGE_STATES if states is None else states)
+    proposed = {s.id: s.proposed for s in project.image_summaries()}
+    out = []
+    for rec in project.images():
+        if rec.id in chosen:
+            continue
+        if rec.state in wanted:
+            reason = "not requested"
+        elif rec.state == "in progress":
+            n = proposed.get(rec.id, 0)
+            reason = f"in progress: {n} candidates unreviewed" if n else "in progress"
+        elif rec.state == "skipped":
+            reason = f"skipped: {rec.state_note}" if rec.state_note else "skipped"
+        elif rec.state == "done":
+            reason = "done: not in the requested states"
+        else:
+            reason = rec.state
+        out.append({"text2seg_image_id": rec.id, "path": rec.path, "state": rec.state,
+                    "reason": reason})
+    return out
 
 
 def class_index(project: Project) -> dict[str, int]:

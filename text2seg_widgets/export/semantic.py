@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.export.common import (DEFAULT_STATES, IGNORE, class_index, classes_table,
-                                            image_stem, label_raster, select_images)
+                                            UNLABELLED_MODES, image_stem, label_raster, left_out,
+                                            select_images)
 from text2seg_widgets.store import ImageRecord, Project
 
 __all__ = ["export_semantic", "write_palette_png", "palette_of"]
@@ -59,6 +61,8 @@ def export_semantic(project: Project, out: str | Path, *,
                     states: Iterable[str] | None = DEFAULT_STATES, unlabelled: str = "ignore",
                     geotiff: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Write the semantic dataset atomically; return its manifest."""
+    if unlabelled not in UNLABELLED_MODES:
+        raise InputError(f"unlabelled must be one of {UNLABELLED_MODES}, got {unlabelled!r}")
     images = select_images(project, states)
     index, table = class_index(project), classes_table(project)
     palette = palette_of(table)
@@ -89,4 +93,5 @@ def export_semantic(project: Project, out: str | Path, *,
             options={"states": None if states is None else list(states),
                      "unlabelled": unlabelled, "ignore_value": IGNORE,
                      "overlap_rule": "highest score wins; equal scores: newest annotation"},
-            images=entries)
+            images=entries,
+            left_out=left_out(project, images, states))

@@ -17,7 +17,7 @@ from typing import Any
 
 from text2seg_widgets.export.atomic import atomic_dir, write_manifest
 from text2seg_widgets.core.masks import crop_to_mask, mask_to_polygons
-from text2seg_widgets.export.common import (DEFAULT_STATES, select_images,
+from text2seg_widgets.export.common import (DEFAULT_STATES, left_out, select_images,
                                             shifted_transform)
 from text2seg_widgets.store import Project
 
@@ -106,6 +106,7 @@ def export_vectors(project: Project, out: str | Path, *,
                  "gpkg_wkt": crs, "geojson": "EPSG:4326"},
             classes=[{"id": c.id, "name": c.name, "color": c.color} for c in project.classes],
             options={"states": None if states is None else list(states)},
+            left_out=left_out(project, images, states),
             images=[{"image_id": r.id, "path": r.path, "checksum": r.checksum, "crs": r.crs}
                     for r in images])
 

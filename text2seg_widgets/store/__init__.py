@@ -7,12 +7,14 @@ Public API: :class:`Project` and its records (:class:`ClassInfo`, :class:`ImageR
 
 from __future__ import annotations
 
+from text2seg_widgets.errors import UnreviewedError
 from text2seg_widgets.store.db import ConflictError, ProjectBusyError
+from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.project import DB_NAME, Project
 from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, ClassInfo,
-                                            ImageRecord)
-from text2seg_widgets.store.schema import CANDIDATE_STATUSES, IMAGE_STATES, SCHEMA_VERSION
+                                            ImageRecord, ImageSummary)
+from text2seg_widgets.store.schema import CANDIDATE_STATUSES, IMAGE_STATES, ORIGINS, SCHEMA_VERSION
 
 __all__ = ["Project", "ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord",
-           "ConflictError", "ProjectBusyError", "IMAGE_STATES", "CANDIDATE_STATUSES",
-           "SCHEMA_VERSION", "DB_NAME"]
+           "ImageSummary", "HistoryStep", "ConflictError", "ProjectBusyError", "UnreviewedError",
+           "IMAGE_STATES", "CANDIDATE_STATUSES", "ORIGINS", "SCHEMA_VERSION", "DB_NAME"]

@@ -5,17 +5,37 @@ Undo takes the newest action that is not undone and puts each row back to its *b
 (in reverse order); redo takes the oldest undone action and re-applies the *after* snapshots. A new
 action drops the undone ones (no branching history). Before replaying, every row must still
 equal the snapshot the action left (or found): if another action or another session changed it
-since, :class:`~.db.ConflictError` is raised and nothing is written.
+since, :class:`~.db.ConflictError` is raised and nothing is written. A replay that would break the
+review invariant (a done image with proposed candidates, e.g. redoing "mark done" after a new
+pseudo-label run added candidates) is refused the same way.
+
+Undo and redo return a :class:`HistoryStep`: the action's description and the ids of the images
+it changed (so a UI can show the image an undo acted on). ``str(step)`` is the description.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from text2seg_widgets.store.db import ConflictError, Database, Tx
+from text2seg_widgets.store.schema import INVARIANT_MESSAGE
 
-__all__ = ["undo", "redo", "can_undo", "can_redo", "history"]
+__all__ = ["HistoryStep", "undo", "redo", "can_undo", "can_redo", "history"]
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """One undone or redone action: its description and the images it changed (ascending ids;
+    empty for actions on classes only). ``str(step)`` is the description."""
+
+    description: str
+    image_ids: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        return self.description
 
 
 def can_undo(db: Database) -> bool:
@@ -33,17 +53,17 @@ def history(db: Database, limit: int = 50) -> list[dict[str, Any]]:
     return [dict(r) | {"undone": bool(r["undone"])} for r in rows]
 
 
-def undo(db: Database) -> str | None:
-    """Undo the newest action; return its description, or ``None`` when there is nothing to undo."""
+def undo(db: Database) -> HistoryStep | None:
+    """Undo the newest action; return what it was, or ``None`` when there is nothing to undo."""
     return _step(db, forward=False)
 
 
-def redo(db: Database) -> str | None:
-    """Redo the oldest undone action; return its description, or ``None``."""
+def redo(db: Database) -> HistoryStep | None:
+    """Redo the oldest undone action; return what it was, or ``None``."""
     return _step(db, forward=True)
 
 
-def _step(db: Database, *, forward: bool) -> str | None:
+def _step(db: Database, *, forward: bool) -> HistoryStep | None:
     """One undo (newest not-undone action, backwards) or redo (oldest undone action, forwards)."""
     query = ("SELECT id, description FROM actions WHERE undone = 1 ORDER BY id ASC LIMIT 1" if forward else
              "SELECT id, description FROM actions WHERE undone = 0 ORDER BY id DESC LIMIT 1")
@@ -51,13 +71,27 @@ def _step(db: Database, *, forward: bool) -> str | None:
         row = tx.conn.execute(query).fetchone()
         if row is None:
             return None
-        _replay(tx, row["id"], row["description"], forward=forward)
+        image_ids = _replay(tx, row["id"], row["description"], forward=forward)
         tx.conn.execute("UPDATE actions SET undone = ? WHERE id = ?", (0 if forward else 1, row["id"]))
-        return str(row["description"])
+        return HistoryStep(str(row["description"]), image_ids)
 
 
-def _replay(tx: Tx, action_id: int, description: str, *, forward: bool) -> None:
-    order = "ASC" if forward else "DESC"
+def _image_ids(changes: list[Any]) -> tuple[int, ...]:
+    """The images an action's row changes touched (image rows, and the image of each
+    candidate/annotation row, before or after)."""
+    ids: set[int] = set()
+    for ch in changes:
+        if ch["tbl"] == "images":
+            ids.add(int(ch["row_id"]))
+        elif ch["tbl"] in ("candidates", "annotations"):
+            for state in (ch["before"], ch["after"]):
+                if state is not None and json.loads(state).get("image_id") is not None:
+                    ids.add(int(json.loads(state)["image_id"]))
+    return tuple(sorted(ids))
+
+
+def _replay(tx: Tx, action_id: int, description: str, *, forward: bool) -> tuple[int, ...]:
+    order, verb = ("ASC", "redo") if forward else ("DESC", "undo")
     changes = tx.conn.execute(f"SELECT tbl, row_id, before, after FROM changes WHERE action_id = ? "
                               f"ORDER BY id {order}", (action_id,)).fetchall()
     # Check every row first (snapshot of the state the action left / found).
@@ -68,13 +102,21 @@ def _replay(tx: Tx, action_id: int, description: str, *, forward: bool) -> None:
         expected.setdefault(key, None if state is None else json.loads(state))
     for (table, row_id), want in expected.items():
         if not _same(tx.row(table, row_id), want):
-            verb = "redo" if forward else "undo"
             raise ConflictError(
                 f"cannot {verb} '{description}': {table[:-1]} {row_id} was changed since by "
                 f"another action or session; nothing was changed")
-    for ch in changes:
-        target = ch["after"] if forward else ch["before"]
-        tx.restore(ch["tbl"], ch["row_id"], None if target is None else json.loads(target))
+    try:
+        for ch in changes:
+            target = ch["after"] if forward else ch["before"]
+            tx.restore(ch["tbl"], ch["row_id"], None if target is None else json.loads(target))
+    except sqlite3.IntegrityError as exc:
+        if INVARIANT_MESSAGE not in str(exc):
+            raise
+        raise ConflictError(
+            f"cannot {verb} '{description}': new candidates were added to the image since, and "
+            "an image with unreviewed candidates cannot be done; review them first. Nothing was "
+            "changed") from exc
+    return _image_ids(changes)
 
 
 def _same(current: dict[str, Any] | None, snapshot: dict[str, Any] | None) -> bool:

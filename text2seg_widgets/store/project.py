@@ -25,10 +25,13 @@ from typing import Any
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import history as _history
 from text2seg_widgets.store.db import Database, now
+from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
+from text2seg_widgets.store.navigation import NavigationMixin
 from text2seg_widgets.store.records import PALETTE, ClassInfo, ImageRecord, image_from_row
 from text2seg_widgets.store.review import ReviewMixin
-from text2seg_widgets.store.schema import IMAGE_STATES, MIGRATIONS, migrate
+from text2seg_widgets.store.schema import MIGRATIONS, migrate
+from text2seg_widgets.store.states import StatesMixin, check_state
 
 __all__ = ["Project", "DB_NAME"]
 
@@ -47,7 +50,7 @@ def _default_user() -> str | None:
         return None
 
 
-class Project(ReviewMixin):
+class Project(StatesMixin, NavigationMixin, ReviewMixin):
     """An open annotation project. Build with :meth:`create` or :meth:`open`; :meth:`close` it."""
 
     def __init__(self, folder: Path, db: Database, *, user: str | None = None) -> None:
@@ -239,7 +242,7 @@ class Project(ReviewMixin):
         if state is None:
             rows = self._db.query("SELECT * FROM images ORDER BY id")
         else:
-            _check_state(state)
+            check_state(state)
             rows = self._db.query("SELECT * FROM images WHERE state = ? ORDER BY id", (state,))
         return [image_from_row(r, self._resolve) for r in rows]
 
@@ -279,27 +282,6 @@ class Project(ReviewMixin):
                                          "checksum": file_checksum(new_path)})
         return self.image(image_id)
 
-    def set_state(self, image_id: int, state: str, user: str | None = None) -> None:
-        _check_state(state)
-        rec = self.image(image_id)
-        who = user or self.user
-        with self._db.action(f"mark image {rec.id} {state}", user=who) as tx:
-            tx.update("images", rec.id, {"state": state, "state_user": who, "state_at": now()})
-
-    def next_image(self, after: int | None = None,
-                   state: str | None = "unreviewed") -> ImageRecord | None:
-        """The first image after ``after`` (by id, wrapping around) in ``state`` (any if None)."""
-        images = self.images(state)
-        if not images:
-            return None
-        if after is None:
-            return images[0]
-        later = [r for r in images if r.id > after]
-        if later:
-            return later[0]
-        earlier = [r for r in images if r.id < after]
-        return earlier[0] if earlier else None
-
     # ----------------------------------------------------------------- runs (batch resume)
     def start_run(self, manifest: dict[str, Any]) -> int:
         with self._db.raw() as tx:
@@ -324,11 +306,13 @@ class Project(ReviewMixin):
         return {int(r[0]) for r in rows}
 
     # ----------------------------------------------------------------- history / stats
-    def undo(self) -> str | None:
-        """Undo the newest action; its description, or ``None`` if there is nothing to undo."""
+    def undo(self) -> HistoryStep | None:
+        """Undo the newest action: what it was and which images it changed (``str(step)`` is
+        its description), or ``None`` if there is nothing to undo."""
         return _history.undo(self._db)
 
-    def redo(self) -> str | None:
+    def redo(self) -> HistoryStep | None:
+        """Redo the oldest undone action (see :meth:`undo`), or ``None``."""
         return _history.redo(self._db)
 
     @property
@@ -356,11 +340,6 @@ class Project(ReviewMixin):
 
     def integrity_check(self) -> str:
         return str(self._db.query("PRAGMA integrity_check")[0][0])
-
-
-def _check_state(state: str) -> None:
-    if state not in IMAGE_STATES:
-        raise InputError(f"unknown image state {state!r}; use one of {', '.join(IMAGE_STATES)}")
 
 
 def _class_spec(spec: Any, index: int) -> tuple[str, str, tuple[str, ...]]:

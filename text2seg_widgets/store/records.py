@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from text2seg_widgets.core import Candidate, rle_to_mask
 
-__all__ = ["ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord", "PALETTE"]
+__all__ = ["ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord", "ImageSummary",
+           "PALETTE"]
 
 #: Default class colours (assigned in turn to classes created without one).
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
@@ -57,6 +59,12 @@ class ImageRecord:
     window: tuple[int, int, int, int] | None = None
     state_user: str | None = None
     state_at: str | None = None
+    state_note: str = ""
+
+    @property
+    def name(self) -> str:
+        """The file name (what :meth:`Project.find_image` matches besides the id and stem)."""
+        return Path(self.path).name
 
     @property
     def georeferenced(self) -> bool:
@@ -93,9 +101,27 @@ class AnnotationRecord:
     candidate_id: int | None = None
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    origin: str = "drawn"
+    edit_actions: int = 0
 
     def mask(self) -> np.ndarray:
         return rle_to_mask(self.rle)
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """One line of the image list: state and review counts of an image (see
+    :meth:`Project.image_summaries`). ``proposed``/``accepted``/``rejected`` count candidates;
+    ``annotations`` counts every annotation (accepted and drawn); ``seconds``: time spent on it."""
+
+    id: int
+    name: str
+    state: str
+    proposed: int
+    accepted: int
+    rejected: int
+    annotations: int
+    seconds: float
 
 
 def image_from_row(row: Any, resolve: Any) -> ImageRecord:
@@ -104,7 +130,8 @@ def image_from_row(row: Any, resolve: Any) -> ImageRecord:
                        height=row["height"], crs=row["crs"],
                        transform=tuple(json.loads(row["transform"])), checksum=row["checksum"],
                        state=row["state"], window=win,  # type: ignore[arg-type]
-                       state_user=row["state_user"], state_at=row["state_at"])
+                       state_user=row["state_user"], state_at=row["state_at"],
+                       state_note=row["state_note"])
 
 
 def candidate_from_row(row: Any, class_name: str) -> CandidateRecord:
@@ -121,4 +148,5 @@ def annotation_from_row(row: Any, class_name: str) -> AnnotationRecord:
     return AnnotationRecord(id=row["id"], image_id=row["image_id"], class_name=class_name, rle=rle,
                             bbox=json.loads(row["bbox"]), area=row["area"], score=row["score"],
                             source=row["source"], candidate_id=row["candidate_id"],
-                            user=row["user"])
+                            user=row["user"], origin=row["origin"],
+                            edit_actions=row["edit_actions"])

@@ -9,6 +9,7 @@ Rules (each is one transaction; the user actions are undoable):
   accepted at most once. Accepting or adding on an ``unreviewed`` image moves it to
   ``in progress`` in the same action.
 - :meth:`delete_annotation` marks the candidate it came from ``rejected``.
+- :meth:`add_candidates` on a ``done`` image moves it back to ``in progress`` (see :mod:`.states`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class ReviewMixin:
     user: str | None
 
     if TYPE_CHECKING:
+        def _reopen_if_done(self, tx: Tx, image_id: int) -> None: ...
         def image(self, image_id: int) -> "ImageRecord": ...
         def class_info(self, name_or_id: str | int) -> "ClassInfo": ...
         @property
@@ -94,6 +96,8 @@ class ReviewMixin:
             if replace:
                 tx.conn.execute("DELETE FROM candidates WHERE image_id = ? AND status = "
                                 "'proposed'", (rec.id,))
+            if rows:
+                self._reopen_if_done(tx, rec.id)  # new proposals: the image is not done any more
             ids = [tx.insert("candidates", row) for row in rows]
             if mark_processed:
                 tx.conn.execute("INSERT OR IGNORE INTO processed (image_id, run_id, at) VALUES "

@@ -12,7 +12,8 @@ import sqlite3
 
 from text2seg_widgets.errors import InputError
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "IMAGE_STATES", "CANDIDATE_STATUSES", "migrate"]
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "IMAGE_STATES", "CANDIDATE_STATUSES", "ORIGINS",
+           "INVARIANT_MESSAGE", "migrate"]
 
 #: Review states of an image, in the order the widget shows them.
 IMAGE_STATES = ("unreviewed", "in progress", "done", "skipped")
@@ -111,8 +112,68 @@ CREATE TABLE changes (
 CREATE INDEX changes_action ON changes(action_id);
 """
 
+#: Where an annotation came from (effort accounting): accepted as the pipeline proposed it,
+#: proposed then corrected by hand, drawn from scratch, or imported from another dataset.
+ORIGINS = ("proposed", "corrected", "drawn", "imported")
+
+# Version 2: review integrity and effort.
+# - images.state_note: why an image was skipped (or other note on its state);
+# - image_time: seconds spent per image (kept outside ``images`` so that timing, which is not an
+#   undo step, never makes an undo of a state change look like a conflict);
+# - annotations.origin / edit_actions (see ORIGINS). Old rows: an annotation whose mask still
+#   equals its candidate's is ``proposed`` (0 actions); one that differs is ``corrected`` and one
+#   without a candidate ``drawn`` (1 action each: at least one happened, how many is unknown);
+#   source ``import`` -> ``imported``;
+# - the invariant "an image is done only when none of its candidates is proposed", enforced by
+#   triggers (old projects: such images are reopened as ``in progress`` first).
+_V2 = """
+ALTER TABLE images ADD COLUMN state_note TEXT NOT NULL DEFAULT '';
+CREATE TABLE image_time (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    seconds REAL NOT NULL DEFAULT 0
+);
+ALTER TABLE annotations ADD COLUMN origin TEXT NOT NULL DEFAULT 'drawn'
+    CHECK (origin IN ('proposed', 'corrected', 'drawn', 'imported'));
+ALTER TABLE annotations ADD COLUMN edit_actions INTEGER NOT NULL DEFAULT 0;
+UPDATE annotations SET
+    origin = CASE
+        WHEN source = 'import' THEN 'imported'
+        WHEN candidate_id IS NULL THEN 'drawn'
+        WHEN counts = (SELECT c.counts FROM candidates c WHERE c.id = annotations.candidate_id)
+            THEN 'proposed'
+        ELSE 'corrected' END,
+    edit_actions = CASE
+        WHEN source = 'import' THEN 0
+        WHEN candidate_id IS NOT NULL AND counts = (SELECT c.counts FROM candidates c
+                                                    WHERE c.id = annotations.candidate_id) THEN 0
+        ELSE 1 END;
+UPDATE images SET state = 'in progress' WHERE state = 'done' AND EXISTS (
+    SELECT 1 FROM candidates c WHERE c.image_id = images.id AND c.status = 'proposed');
+CREATE TRIGGER images_done_needs_review BEFORE UPDATE OF state ON images
+WHEN NEW.state = 'done' AND EXISTS (
+    SELECT 1 FROM candidates c WHERE c.image_id = NEW.id AND c.status = 'proposed')
+BEGIN
+    SELECT RAISE(ABORT, 'unreviewed candidates on an image marked done');
+END;
+CREATE TRIGGER candidates_proposed_on_done BEFORE UPDATE OF status ON candidates
+WHEN NEW.status = 'proposed' AND EXISTS (
+    SELECT 1 FROM images i WHERE i.id = NEW.image_id AND i.state = 'done')
+BEGIN
+    SELECT RAISE(ABORT, 'unreviewed candidates on an image marked done');
+END;
+CREATE TRIGGER candidates_insert_on_done BEFORE INSERT ON candidates
+WHEN NEW.status = 'proposed' AND EXISTS (
+    SELECT 1 FROM images i WHERE i.id = NEW.image_id AND i.state = 'done')
+BEGIN
+    SELECT RAISE(ABORT, 'unreviewed candidates on an image marked done');
+END;
+"""
+
+#: The message of the triggers above (how :mod:`.history` recognises a refused replay).
+INVARIANT_MESSAGE = "unreviewed candidates on an image marked done"
+
 #: version -> SQL that upgrades ``version - 1`` to ``version``. Append; never edit a shipped step.
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -147,4 +208,14 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a script into complete statements (trigger bodies hold ``;`` of their own)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
