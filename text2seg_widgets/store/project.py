@@ -27,6 +27,7 @@ from text2seg_widgets.store import history as _history
 from text2seg_widgets.store.db import Database, now
 from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
+from text2seg_widgets.store.effort import EffortMixin
 from text2seg_widgets.store.navigation import NavigationMixin
 from text2seg_widgets.store.records import PALETTE, ClassInfo, ImageRecord, image_from_row
 from text2seg_widgets.store.review import ReviewMixin
@@ -50,7 +51,7 @@ def _default_user() -> str | None:
         return None
 
 
-class Project(StatesMixin, NavigationMixin, ReviewMixin):
+class Project(StatesMixin, NavigationMixin, EffortMixin, ReviewMixin):
     """An open annotation project. Build with :meth:`create` or :meth:`open`; :meth:`close` it."""
 
     def __init__(self, folder: Path, db: Database, *, user: str | None = None) -> None:
