@@ -169,7 +169,7 @@ def test_shortcuts_dispatch_to_actions(project: Project, tiny_models, open_app) 
     assert app.handle_key("2") == "class road"
     assert project.annotations(image_id)[-1].class_name == "road" and app.current_class == "road"
     app.handle_key("p")
-    assert app.mode == "positive" and app.panel.mode.value == "positive"
+    assert app.mode == "positive" and app.panel.tool.value == "positive"
     app.handle_key("m")
     assert app.mode == "negative"
     app.handle_key("Escape")
@@ -205,6 +205,7 @@ def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_mo
                                          "coordinates": [-y, x]}, [])
     assert app.session is not None and app.session.points == [(x, y)]
     app.clear_selection()
+    app.set_mode("box")
     (x0, y0, x1, y1), _ = pick_box(tiny_models.segmenter, app.image.rgb)
     rect = {"type": "Feature", "properties": {"style": {"color": "#00aaff"}}, "geometry": {
         "type": "Polygon", "coordinates": [[[x0, -y1], [x0, -y0], [x1, -y0], [x1, -y1], [x0, -y1]]]}}
@@ -212,7 +213,7 @@ def test_map_geojson_and_draw_events_reach_the_actions(project: Project, tiny_mo
     app.draw_control._handle_leaflet_event(None, {"event": "draw:created", "geo_json": rect}, [])
     assert len(project.annotations(app.image_id)) == n + 1
     assert app.session.box.tolist() == [x0, y0, x1, y1]
-    app.panel.polygon_mode.value = "subtract"
+    app.panel.tool.value = "polygon-cut"
     poly = {"type": "Feature", "properties": {"style": {"color": "#ff8800"}}, "geometry": {
         "type": "Polygon", "coordinates": [[[0, 0], [400, 0], [300, -400], [0, 0]]]}}
     target = app.selection[1]

@@ -95,7 +95,7 @@ class Annotator:
         self.display = Display(project, self.state, self.panel, lambda: self.view.layers)
         self.review = ReviewActions(project, self.state, self.display)
         self.navigation = Navigation(project, self.state, self.display, self.view, self.keeper)
-        self.tools = Tools(project, self.state, self.display, self.panel, self.keeper,
+        self.tools = Tools(project, self.state, self.display, self.panel, self.view, self.keeper,
                            busy=lambda: self.runner.busy, prefetch_next=self.navigation.prefetch_next,
                            after_edit=self.review.after_edit)
         self.prompting = Prompting(project, models, self.state, self.display, self.panel, self.runner,
@@ -216,16 +216,26 @@ class Annotator:
         return self.tools.polygon(points, subtract)
 
     def set_mode(self, mode: str) -> None:
+        """The active map tool: select, box, polygon-add, polygon-cut, positive, negative."""
         self.tools.set_mode(mode)
+
+    def mode_select(self) -> None:
+        self.set_mode("select")
+
+    def mode_box(self) -> None:
+        self.set_mode("box")
+
+    def mode_polygon_add(self) -> None:
+        self.set_mode("polygon-add")
+
+    def mode_polygon_cut(self) -> None:
+        self.set_mode("polygon-cut")
 
     def mode_positive(self) -> None:
         self.set_mode("positive")
 
     def mode_negative(self) -> None:
         self.set_mode("negative")
-
-    def mode_select(self) -> None:
-        self.set_mode("select")
 
     def set_class(self, class_name: str) -> None:
         """The class given to new masks (and offered for relabelling)."""
@@ -297,7 +307,7 @@ class Annotator:
         return {name: self._ui_of(action) for name, action in {
             "accept": self.accept_selected, "reject": self.reject_selected, "relabel": self.relabel_selected,
             "delete": self.delete_selected, "accept_above": self.accept_above, "next": self.next_image,
-            "undo": self.undo, "redo": self.redo, "run": self.run_prompt, "mode": self.set_mode,
+            "undo": self.undo, "redo": self.redo, "run": self.run_prompt, "tool": self.set_mode,
             "class": self.set_class, "item": self._item_picked}.items()}
 
     def _item_picked(self, value: Any) -> None:
@@ -307,11 +317,11 @@ class Annotator:
     def _map_click(self, x: float, y: float) -> Any:
         return self.tools.map_click(x, y)
 
-    def _shape_drawn(self, rings: Any, rectangle_tool: bool) -> Any:
-        return self.tools.shape_drawn(rings, rectangle_tool)
+    def _shape_drawn(self, rings: Any) -> Any:
+        return self.tools.shape_drawn(rings)
 
     def _mask_clicked(self, kind: str, ident: int) -> None:
-        if self.state.mode == "select":
+        if self.tools.mask_click(kind, ident):
             self.select((kind, ident))
 
     def _init_branch_boxes(self) -> None:

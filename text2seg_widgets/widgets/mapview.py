@@ -20,7 +20,7 @@ from text2seg_widgets.widgets.overlay import LoadedImage, detail_window, png_dat
 
 __all__ = ["MapView", "build_map", "place_image", "update_detail", "VIEW_PX", "BOX_COLOR"]
 
-#: the outline colour of the draw control's rectangle tool (how a drawn rectangle is recognised)
+#: the outline colour of the draw control's rectangle
 BOX_COLOR = "#00aaff"
 
 #: the view size, in CSS pixels, used to choose the initial zoom
@@ -100,13 +100,14 @@ class MapView:
     """The map of the current image: image overlays, mask layers, the draw control and its events.
 
     Browser events are converted to image pixels and passed on: ``on_click(x, y)`` for a map
-    click, ``on_shape(rings, rectangle_tool)`` for a drawn shape, ``on_mask(kind, id)`` for a
-    click on a mask. A georeferenced image after a plain one (or the reverse) replaces the map
-    inside :attr:`widget`.
+    click, ``on_shape(rings)`` for a drawn shape, ``on_mask(kind, id)`` for a click on a mask.
+    The draw toolbar is on the map only while :meth:`set_shapes` names shapes to draw (the active
+    tool draws); otherwise no click can be a polygon corner. A georeferenced image after a plain
+    one (or the reverse) replaces the map inside :attr:`widget`.
     """
 
     def __init__(self, *, on_click: Callable[[float, float], Any],
-                 on_shape: Callable[[Sequence[np.ndarray], bool], Any],
+                 on_shape: Callable[[Sequence[np.ndarray]], Any],
                  on_mask: Callable[[str, int], Any], height: str = "600px",
                  max_display: int = 2048, basemap: bool = False, show_rejected: bool = False) -> None:
         self._on_click, self._on_shape, self._on_mask = on_click, on_shape, on_mask
@@ -117,35 +118,59 @@ class MapView:
         self.image: LoadedImage | None = None
         self.overlay: ipyleaflet.ImageOverlay | None = None
         self.detail: ipyleaflet.ImageOverlay | None = None
-        self.map, self.layers, self.draw = self._new_map(False, show_rejected)
+        self.shapes: tuple[str, ...] = ()
+        self.map, self.layers = self._new_map(False, show_rejected)
+        self.draw = self._new_draw()
         self.widget = w.Box([self.map], layout=w.Layout(width="100%", height=height, min_height=height,
                                                        flex="1 1 auto"))
 
-    def _new_map(self, geographic: bool, show_rejected: bool) -> tuple[ipyleaflet.Map, MaskLayers,
-                                                                      ipyleaflet.DrawControl]:
+    def _new_map(self, geographic: bool, show_rejected: bool) -> tuple[ipyleaflet.Map, MaskLayers]:
         m = build_map(geographic=geographic, height=self.height)
         layers = MaskLayers(m, self._on_mask, show_rejected=show_rejected)
-        draw = ipyleaflet.DrawControl(
-            rectangle={"shapeOptions": {"color": BOX_COLOR, "weight": 2, "fillOpacity": 0.05}},
-            polygon={"shapeOptions": {"color": "#ff8800", "weight": 2, "fillOpacity": 0.1}},
-            polyline={}, circlemarker={}, circle={}, marker={}, edit=False, remove=False)
-        draw.on_draw(self._drawn)
-        m.add(draw)
         m.on_interaction(self._interaction)
         m.observe(self._view_changed, names="bounds")
-        return m, layers, draw
+        return m, layers
+
+    def _new_draw(self) -> ipyleaflet.DrawControl:
+        """A draw control offering :attr:`shapes`, on the map when there are any."""
+        options = {"rectangle": {"shapeOptions": {"color": BOX_COLOR, "weight": 2, "fillOpacity": 0.05}},
+                   "polygon": {"shapeOptions": {"color": "#ff8800", "weight": 2, "fillOpacity": 0.1}}}
+        draw = ipyleaflet.DrawControl(
+            rectangle=options["rectangle"] if "rectangle" in self.shapes else {},
+            polygon=options["polygon"] if "polygon" in self.shapes else {},
+            polyline={}, circlemarker={}, circle={}, marker={}, edit=False, remove=False)
+        draw.on_draw(self._drawn)
+        if self.shapes:
+            self.map.add(draw)
+        return draw
+
+    def set_shapes(self, shapes: Sequence[str]) -> None:
+        """Offer these shapes ("rectangle", "polygon") on the draw toolbar; none: no toolbar."""
+        shapes = tuple(shapes)
+        if shapes == self.shapes:
+            return
+        self._drop_draw()
+        self.shapes = shapes
+        self.draw = self._new_draw()
+
+    def _drop_draw(self) -> None:
+        if self.draw in self.map.controls:
+            self.map.remove(self.draw)
+        self.draw.on_draw(self._drawn, remove=True)
+        self.draw.close()
 
     def _unhook(self) -> None:
         self.map.on_interaction(self._interaction, remove=True)
         self.map.unobserve(self._view_changed, names="bounds")
-        self.draw.on_draw(self._drawn, remove=True)
+        self._drop_draw()
 
     def show(self, image: LoadedImage | None, frame: Frame) -> None:
         """Place ``image`` (None: file missing) at ``frame`` and forget the previous image's masks."""
         if frame.geographic != getattr(self.map, "_t2s_geographic", False):
             old = self.map
             self._unhook()
-            self.map, self.layers, self.draw = self._new_map(frame.geographic, self.layers.show_rejected)
+            self.map, self.layers = self._new_map(frame.geographic, self.layers.show_rejected)
+            self.draw = self._new_draw()
             self.overlay = self.detail = None
             self.widget.children = (self.map,)
             old.close()
@@ -179,8 +204,7 @@ class MapView:
         if action != "created" or self.frame is None:
             return
         try:
-            style = (geo_json.get("properties") or {}).get("style") or {}
-            self._on_shape(geojson_to_pixel_rings(geo_json, self.frame), style.get("color") == BOX_COLOR)
+            self._on_shape(geojson_to_pixel_rings(geo_json, self.frame))
         finally:
             control.clear()
 

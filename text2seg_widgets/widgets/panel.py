@@ -13,10 +13,12 @@ import ipywidgets as w
 
 from text2seg_widgets.widgets.shortcuts import help_html
 
-__all__ = ["SidePanel", "MODES", "BRANCH_NAMES"]
+__all__ = ["SidePanel", "TOOLS", "BRANCH_NAMES"]
 
-#: click modes of the map: select masks, or add positive / negative SAM points
-MODES = (("select", "select"), ("+ point", "positive"), ("- point", "negative"))
+#: (label, tool) of the map tools: select masks; draw a SAM box, a polygon that adds a mask or one
+#: that cuts from the selected mask; positive / negative SAM points
+TOOLS = (("select", "select"), ("box", "box"), ("polygon adds", "polygon-add"),
+         ("polygon cuts", "polygon-cut"), ("+ point", "positive"), ("- point", "negative"))
 BRANCH_NAMES = ("detector", "heatmap", "filter", "concept")
 
 
@@ -47,10 +49,12 @@ class SidePanel:
                             "primary")
         self.undo = _button("Undo", "t2s-undo", "undo (z / ctrl+z)")
         self.redo = _button("Redo", "t2s-redo", "redo (y / ctrl+y)")
-        self.mode = w.ToggleButtons(options=list(MODES), value="select",
-                                    style={"button_width": "auto"}).add_class("t2s-mode")
-        self.polygon_mode = w.ToggleButtons(options=[("polygon adds", "add"), ("polygon cuts", "subtract")],
-                                            value="add", style={"button_width": "auto"}).add_class("t2s-polymode")
+        self.tool = w.ToggleButtons(options=list(TOOLS), value="select", style={"button_width": "auto"},
+                                    tooltips=["click a mask to select it", "draw a box: SAM makes the mask",
+                                              "draw a polygon: a new mask", "draw a polygon: cut it from "
+                                              "the selected mask", "click: SAM adds this point",
+                                              "click: SAM removes this point"])
+        self.tool.add_class("t2s-tool").add_class("t2s-mode")
         self.prompt = w.Text(placeholder="text prompt, e.g. red roof", layout=w.Layout(width="65%")
                              ).add_class("t2s-prompt")
         self.run = _button("Run", "t2s-run", "run the Text2Seg pipeline on this image for the chosen class")
@@ -74,7 +78,7 @@ class SidePanel:
             w.HBox([self.accept, self.reject, self.relabel, self.delete]),
             w.HBox([self.min_score, self.accept_above]),
             w.HBox([self.next, self.undo, self.redo]),
-            self.mode, self.polygon_mode,
+            self.tool,
             w.HBox([self.prompt, self.run]), self.running,
             self.legend, extras,
         ], layout=w.Layout(width=width, min_width=width, padding="0 0 0 8px"))
@@ -111,7 +115,7 @@ class SidePanel:
 
     def value_controls(self) -> dict[str, w.ValueWidget]:
         """Control name -> control whose value changes are actions."""
-        return {"mode": self.mode, "class": self.class_picker, "item": self.items}
+        return {"tool": self.tool, "class": self.class_picker, "item": self.items}
 
     def unbind(self) -> None:
         """Disconnect every handler :meth:`bind` connected."""

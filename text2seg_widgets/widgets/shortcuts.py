@@ -23,9 +23,12 @@ KEYMAP: dict[str, tuple[str, str]] = {
     "ctrl+y": ("redo", "redo"),
     "ctrl+shift+z": ("redo", "redo"),
     "y": ("redo", "redo"),
-    "p": ("mode_positive", "click mode: positive points"),
-    "m": ("mode_negative", "click mode: negative points"),
-    "s": ("mode_select", "click mode: select masks"),
+    "s": ("mode_select", "tool: select masks"),
+    "b": ("mode_box", "tool: draw a box (SAM)"),
+    "o": ("mode_polygon_add", "tool: draw a polygon that adds a mask"),
+    "c": ("mode_polygon_cut", "tool: draw a polygon that cuts from the selected mask"),
+    "p": ("mode_positive", "tool: positive SAM points"),
+    "m": ("mode_negative", "tool: negative SAM points"),
     "Escape": ("clear_selection", "clear the selection (next click or box makes a new mask)"),
     "Delete": ("delete_selected", "delete the selected annotation"),
     "Backspace": ("delete_selected", "delete the selected annotation"),
@@ -60,6 +63,7 @@ def help_html() -> str:
     rows += "<tr><td><kbd>1</kbd>..<kbd>9</kbd></td><td>choose class (relabels the selected mask)</td></tr>"
     return ("<div style='font-size:12px'><b>Keyboard</b> (hover the annotator first)"
             f"<table>{rows}</table>"
-            "<b>Mouse</b>: click a mask to select it; in point mode clicks refine the selected mask "
-            "(or start a new one); the rectangle tool prompts SAM with a box; the polygon tool draws "
-            "a manual mask (or cuts from the selected one in 'subtract' mode).</div>")
+            "<b>Mouse</b>: the tool decides. <i>select</i>: click a mask. <i>box</i>: draw with the "
+            "toolbar on the map; SAM makes the mask. <i>polygon adds / cuts</i>: draw a polygon (or "
+            "rectangle) that becomes a mask / is cut from the selected one. <i>+ point / - point</i>: "
+            "clicks refine the selected mask (or start a new one).</div>")

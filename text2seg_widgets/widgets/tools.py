@@ -3,6 +3,12 @@
 :class:`Tools` turns a click, a box or a polygon (in image pixels) into a mask written to the
 store: it refines the selected mask, or makes a new one of the current class. Map events arrive
 already converted to pixels (see :class:`~text2seg_widgets.widgets.mapview.MapView`).
+
+The active tool (:data:`MODES`) decides what a map event does, never the shape drawn: in
+``box`` any drawn shape is a SAM box of its bounds, in ``polygon-add`` / ``polygon-cut`` any
+drawn shape (a rectangle too) adds / cuts its pixels; map clicks are SAM points only in the
+``positive`` / ``negative`` tools. The draw toolbar exists only in the drawing tools, so a polygon
+corner can never be taken for a point.
 """
 
 from __future__ import annotations
@@ -16,16 +22,20 @@ from text2seg_widgets.core import rle_to_mask
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.geometry import box_from_rings, rasterize_polygon
+from text2seg_widgets.widgets.mapview import MapView
 from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.refine import RefineSession
 from text2seg_widgets.widgets.state import AnnotatorState
 
-__all__ = ["Tools", "POINTS_NEED_SAM", "NO_SEGMENTER", "MODES"]
+__all__ = ["Tools", "POINTS_NEED_SAM", "NO_SEGMENTER", "MODES", "DRAW_SHAPES"]
 
 log = logging.getLogger(__name__)
 
-#: the click modes of the map
-MODES = ("select", "positive", "negative")
+#: the map tools (see the module doc)
+MODES = ("select", "box", "polygon-add", "polygon-cut", "positive", "negative")
+#: the shapes the draw toolbar offers in each drawing tool (the other tools have no toolbar)
+DRAW_SHAPES = {"box": ("rectangle",), "polygon-add": ("polygon", "rectangle"),
+               "polygon-cut": ("polygon", "rectangle")}
 
 POINTS_NEED_SAM = ("clicks need a SAM checkpoint (this segmenter, {name}, takes boxes only): fetch one with "
                    "`text2seg-widgets weights fetch sam-vit-b` and load it; the box tool still works")
@@ -40,7 +50,8 @@ class Tools:
         project: the open project store.
         state: the shared :class:`AnnotatorState`.
         display: redraws and messages.
-        panel: the side panel (its mode and polygon-mode controls mirror the tool).
+        panel: the side panel (its tool buttons mirror the tool).
+        view: the map (its draw toolbar follows the tool).
         keeper: the :class:`EmbeddingKeeper` of the segmenter, or None (no SAM tools).
         busy: True while a text-prompt run holds the segmenter.
         prefetch_next: starts encoding the next image once this one is encoded.
@@ -48,12 +59,13 @@ class Tools:
     """
 
     def __init__(self, project: Any, state: AnnotatorState, display: Display, panel: SidePanel,
-                 keeper: Any, *, busy: Callable[[], bool], prefetch_next: Callable[[], None],
+                 view: MapView, keeper: Any, *, busy: Callable[[], bool], prefetch_next: Callable[[], None],
                  after_edit: Callable[[str], None]) -> None:
         self.project = project
         self.state = state
         self.display = display
         self.panel = panel
+        self.view = view
         self.keeper = keeper
         self._busy = busy
         self._prefetch_next = prefetch_next
@@ -61,24 +73,37 @@ class Tools:
 
     # -- modes ---------------------------------------------------------------------------------
     def set_mode(self, mode: str) -> None:
+        """Make ``mode`` (one of :data:`MODES`) the active tool."""
         if mode not in MODES:
-            raise InputError(f"unknown mode {mode!r}; use {', '.join(MODES)}")
+            raise InputError(f"unknown tool {mode!r}; use one of {', '.join(MODES)}")
         self.state.mode = mode
-        if self.panel.mode.value != mode:
-            self.panel.mode.value = mode
+        self.view.set_shapes(DRAW_SHAPES.get(mode, ()))
+        if self.panel.tool.value != mode:
+            with self.display.syncing():
+                self.panel.tool.value = mode
 
     # -- map events ----------------------------------------------------------------------------
     def map_click(self, x: float, y: float) -> int | None:
-        """A click on the map at pixel (x, y): a SAM point in the point modes, else nothing."""
-        if self.state.mode == "select":
+        """A click on the map at pixel (x, y): a SAM point in the point tools, else nothing (in the
+        select tool masks take their own clicks; in the drawing tools clicks are corners)."""
+        if self.state.mode not in ("positive", "negative"):
             return None
         return self.click(x, y, self.state.mode == "positive")
 
-    def shape_drawn(self, rings: Sequence[np.ndarray], rectangle_tool: bool) -> int | None:
-        """A shape drawn on the map (pixel rings)."""
-        if rectangle_tool or _is_rectangle(rings):
+    def mask_click(self, kind: str, ident: int) -> bool:
+        """A click on a mask selects it in the select tool only; True when it did."""
+        return self.state.mode == "select"
+
+    def shape_drawn(self, rings: Sequence[np.ndarray]) -> int | None:
+        """A shape drawn on the map (pixel rings): what it does is the active tool's choice."""
+        mode = self.state.mode
+        if mode == "box":
             return self.box(*box_from_rings(rings))
-        return self.polygon(np.asarray(rings[0]).tolist(), self.panel.polygon_mode.value == "subtract")
+        if mode in ("polygon-add", "polygon-cut"):
+            return self.polygon(np.asarray(rings[0]).tolist(), subtract=mode == "polygon-cut")
+        self.display.say(f"a shape was drawn in the {mode} tool and ignored: choose box, polygon adds or "
+                         "polygon cuts first")
+        return None
 
     # -- SAM -----------------------------------------------------------------------------------
     def click(self, x: float, y: float, positive: bool = True) -> int:
@@ -186,12 +211,3 @@ class Tools:
         self._after_edit(f"polygon {'cut from' if subtract else 'added as'} annotation {ann}")
         return ann
 
-
-def _is_rectangle(rings: Sequence[np.ndarray]) -> bool:
-    """A drawn rectangle: one ring of 4 corners (5 with the closing point) on two xs and two ys."""
-    if len(rings) != 1:
-        return False
-    pts = np.round(np.asarray(rings[0], float), 3)
-    if pts.shape[0] not in (4, 5):
-        return False
-    return len(np.unique(pts[:, 0])) == 2 and len(np.unique(pts[:, 1])) == 2
