@@ -116,9 +116,9 @@ def test_litemedsam_batched_embeddings_match_one_by_one(sample_images):
     pipeline = Text2SegPipeline(models, settings.classes, settings.config)
     tiles = [next(read_tiles(ImageJob(i, str(p), 400, 400), settings)) for i, p in enumerate(sample_images[:2])]
     single = TileRunner(pipeline, make_settings(models=LITEMEDSAM, config={"branches": ("detector",)}))
-    want = [single.run([t])[0] for t in tiles]
+    want = [single.run([t])[0].candidates for t in tiles]
     batched = TileRunner(pipeline, settings)
-    got = batched.run(tiles)
+    got = [r.candidates for r in batched.run(tiles)]
     assert batched.batcher is not None and batched.batcher.batches == 1
     assert [[c.rle["counts"] for c in cs] for cs in got] == [[c.rle["counts"] for c in cs] for cs in want]
     assert sum(map(len, got)) > 0

@@ -132,12 +132,13 @@ def test_batched_tile_embeddings_give_the_same_candidates(reference, engine_mode
     assert seg.encoder_calls - calls == 2  # each tile encoded once, in one batch
     single = TileRunner(pipeline, make_settings())
     assert single.batcher is None
-    for tile, cands in zip(tiles, got):
+    for tile, result in zip(tiles, got):
         seg.reset_image()
         (want,) = single.run([tile])
+        cands, want = result.candidates, want.candidates
         assert [(c.class_name, c.rle["counts"]) for c in cands] == [(c.class_name, c.rle["counts"]) for c in want]
         assert np.allclose([c.score for c in cands], [c.score for c in want], atol=1e-5)
-    assert sum(len(c) for c in got) > 0
+    assert sum(len(r.candidates) for r in got) > 0
 
 
 def test_a_window_of_a_scene_is_segmented_in_its_own_pixels(tmp_path, sample_images, engine_models):

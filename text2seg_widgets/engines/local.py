@@ -114,13 +114,14 @@ class LocalEngine:
         try:
             with TilePrefetcher(jobs, s, depth=max(s.prefetch, 2 * s.tile_batch)) as reader:
                 for batch in _batches(reader, s.tile_batch, finish):
-                    for item, cands in zip(batch, runner.run(batch)):
+                    for result in runner.run(batch):
+                        job = result.input.key
                         assembler = open_images.setdefault(
-                            item.job.image_id, ImageAssembler(item.job, item.n_tiles, s.classes.names))
-                        assembler.add(item, cands)
+                            job.image_id, ImageAssembler(job, result.input.n_tiles, s.classes.names))
+                        assembler.add(result)
                         bar.update(1)
                         if assembler.complete:
-                            finish(open_images.pop(item.job.image_id).result())
+                            finish(open_images.pop(job.image_id).result())
         finally:
             bar.close()
             report.tiles += runner.calls - calls_before + runner.skipped - skipped_before

@@ -1,10 +1,12 @@
 """The unit of batch work: one project image, read tile by tile, its candidates put back together.
 
-Both engines use these pieces: :class:`ImageJob` (what to segment: a file, or a window of a big
-scene), :func:`read_tiles` (the scene's single stretch applied to every tile, read lazily with
-the imagery layer), :class:`TileRunner` (the pipeline on tiles, under autocast, with SAM image
-embeddings optionally computed for a batch of tiles at once) and :class:`ImageAssembler` (tile
-candidates -> candidates in the image's own pixel grid, merged across seams by the imagery layer).
+The tile loop itself is :mod:`text2seg_widgets.pipeline.tiles` (the same one ``segment`` uses, so
+both give identical candidates). This module adapts it to project images: :class:`ImageJob`
+(what to segment: a file, or a window of a big scene), :func:`read_tiles` (the job's tiles through
+``Scene.to_rgb`` with one stretch per scene file), :class:`TileRunner` (the loop's
+:func:`~text2seg_widgets.pipeline.tiles.run_tiles` with the engine's device, dtype and, when
+``tile_batch > 1``, the segmenter's batched encoder as the loop's embedding hook) and
+:class:`ImageAssembler` (tile results -> candidates in the image's own pixel grid).
 """
 
 from __future__ import annotations
@@ -15,27 +17,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
-from rasterio.windows import Window
-
+from text2seg_widgets.core import Candidate
 from text2seg_widgets.engines.batching import EmbeddingBatcher
 from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.imagery.instances import Piece, piece_from_tile_mask
-from text2seg_widgets.imagery.scene import open_scene
-from text2seg_widgets.imagery.stretch import compute_stretch
 from text2seg_widgets.imagery.tiling import Tile, tile_grid
-from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
-from text2seg_widgets.core import Candidate
-from text2seg_widgets.pipeline.scene_runner import merge_candidates
+from text2seg_widgets.models.device import resolve_device, resolve_dtype
+from text2seg_widgets.pipeline.tiles import (MAX_NODATA_FRACTION, TileAssembler, TileInput, TileResult, open_tiles,
+                                             run_tiles)
 
-__all__ = ["ImageJob", "TileInput", "ImageResult", "TileRunner", "ImageAssembler", "plan_tiles",
+__all__ = ["ImageJob", "TileInput", "TileResult", "ImageResult", "TileRunner", "ImageAssembler", "plan_tiles",
            "read_tiles", "segment_job", "MAX_NODATA_FRACTION"]
 
 log = logging.getLogger(__name__)
-
-#: Tiles with more nodata than this are not segmented (as in ``segment_scene``).
-MAX_NODATA_FRACTION = 0.95
 
 
 @dataclass(frozen=True)
@@ -66,23 +60,6 @@ class ImageJob:
 
 
 @dataclass
-class TileInput:
-    """A tile ready for the models: ``rgb`` (h, w, 3) uint8, its valid-pixel mask, and where it
-    lies in its image."""
-
-    job: ImageJob
-    tile: Tile
-    rgb: np.ndarray
-    valid: np.ndarray
-    n_tiles: int
-    stretch: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def mostly_nodata(self) -> bool:
-        return 1.0 - float(self.valid.mean()) > MAX_NODATA_FRACTION
-
-
-@dataclass
 class ImageResult:
     """The outcome for one image: its candidates (image pixels), or the error that stopped it."""
 
@@ -107,32 +84,32 @@ def plan_tiles(job: ImageJob, settings: BatchSettings) -> list[Tile]:
 
 
 def read_tiles(job: ImageJob, settings: BatchSettings) -> Iterator[TileInput]:
-    """Tiles of ``job`` as stretched RGB, row-major; one stretch for the whole scene file."""
+    """Tiles of ``job`` (``key`` = the job) as the models see them, row-major, read by the one
+    tile loop: through ``Scene.to_rgb``, one stretch for the whole scene file."""
     path = Path(job.path)
     if not path.is_file():
         raise InputError(f"image {job.image_id} is missing: {path} does not exist; relink it with "
                          f"project.relink({job.image_id}, new_path) or remove it from the run")
-    with open_scene(path, bands=settings.bands) as scene:
-        col0, row0 = (job.window[0], job.window[1]) if job.window else (0, 0)
-        if col0 + job.width > scene.width or row0 + job.height > scene.height:
-            raise InputError(f"{path} is {scene.width} x {scene.height} pixels now, smaller than image "
-                             f"{job.image_id} of the project ({job.width} x {job.height} at {col0},{row0}); "
-                             "the file changed since it was added: add it again")
-        stretch = compute_stretch(scene, scene.bands, method=settings.stretch)
-        tiles = plan_tiles(job, settings)
-        for tile in tiles:
-            win = tile.window
-            window = Window(col0 + win.col_off, row0 + win.row_off, win.width, win.height)
-            data = scene.read(window, scene.bands)
-            valid = scene.valid_mask(window, scene.bands, data=data)
-            yield TileInput(job, tile, stretch.apply(data, valid), valid, len(tiles), stretch.to_dict())
+    window = job.window or (0, 0, job.width, job.height)
+    window = (window[0], window[1], job.width, job.height)
+    try:
+        plan = open_tiles(path, window=window, tile_size=settings.tile_size, overlap=settings.overlap,
+                          bands=settings.bands, stretch=settings.stretch)
+    except InputError as exc:
+        if "lies outside" not in str(exc):
+            raise
+        raise InputError(f"{path} is smaller now than image {job.image_id} of the project ({job.width} x "
+                         f"{job.height} at {window[0]},{window[1]}); the file changed since it was added: "
+                         "add it again") from exc
+    with plan:
+        yield from plan.read(key=job)
 
 
 class TileRunner:
-    """Runs a pipeline on tiles: inference mode (autocast on CUDA), and when ``tile_batch > 1``
-    the segmenter's image embeddings for a batch of tiles in one forward pass (see
-    :mod:`.batching` for what batches). ``calls`` counts pipeline runs (one per tile that is not
-    mostly nodata); ``skipped`` the tiles left out."""
+    """Runs the pipeline on tiles with the engine's device and dtype (inference mode, autocast on
+    CUDA); when ``tile_batch > 1`` the segmenter's image embeddings for a batch of tiles come from
+    one forward pass (:mod:`.batching`, plugged into the loop's embedding hook). ``calls`` counts
+    pipeline runs (one per tile that is not mostly nodata); ``skipped`` the tiles left out."""
 
     def __init__(self, pipeline: Any, settings: BatchSettings) -> None:
         self.pipeline = pipeline
@@ -143,69 +120,45 @@ class TileRunner:
         self.calls = 0
         self.skipped = 0
 
-    def run(self, items: Sequence[TileInput]) -> list[list[Candidate]]:
-        """Fused candidates of each tile (tile pixel coordinates; [] for a skipped tile)."""
-        todo = [k for k, item in enumerate(items) if not item.mostly_nodata]
-        self.skipped += len(items) - len(todo)
-        out: list[list[Candidate]] = [[] for _ in items]
-        with autocast(self.device, self.dtype):
-            images = [items[k].rgb for k in todo]
-            embeddings = self.batcher.encode(images) if self.batcher and len(images) > 1 else None
-            for n, k in enumerate(todo):
-                if embeddings is not None:
-                    self.batcher.install(images[n], embeddings[n])  # type: ignore[union-attr]
-                out[k] = self.pipeline.run(images[n]).candidates
-                self.calls += 1
-        return out
+    def run(self, items: Sequence[TileInput]) -> list[TileResult]:
+        """One result per tile (its candidates in tile pixels; skipped tiles have none)."""
+        encoder = self.batcher if self.batcher is not None and len(items) > 1 else None
+        results = run_tiles(self.pipeline, items, encoder=encoder, max_nodata_fraction=MAX_NODATA_FRACTION,
+                            device=self.device, dtype=self.dtype)
+        skipped = sum(r.skipped for r in results)
+        self.skipped += skipped
+        self.calls += len(results) - skipped
+        return results
 
 
 class ImageAssembler:
-    """Collects the tiles' candidates of one image and returns them in image pixels.
-
-    A one-tile image keeps the pipeline's candidates as they are (nodata pixels removed). Tiles
-    of a larger image become bounding-box pieces in image pixels, merged across seams and
-    overlaps by :func:`text2seg_widgets.imagery.instances.merge_pieces` and turned back into
-    candidates exactly as ``segment_scene`` does, so both give the same candidates."""
+    """Collects the tile results of one image and returns its candidates in image pixels, merged
+    across seams and overlaps by the tile loop's :class:`~text2seg_widgets.pipeline.tiles.TileAssembler`
+    exactly as ``segment`` does, so both give the same candidates."""
 
     def __init__(self, job: ImageJob, n_tiles: int, class_names: Sequence[str]) -> None:
-        self.job, self.n_tiles, self.names = job, int(n_tiles), list(class_names)
-        self.pieces: list[Piece] = []
-        self.single: list[Candidate] = []
-        self.done = 0
+        self.job = job
+        self.merger = TileAssembler(job.width, job.height, class_names, n_tiles=n_tiles)
         self.started = time.perf_counter()
         self.stretch: dict[str, Any] = {}
 
     @property
-    def complete(self) -> bool:
-        return self.done == self.n_tiles
+    def n_tiles(self) -> int:
+        return int(self.merger.n_tiles or 0)
 
-    def add(self, item: TileInput, candidates: list[Candidate]) -> None:
-        self.done += 1
-        self.stretch = self.stretch or item.stretch
-        all_valid = bool(item.valid.all())
-        if self.n_tiles == 1:
-            self.single = [c if all_valid else _masked(c, item.valid) for c in candidates]
-            self.single = [c for c in self.single if c.area > 0]
-            return
-        x, y = item.tile.offset
-        for cand in candidates:
-            mask = cand.mask() if all_valid else cand.mask() & item.valid
-            piece = piece_from_tile_mask(mask, x, y, self.job.width, self.job.height, key=cand.class_name,
-                                         score=cand.score, payload=(cand, item.tile.index))
-            if piece is not None:
-                self.pieces.append(piece)
+    @property
+    def complete(self) -> bool:
+        return self.merger.complete
+
+    def add(self, result: TileResult) -> None:
+        self.stretch = self.stretch or result.input.stretch
+        self.merger.add(result)
 
     def result(self) -> ImageResult:
         if not self.complete:
-            raise RuntimeError(f"image {self.job.image_id}: {self.done} of {self.n_tiles} tiles done")
-        cands = self.single if self.n_tiles == 1 else \
-            merge_candidates(self.pieces, self.job.width, self.job.height, self.names)
-        return ImageResult(self.job, cands, self.n_tiles, time.perf_counter() - self.started, self.stretch)
-
-
-def _masked(cand: Candidate, valid: np.ndarray) -> Candidate:
-    return Candidate.from_mask(cand.mask() & valid, class_name=cand.class_name, score=cand.score,
-                               branch=cand.branch, prompt=cand.prompt, model=cand.model, **cand.extra)
+            raise RuntimeError(f"image {self.job.image_id}: {self.merger.done} of {self.n_tiles} tiles done")
+        return ImageResult(self.job, self.merger.candidates(), self.n_tiles, time.perf_counter() - self.started,
+                           self.stretch)
 
 
 def segment_job(runner: TileRunner, job: ImageJob, settings: BatchSettings) -> ImageResult:
@@ -214,8 +167,8 @@ def segment_job(runner: TileRunner, job: ImageJob, settings: BatchSettings) -> I
     batch: list[TileInput] = []
 
     def flush() -> None:
-        for item, cands in zip(batch, runner.run(batch)):
-            assembler.add(item, cands)  # type: ignore[union-attr]
+        for result in runner.run(batch):
+            assembler.add(result)  # type: ignore[union-attr]
         batch.clear()
 
     for item in read_tiles(job, settings):
