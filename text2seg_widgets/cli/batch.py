@@ -68,12 +68,17 @@ def _settings(classes, models_arg: str, opts: dict):
 @click.option("--fresh", is_flag=True, help="Start a new run even if one with the same settings exists.")
 @click.option("--replace", is_flag=True, help="Drop each image's earlier proposed candidates first.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+# learning from the reviewer (text2seg_widgets.insights; see `text2seg-widgets review --help`)
+@click.option("--prune-prompts", is_flag=True, help="Drop prompts whose candidates were only ever rejected.")
+@click.option("--auto-accept-calibrated", is_flag=True,
+              help="After the run, accept candidates above the project's calibrated thresholds.")
 def pseudo_label(project: Path, images: tuple[Path, ...], classes_arg: str | None, background: bool,
                  models_arg: str, engine: str, workers: int | None, ray_address: str | None, resume: int | None,
-                 fresh: bool, progress: bool, **opts) -> None:
+                 fresh: bool, progress: bool, prune_prompts: bool, auto_accept_calibrated: bool, **opts) -> None:
     """Propose candidates for every image of PROJECT (or only IMAGES, which are added first) and
     store them in the project. Resumable: run the same command again after an interruption and
     it continues the same run, skipping the images already stored. Prints a JSON summary."""
+    from text2seg_widgets.cli.review import auto_accept_run, review_for_run
     from text2seg_widgets.engines import make_engine
     from text2seg_widgets.engines.runs import classes_from_project
 
@@ -85,15 +90,23 @@ def pseudo_label(project: Path, images: tuple[Path, ...], classes_arg: str | Non
             ids = [proj.add_image(path).id for path in images] if images else None
             classes = parse_classes(classes_arg, background) if classes_arg else \
                 classes_from_project(proj, background)
+            # insights: pruned prompts and calibrated thresholds, recorded in the run manifest
+            classes, review = review_for_run(proj, classes, prune=prune_prompts, calibrated=auto_accept_calibrated)
             options = {"progress": progress}
             if engine == "ray":
                 options.update(workers=workers, address=ray_address)
-            runner = make_engine(engine, _settings(classes, models_arg, opts), **options)
+            settings = _settings(classes, models_arg, opts)
+            settings.review = review
+            runner = make_engine(engine, settings, **options)
             report = runner.run(proj, ids, resume=resume, fresh=fresh)
+            auto = auto_accept_run(proj, sorted(proj.processed_images(report.run_id))) \
+                if auto_accept_calibrated else None
     except Text2SegError as exc:
         raise click.ClickException(str(exc)) from exc
     summary = report.to_dict()
     summary["seconds"] = round(summary["seconds"], 3)
+    if auto is not None:
+        summary["auto_accepted"] = auto
     click.echo(json.dumps(summary, indent=2, default=str))
     if report.failures:
         click.echo(f"{len(report.failures)} image(s) failed; see {report.log_dir}/images.jsonl. Run the same "

@@ -185,4 +185,38 @@ def queue_command(project: Path, top: int, min_decisions: int, as_json: bool) ->
             click.echo(f"       - {reason}")
 
 
+# ---------------------------------------------------------------- used by `pseudo-label` (cli/batch.py)
+def review_for_run(project: Any, classes: Any, *, prune: bool, calibrated: bool) -> tuple[Any, dict[str, Any]]:
+    """The run's classes (flagged prompts dropped when ``prune``) and what to record in its
+    manifest: ``pruned_prompts`` and/or the calibrated ``thresholds`` the run will auto-accept with."""
+    from text2seg_widgets.insights import load_calibration, prune_prompts
+    from text2seg_widgets.pipeline.classes import ClassSet
+
+    record: dict[str, Any] = {}
+    if prune:
+        table = {spec.name: list(spec.prompts) for spec in classes}
+        result = prune_prompts(project, classes=table)
+        background = classes.background.prompts if classes.background is not None else None
+        classes = ClassSet.from_names(result.survivors, background=background)
+        record["pruned_prompts"] = {"dropped": result.dropped, "notes": result.notes}
+    if calibrated:
+        thresholds = load_calibration(project)
+        if not thresholds:
+            raise click.ClickException("--auto-accept-calibrated needs calibrated thresholds; run "
+                                       "`text2seg-widgets review calibrate PROJECT` first")
+        record["calibration"] = [t.to_dict() for t in thresholds.values() if t.status == "ok"]
+    return classes, record
+
+
+def auto_accept_run(project: Any, image_ids: list[int]) -> dict[str, Any]:
+    """Accept above the calibrated thresholds on each image (one undoable action per image)."""
+    from text2seg_widgets.insights import accept_above_calibrated
+
+    plans = [accept_above_calibrated(project, image_id) for image_id in image_ids]
+    count = sum(p.count for p in plans)
+    wrong = sum(p.expected_wrong for p in plans)
+    return {"accepted": count, "images": len(image_ids),
+            "estimated_precision": None if not count else round(1.0 - wrong / count, 4)}
+
+
 COMMANDS = [review_group]

@@ -41,6 +41,9 @@ class BatchSettings:
         tile_batch: tiles whose SAM image embeddings are computed in one batched forward pass
             (worth it on a GPU; 1 on the CPU gains nothing and saves memory).
         replace: drop an image's earlier *proposed* candidates when storing the new ones.
+        review: what the reviewer's decisions changed for this run (insights: pruned prompts,
+            calibrated thresholds used to auto-accept); recorded in the manifest's runtime part
+            only when set, so it leaves fingerprints and older manifests unchanged.
     """
 
     classes: ClassSet
@@ -55,6 +58,7 @@ class BatchSettings:
     prefetch: int = 2
     tile_batch: int = 1
     replace: bool = False
+    review: dict[str, Any] = field(default_factory=dict)  # insights (see the docstring)
 
     def __post_init__(self) -> None:
         if not isinstance(self.classes, ClassSet):
@@ -80,8 +84,9 @@ class BatchSettings:
 
     def runtime_settings(self) -> dict[str, Any]:
         """How the run executes; recorded in the manifest, not fingerprinted."""
-        return {"device": self.device, "dtype": self.dtype, "prefetch": int(self.prefetch),
-                "tile_batch": int(self.tile_batch), "replace": bool(self.replace)}
+        out = {"device": self.device, "dtype": self.dtype, "prefetch": int(self.prefetch),
+               "tile_batch": int(self.tile_batch), "replace": bool(self.replace)}
+        return {**out, "review": self.review} if self.review else out  # insights: only when used
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.result_settings(), "runtime": self.runtime_settings()}
