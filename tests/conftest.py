@@ -13,6 +13,9 @@ SHARED_DATA = Path(os.environ.get("TEXT2SEG_SHARED_DATA", ROOT.parent / "shared"
 # Tests never reach a hub: make any accidental from_pretrained(hub id) fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The persistent embedding cache is off unless a test gives one (tests/models/test_embedding_cache.py):
+# a user's cache must neither change encoder counts in tests nor receive test embeddings.
+os.environ.setdefault("TEXT2SEG_EMBED_CACHE_GB", "0")
 
 
 @pytest.fixture(scope="session")

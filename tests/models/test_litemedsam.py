@@ -63,7 +63,7 @@ def test_non_square_crop_keeps_height_and_width(lite, loveda):
     top = 500  # rows 500..1023: a 524 x 1024 (H x W) image that still holds the building
     crop, gt = image[top:], building[top:]
     lite.set_image(np.ascontiguousarray(crop))
-    assert lite._resized_hw == (131, 256)
+    assert lite.embedding.resized_hw == (131, 256) and lite.embedding.input_hw == (524, 1024)
     pred = lite.predict(box=box - np.array([0, top, 0, top]))
     assert pred.masks.shape == (1, 524, 1024)
     assert _iou(pred.masks[0], gt) > 0.3
@@ -97,16 +97,23 @@ def test_encodes_once_and_batches_boxes(lite, loveda):
     assert refined.masks.shape == (1, 1024, 1024)
 
 
-def test_adopt_embedding_equals_set_image(lite, loveda):
+def test_encode_then_use_embedding_equals_set_image(lite, loveda):
     image, _, box = loveda
     lite.set_image(image)
     reference = lite.predict(box=box)
-    pixels, resized = lite.preprocess(image)
-    with torch.no_grad():
-        embedding = lite.model.image_encoder(pixels)
+    embedding = lite.encode(image)
+    assert tuple(embedding.features.shape) == (1, 256, 64, 64) and embedding.resized_hw == (256, 256)
     lite.reset_image()
     calls = lite.encoder_calls
-    lite.adopt_embedding(image, embedding, resized)
+    lite.use_embedding(embedding)
     got = lite.predict(box=box)
     assert lite.encoder_calls == calls
     np.testing.assert_allclose(got.low_res_logits, reference.low_res_logits, atol=1e-4)
+
+
+def test_identity_is_the_registry_sha256(lite):
+    """The bundled checkpoint's identity comes from the weight registry, not from hashing it."""
+    from text2seg_widgets.models import weights
+
+    assert lite.identity.weights_sha256 == weights.get_spec("litemedsam").sha256
+    assert lite.identity.preprocessing.startswith("litemedsam resize-longest(256)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -168,6 +170,8 @@ def test_from_checkpoint_loads_the_state(tmp_path, monkeypatch):
     monkeypatch.setitem(sam_module.sam_model_registry, "vit_b", lambda checkpoint=None: tiny_sam(seed=6))
     loaded = SamSegmenter.from_checkpoint(path, arch="vit_b", device="cpu")
     assert loaded.name == "sam-vit-b"
+    # not the registry's file (another size): the identity is the checkpoint file's own sha256
+    assert loaded.identity.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     for (name, p), (_, q) in zip(reference.state_dict().items(), loaded.model.state_dict().items()):
         assert torch.equal(p, q), name
     with pytest.raises(InputError, match="unknown SAM architecture"):
@@ -176,18 +180,21 @@ def test_from_checkpoint_loads_the_state(tmp_path, monkeypatch):
         SamSegmenter.from_checkpoint(tmp_path / "missing.pth")
 
 
-def test_adopt_embedding_equals_set_image(seg, tiny_image):
-    """An embedding computed outside (e.g. a batched encoder pass) gives the same masks."""
-    other = SamSegmenter(seg.model, device="cpu", dtype=None)
+def test_batched_encode_and_use_embedding_equal_set_image(seg, tiny_image):
+    """Embeddings from one batched encoder pass, used on another adapter sharing the weights,
+    decode exactly as set_image does; the embedding records sizes and pixels."""
+    other = seg.clone_for_prefetch()
     seg.set_image(tiny_image)
     reference = seg.predict(box=np.array([10, 10, 120, 100]))
-    with torch.no_grad():
-        resized = other.predictor.transform.apply_image(tiny_image)
-        pixels = other.model.preprocess(torch.as_tensor(resized).permute(2, 0, 1)[None])
-        feats = other.model.image_encoder(pixels)
-    other.adopt_embedding(tiny_image, feats, tiny_image.shape[:2], resized.shape[:2])
-    assert other.encoder_calls == 0 and other.is_set(tiny_image)
+    square = synthetic_rgb(64, 64, seed=20)
+    first, second = other.encode_batch([tiny_image, square])
+    assert other.encoder_calls == 2 and other.embedding is None  # encode changes nothing held
+    assert first.input_hw == (120, 200) and first.resized_hw == (154, 256)
+    assert second.input_hw == (64, 64) and second.resized_hw == (256, 256)
+    assert tuple(first.features.shape) == (1, 32, 16, 16)
+    other.use_embedding(first)
+    assert other.is_set(tiny_image) and not other.is_set(square)
+    other.set_image(tiny_image)  # already held: no encoder call
+    assert other.encoder_calls == 2
     got = other.predict(box=np.array([10, 10, 120, 100]))
     np.testing.assert_allclose(got.low_res_logits, reference.low_res_logits, atol=1e-4)
-    with pytest.raises(InputError, match="original_size"):
-        other.adopt_embedding(tiny_image, feats, (10, 10), resized.shape[:2])

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from pathlib import Path
 
 import numpy as np
 
 from text2seg_widgets.errors import InputError
 
-__all__ = ["check_rgb", "fingerprint", "check_box", "check_points"]
+log = logging.getLogger(__name__)
+
+__all__ = ["check_rgb", "fingerprint", "check_box", "check_points", "registry_sha256"]
 
 
 def check_rgb(image: np.ndarray, who: str = "model") -> np.ndarray:
@@ -71,3 +75,22 @@ def check_points(points: np.ndarray, labels: np.ndarray | None, hw: tuple[int, i
     pts[:, 0] = pts[:, 0].clip(0, w - 1)
     pts[:, 1] = pts[:, 1].clip(0, h - 1)
     return pts, lab
+
+
+def registry_sha256(name: str, path: str | Path) -> str | None:
+    """The weight registry's recorded sha256 for spec ``name`` when ``path`` is that spec's file (same
+    size as recorded), else None. Lets an adapter name its weights without hashing the file."""
+    from text2seg_widgets.models import weights
+
+    try:
+        spec = weights.get_spec(name)
+    except Exception:  # noqa: BLE001 - not a registered spec: the caller hashes the file
+        return None
+    size = spec.size
+    try:
+        if spec.sha256 and size is not None and Path(path).stat().st_size == size:
+            return spec.sha256
+    except OSError:
+        return None
+    log.debug("weight spec %s has no usable sha256 for %s; hashing the file", name, path)
+    return None

@@ -12,9 +12,12 @@ callers (and tests) can check that an image is encoded once, however many prompt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from text2seg_widgets.models.embedding import Embedding, ModelIdentity
 
 __all__ = [
     "MaskPrediction",
@@ -71,11 +74,26 @@ class ConceptResult:
 
 @runtime_checkable
 class PromptableSegmenter(Protocol):
-    """SAM-like: encode an image once, then decode many prompts against the cached embedding."""
+    """SAM-like: encode an image once, then decode many prompts against the cached embedding.
+
+    Embeddings are values (:class:`~text2seg_widgets.models.embedding.Embedding`): ``encode``
+    returns one and changes nothing; ``use_embedding`` makes ``predict*`` decode against one (and
+    refuses an embedding of another :class:`ModelIdentity`); ``set_image`` is encode + use, a no-op
+    for the pixels already held. Code outside ``models/`` moves embeddings only through these."""
 
     name: str
     encoder_calls: int
     supports_points: bool  # False for box-only models (LiteMedSAM)
+
+    @property
+    def identity(self) -> "ModelIdentity":
+        """Weights sha256 + preprocessing: what an embedding must match to be decoded here."""
+
+    def encode(self, image: np.ndarray) -> "Embedding":
+        """The embedding of ``image`` (counts one encoder call; changes nothing the segmenter holds)."""
+
+    def use_embedding(self, embedding: "Embedding") -> None:
+        """Decode later prompts against ``embedding`` (no encoder call)."""
 
     def set_image(self, image: np.ndarray) -> None:
         """Encode ``image``; a second call with an equal image reuses the cached embedding."""

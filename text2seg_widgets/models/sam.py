@@ -1,9 +1,10 @@
 """SAM v1 (``segment-anything``): a promptable segmenter and an automatic mask generator that
 share one predictor, so an image is encoded once for every branch that uses SAM.
 
-``SamSegmenter`` wraps :class:`segment_anything.SamPredictor`: :meth:`SamSegmenter.set_image`
-runs the ViT image encoder and keeps the embedding; a second call with an equal image (same
-shape and bytes) is free. Prompts (points, a box, a previous low-res mask, or many boxes at once)
+``SamSegmenter`` wraps :class:`segment_anything.SamPredictor`: :meth:`SamSegmenter.encode`
+runs the ViT image encoder and returns an :class:`~text2seg_widgets.models.embedding.Embedding`
+value, :meth:`SamSegmenter.use_embedding` installs one, and :meth:`SamSegmenter.set_image` does
+both (a second call with an equal image, same shape and bytes, is free). Prompts (points, a box, a previous low-res mask, or many boxes at once)
 are decoded against that embedding. ``SamMaskGenerator`` drives
 :class:`segment_anything.SamAutomaticMaskGenerator` through the segmenter's predictor.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +22,9 @@ from segment_anything.modeling import Sam
 
 from text2seg_widgets.core.masks import mask_bbox_xywh
 from text2seg_widgets.errors import InputError, MissingExtraError
-from text2seg_widgets.models._validate import check_box, check_points, check_rgb, fingerprint
+from text2seg_widgets.models._validate import check_box, check_points, check_rgb, registry_sha256
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
+from text2seg_widgets.models.embedding import Embedding, ModelIdentity, WeightsDigest, check_identity, image_digest
 from text2seg_widgets.models.protocols import AutoMask, MaskPrediction
 
 __all__ = ["SamSegmenter", "SamMaskGenerator", "SAM_ARCHS"]
@@ -41,25 +43,37 @@ class SamSegmenter:
         name: the model name recorded in candidates.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``... (see :func:`models.device.resolve_device`).
         dtype: autocast dtype on CUDA (``"auto"`` = bf16/fp16); ignored on the CPU.
+        weights_sha256: the weights' identity (a sha256 string or a :class:`WeightsDigest`); default:
+            a digest of ``sam``'s state dict, computed when first needed.
+
+    Embeddings are values (:class:`~text2seg_widgets.models.embedding.Embedding`): :meth:`encode`
+    returns one without changing what the segmenter holds; :meth:`use_embedding` makes the
+    segmenter decode against one; :meth:`set_image` is the two together, and a no-op when the
+    segmenter already holds the embedding of equal pixels.
     """
 
     #: SAM takes point prompts (clicks) as well as boxes and masks.
     supports_points = True
 
     def __init__(self, sam: Sam, name: str = "sam", device: str | torch.device = "auto",
-                 dtype: str | torch.dtype | None = "auto") -> None:
+                 dtype: str | torch.dtype | None = "auto", weights_sha256: str | WeightsDigest | None = None) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = sam.to(self.device).eval()
         self.predictor = SamPredictor(self.model)
         self.name = name
         self.encoder_calls = 0
-        self._key: tuple[tuple[int, ...], str] | None = None
+        self._weights = weights_sha256 if isinstance(weights_sha256, WeightsDigest) else (
+            WeightsDigest(sha256=weights_sha256) if weights_sha256 else WeightsDigest(module=self.model))
+        self._current: Embedding | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, arch: str = "vit_b", device: str | torch.device = "auto",
-                        dtype: str | torch.dtype | None = "auto", name: str | None = None) -> "SamSegmenter":
-        """Build ``arch`` (vit_b / vit_l / vit_h) and load an official SAM checkpoint file."""
+                        dtype: str | torch.dtype | None = "auto", name: str | None = None,
+                        weights_sha256: str | None = None) -> "SamSegmenter":
+        """Build ``arch`` (vit_b / vit_l / vit_h) and load an official SAM checkpoint file. The
+        weights' identity is ``weights_sha256``, else the registry's sha256 for a spec of this name
+        and file size, else the file's sha256 (computed when first needed)."""
         if arch not in SAM_ARCHS:
             raise InputError(f"unknown SAM architecture {arch!r}; use one of {', '.join(SAM_ARCHS)}")
         path = Path(path)
@@ -69,53 +83,94 @@ class SamSegmenter:
         sam = sam_model_registry[arch](checkpoint=None)
         state = torch.load(path, map_location="cpu", weights_only=True)
         sam.load_state_dict(state)
-        return cls(sam, name=name or f"sam-{arch.replace('_', '-')}", device=device, dtype=dtype)
+        name = name or f"sam-{arch.replace('_', '-')}"
+        known = weights_sha256 or registry_sha256(name, path)
+        digest = WeightsDigest(sha256=known) if known else WeightsDigest(path=path)
+        return cls(sam, name=name, device=device, dtype=dtype, weights_sha256=digest)
+
+    def clone_for_prefetch(self) -> "SamSegmenter":
+        """A segmenter sharing this one's model weights and identity but holding its own image:
+        encode the next image on it in a background thread while this one keeps decoding."""
+        return SamSegmenter(self.model, name=self.name, device=self.device, dtype=self.dtype,
+                            weights_sha256=self._weights)
+
+    # -- embeddings --------------------------------------------------------------------------
+    @property
+    def identity(self) -> ModelIdentity:
+        """Weights sha256 + preprocessing: what an embedding must match to be decoded here."""
+        enc = self.model.image_encoder
+        mean = ",".join(f"{v:g}" for v in self.model.pixel_mean.flatten().tolist())
+        std = ",".join(f"{v:g}" for v in self.model.pixel_std.flatten().tolist())
+        prep = f"segment_anything ResizeLongestSide({enc.img_size}) mean={mean} std={std} pad"
+        return ModelIdentity(self.name, self._weights.value, prep)
+
+    @property
+    def embedding(self) -> Embedding | None:
+        """The embedding prompts are decoded against now (None before any image)."""
+        return self._current
+
+    def _pixels(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The encoder input, as ``SamPredictor.set_image`` builds it, and the resized (h, w)."""
+        resized = self.predictor.transform.apply_image(image)
+        t = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+        return self.model.preprocess(t), (int(t.shape[-2]), int(t.shape[-1]))
+
+    def encode_batch(self, images: Sequence[np.ndarray]) -> list[Embedding]:
+        """Embeddings of ``images`` (each (H, W, 3) uint8) from ONE encoder pass; each image counts
+        as one encoder call. Changes nothing the segmenter holds."""
+        images = [check_rgb(img, "SAM") for img in images]
+        if not images:
+            return []
+        identity = self.identity
+        inputs = [self._pixels(img) for img in images]
+        with autocast(self.device, self.dtype):
+            # only the encoder runs in reduced precision: the decoder is cheap and float32 keeps
+            # every later step (mask generation, NMS, stability scores) in one dtype
+            feats = self.model.image_encoder(torch.cat([p for p, _ in inputs])).float()
+        self.encoder_calls += len(images)
+        log.debug("%s: encoded %d image(s)", self.name, len(images))
+        return [Embedding(feats[k:k + 1].clone(), identity.name, identity.weights_sha256, identity.preprocessing,
+                          img.shape[:2], resized, image_digest(img))
+                for k, (img, (_, resized)) in enumerate(zip(images, inputs))]
+
+    def encode(self, image: np.ndarray) -> Embedding:
+        """The embedding of ``image`` ((H, W, 3) uint8 RGB); changes nothing the segmenter holds."""
+        return self.encode_batch([image])[0]
+
+    def use_embedding(self, embedding: Embedding) -> None:
+        """Decode later prompts against ``embedding``; :class:`InputError` if another model (weights
+        or preprocessing) made it. Counts no encoder call."""
+        enc = self.model.prompt_encoder
+        check_identity(self.identity, embedding, (1, enc.embed_dim, *enc.image_embedding_size))
+        pred = self.predictor
+        pred.reset_image()
+        pred.original_size, pred.input_size = embedding.input_hw, embedding.resized_hw
+        pred.features = embedding.features.to(self.device, torch.float32)
+        pred.is_image_set = True
+        self._current = embedding
 
     # -- image -------------------------------------------------------------------------------
     @property
     def image_hw(self) -> tuple[int, int]:
-        if self._key is None:
+        if self._current is None:
             raise InputError("no image is set; call set_image(image) before predicting")
-        return int(self._key[0][0]), int(self._key[0][1])
+        return self._current.input_hw
 
     def is_set(self, image: np.ndarray) -> bool:
         """Whether ``image`` (by shape and bytes) is the one whose embedding is cached."""
-        return self._key is not None and self._key == fingerprint(image)
+        return self._current is not None and self._current.matches(image)
 
     def set_image(self, image: np.ndarray) -> None:
-        """Encode ``image`` ((H, W, 3) uint8 RGB) unless it is the image already set."""
+        """Encode ``image`` ((H, W, 3) uint8 RGB) and use it, unless it is the image already set."""
         check_rgb(image, "SAM")
-        key = fingerprint(image)
-        if key == self._key:
+        if self.is_set(image):
             return
-        with autocast(self.device, self.dtype):
-            self.predictor.set_image(image, image_format="RGB")
-            # only the encoder runs in reduced precision: the decoder is cheap and float32 keeps
-            # every later step (mask generation, NMS, stability scores) in one dtype
-            self.predictor.features = self.predictor.features.float()
-        self._key = key
-        self.encoder_calls += 1
-        log.debug("%s: encoded a %dx%d image", self.name, image.shape[1], image.shape[0])
+        self.use_embedding(self.encode(image))
 
     def reset_image(self) -> None:
         """Forget the cached embedding (frees its memory)."""
         self.predictor.reset_image()
-        self._key = None
-
-    def adopt_embedding(self, image: np.ndarray, features: torch.Tensor, original_size: tuple[int, int],
-                        input_size: tuple[int, int]) -> None:
-        """Install an embedding computed elsewhere (e.g. a batched encoder pass) for ``image``,
-        as :meth:`set_image` would have left it: ``features`` (1, C, h, w), ``original_size`` the
-        image's (H, W), ``input_size`` its resized (h, w) before padding. Counts no encoder call."""
-        check_rgb(image, "SAM")
-        if tuple(original_size) != tuple(image.shape[:2]):
-            raise InputError(f"original_size {tuple(original_size)} is not the image's (H, W) {image.shape[:2]}")
-        pred = self.predictor
-        pred.reset_image()
-        pred.original_size, pred.input_size = tuple(original_size), tuple(input_size)
-        pred.features = features.to(self.device).float()
-        pred.is_image_set = True
-        self._key = fingerprint(image)
+        self._current = None
 
     # -- prompts -----------------------------------------------------------------------------
     def _mask_input(self, mask_input: np.ndarray | None) -> torch.Tensor | None:

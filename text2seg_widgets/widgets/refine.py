@@ -9,17 +9,16 @@ When a session starts on an existing mask, that mask's bounding box seeds the bo
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from text2seg_widgets.core.masks import mask_bbox_xyxy
 from text2seg_widgets.errors import InputError
 
-__all__ = ["RefineSession", "RefineResult", "EmbeddingKeeper"]
+__all__ = ["RefineSession", "RefineResult"]
 
 log = logging.getLogger(__name__)
 
@@ -72,76 +71,3 @@ class RefineSession:
         mask = masks[best] if masks.ndim == 3 else masks
         return RefineResult(mask=mask.astype(bool), score=float(scores[best]) if scores.size else 0.0,
                             seconds=time.perf_counter() - t0)
-
-
-#: adapter attributes that are the model itself or bookkeeping, never per-image state
-_NOT_STATE = frozenset({"model", "name", "device", "dtype", "encoder_calls"})
-
-
-class EmbeddingKeeper:
-    """The segmenter's image embedding: set once per image, prefetched for the next image.
-
-    ``ensure(key, rgb)`` makes the segmenter hold image ``key`` (a no-op when it already does).
-    ``prefetch(key, loader)`` encodes the next image in a background thread on a *shadow*
-    adapter that shares the model weights but not the per-image state, so the annotator keeps
-    clicking on the current image meanwhile; when ``ensure`` later asks for that image, the
-    shadow's state is moved into the segmenter instead of encoding again. Adapters that cannot be
-    shadowed (their constructor does not take the model) simply skip prefetching.
-    """
-
-    def __init__(self, segmenter: Any) -> None:
-        self.segmenter = segmenter
-        self.lock = threading.RLock()
-        self.current: Any = None
-        self._thread: threading.Thread | None = None
-        self._ready: dict[Any, dict[str, Any]] = {}
-        self.prefetch_encodes = 0
-
-    def ensure(self, key: Any, rgb: np.ndarray) -> None:
-        with self.lock:
-            state = self._ready.pop(key, None)
-            if state is not None and self.current != key:
-                self.segmenter.__dict__.update(state)
-                log.debug("image %s: using the prefetched embedding", key)
-            else:
-                # the segmenter may be shared (pipeline, other annotators): its own fingerprint
-                # check makes this a no-op when it still holds this image, and re-encodes if not
-                self.segmenter.set_image(rgb)
-            self.current = key
-
-    def _shadow(self) -> Any | None:
-        seg = self.segmenter
-        model = getattr(seg, "model", None)
-        if model is None:
-            return None
-        try:
-            return type(seg)(model, name=getattr(seg, "name", "shadow"), device=getattr(seg, "device", "cpu"))
-        except TypeError:
-            return None
-
-    def prefetch(self, key: Any, rgb_loader: Callable[[], np.ndarray]) -> threading.Thread | None:
-        """Encode ``rgb_loader()`` in the background for image ``key``; returns the thread (or None)."""
-        if key == self.current or key in self._ready or (self._thread is not None and self._thread.is_alive()):
-            return None
-        shadow = self._shadow()
-        if shadow is None:
-            return None
-
-        def work() -> None:
-            try:
-                shadow.set_image(rgb_loader())
-            except Exception:  # a failed prefetch only costs the encode later
-                log.warning("background embedding of image %s failed", key, exc_info=True)
-                return
-            state = {k: v for k, v in vars(shadow).items() if k not in _NOT_STATE}
-            with self.lock:
-                self._ready = {key: state}  # keep one prefetched image
-                self.prefetch_encodes += 1
-
-        self._thread = threading.Thread(target=work, name=f"t2s-prefetch-{key}", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)

@@ -1,0 +1,163 @@
+"""The Annotator's image embeddings: the current image's held by the segmenter, the next one's
+prefetched in the background, both read from (and written to) the persistent embedding cache.
+
+Only the segmenter's public embedding API is used (``identity``, ``encode``, ``use_embedding``,
+``is_set``, ``clone_for_prefetch``; see :mod:`text2seg_widgets.models.embedding`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from text2seg_widgets.core.workers import Worker
+
+if TYPE_CHECKING:
+    from text2seg_widgets.models.embedding import Embedding
+    from text2seg_widgets.models.embedding_cache import EmbeddingCache
+
+__all__ = ["EmbeddingKeeper"]
+
+log = logging.getLogger(__name__)
+
+
+def _speaks_embeddings(segmenter: Any) -> bool:
+    return all(callable(getattr(segmenter, n, None)) for n in ("encode", "use_embedding", "is_set"))
+
+
+class EmbeddingKeeper:
+    """The segmenter's image embedding: set once per image, prefetched for the next image.
+
+    ``ensure(key, rgb)`` makes the segmenter hold image ``key``: a no-op when it already holds
+    these pixels; else the prefetched embedding, else the cache's, else a fresh encode (written to
+    the cache). ``prefetch(key, loader)`` loads or encodes the next image on a :class:`Worker`,
+    on a segmenter clone sharing the weights (``segmenter.clone_for_prefetch()``), so the annotator
+    keeps clicking on the current image meanwhile. ``close()`` stops and joins that worker.
+
+    Args:
+        segmenter: a promptable segmenter (SAM, LiteMedSAM).
+        cache: an :class:`EmbeddingCache`, None (no persistent cache), or ``"default"`` (the cache
+            configured by the environment, see :meth:`EmbeddingCache.from_env`; None when disabled).
+    """
+
+    def __init__(self, segmenter: Any, cache: "EmbeddingCache | str | None" = "default") -> None:
+        if cache == "default":
+            from text2seg_widgets.models.embedding_cache import EmbeddingCache
+
+            cache = EmbeddingCache.from_env()
+        self.segmenter = segmenter
+        self.cache: EmbeddingCache | None = cache  # type: ignore[assignment]
+        self.lock = threading.RLock()
+        self.current: Any = None
+        self._worker: Worker | None = None
+        self._ready: dict[Any, Embedding] = {}
+        self._shadow: Any = None
+        self.prefetch_encodes = 0
+        self.cache_hits = 0
+
+    # -- current image -------------------------------------------------------------------------
+    def _cached(self, segmenter: Any, rgb: np.ndarray) -> "Embedding | None":
+        if self.cache is None:
+            return None
+        try:
+            return self.cache.get(segmenter.identity, rgb)
+        except Exception:  # noqa: BLE001 - a cache problem only costs the encode
+            log.warning("embedding cache read failed; encoding instead", exc_info=True)
+            return None
+
+    def _store(self, embedding: "Embedding") -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.put(embedding)
+        except Exception:  # noqa: BLE001 - a full disk must not stop the annotator
+            log.warning("could not write the embedding cache", exc_info=True)
+
+    def ensure(self, key: Any, rgb: np.ndarray) -> None:
+        """Make the segmenter hold image ``key`` whose pixels are ``rgb``."""
+        seg = self.segmenter
+        with self.lock:
+            if not _speaks_embeddings(seg):
+                seg.set_image(rgb)
+                self.current = key
+                return
+            ready = self._ready.pop(key, None)
+            if seg.is_set(rgb):
+                pass  # the segmenter (maybe shared with a pipeline run) still holds these pixels
+            elif ready is not None and ready.matches(rgb):
+                seg.use_embedding(ready)
+                log.debug("image %s: using the prefetched embedding", key)
+            else:
+                embedding = self._cached(seg, rgb)
+                if embedding is not None:
+                    self.cache_hits += 1
+                    log.debug("image %s: embedding read from the cache", key)
+                else:
+                    embedding = seg.encode(rgb)
+                    self._store(embedding)
+                seg.use_embedding(embedding)
+            self.current = key
+
+    # -- next image ----------------------------------------------------------------------------
+    def _shadow_segmenter(self) -> Any | None:
+        if self._shadow is None:
+            clone = getattr(self.segmenter, "clone_for_prefetch", None)
+            if clone is None or not _speaks_embeddings(self.segmenter):
+                return None
+            self._shadow = clone()
+        return self._shadow
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def prefetch(self, key: Any, rgb_loader: Callable[[], np.ndarray]) -> Worker | None:
+        """Load (cache) or encode ``rgb_loader()`` in the background for image ``key``; returns
+        the worker, or None when there is nothing to do (already current, ready or running)."""
+        if key == self.current or key in self._ready or self.busy:
+            return None
+        shadow = self._shadow_segmenter()
+        if shadow is None:
+            return None
+
+        def work(stop: threading.Event) -> None:
+            try:
+                rgb = rgb_loader()
+                if stop.is_set():
+                    return
+                embedding = self._cached(shadow, rgb)
+                encoded = embedding is None
+                if embedding is None:
+                    embedding = shadow.encode(rgb)
+                    self._store(embedding)
+            except Exception:  # noqa: BLE001 - a failed prefetch only costs the encode later
+                log.warning("background embedding of image %s failed", key, exc_info=True)
+                return
+            with self.lock:
+                self._ready = {key: embedding}  # keep one prefetched image
+                if encoded:
+                    self.prefetch_encodes += 1
+                else:
+                    self.cache_hits += 1
+
+        self._worker = Worker(work, name=f"t2s-prefetch-{key}").start()
+        return self._worker
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for a running prefetch; True when none is running any more."""
+        return self._worker.join(timeout) if self._worker is not None else True
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop and join the prefetch worker (an encode in progress finishes first)."""
+        if self._worker is None:
+            return True
+        return self._worker.close(timeout)
+
+    def __enter__(self) -> "EmbeddingKeeper":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
