@@ -107,7 +107,7 @@ def bench_segmenter(name: str, segmenter: Any, clicks: int, recompute: int, work
     recomputed = []
     for _ in range(recompute):
         def full() -> None:
-            segmenter._key = None  # forget the cached embedding, as a cache-less tool would
+            segmenter.reset_image()  # forget the held embedding, as a cache-less tool would
             segmenter.set_image(rgb)
             box = np.array([100.0, 100.0, 300.0, 300.0])
             segmenter.predict(box=box)
