@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from text2seg_widgets.core import mask_iou
+from text2seg_widgets.core import rle_to_mask
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.insights.calibration import Key, Threshold, fit_thresholds
 from text2seg_widgets.insights.decisions import decisions
@@ -66,13 +66,12 @@ class _Live:
     score: float
     status: str
     bbox: tuple[float, float, float, float]
+    area: int
     rle: Any
     _mask: np.ndarray | None = None
 
     def mask(self) -> np.ndarray:
         if self._mask is None:
-            from text2seg_widgets.core import rle_to_mask
-
             self._mask = rle_to_mask(self.rle)
         return self._mask
 
@@ -84,11 +83,13 @@ def _boxes_touch(a: _Live, b: _Live) -> bool:
 
 
 def _pair(a: _Live, b: _Live) -> tuple[float, float]:
-    """(IoU, intersection / smaller area) of two candidates' masks."""
-    ma, mb = a.mask(), b.mask()
-    inter = int(np.count_nonzero(ma & mb))
-    smaller = min(int(np.count_nonzero(ma)), int(np.count_nonzero(mb))) or 1
-    return mask_iou(ma, mb, empty=0.0), inter / smaller
+    """(IoU, intersection / smaller area) of two candidates' masks (counted inside the boxes' overlap)."""
+    x0, y0 = int(max(a.bbox[0], b.bbox[0])), int(max(a.bbox[1], b.bbox[1]))
+    x1 = int(np.ceil(min(a.bbox[0] + a.bbox[2], b.bbox[0] + b.bbox[2])))
+    y1 = int(np.ceil(min(a.bbox[1] + a.bbox[3], b.bbox[1] + b.bbox[3])))
+    inter = int(np.count_nonzero(a.mask()[y0:y1, x0:x1] & b.mask()[y0:y1, x0:x1]))
+    union = a.area + b.area - inter
+    return (inter / union if union else 0.0), inter / (min(a.area, b.area) or 1)
 
 
 def _overlap_doubts(item: _Live, others: Sequence[_Live]) -> tuple[float, float, list[str], list[str]]:
@@ -155,7 +156,7 @@ def review_queue(project: Any, *, limit: int | None = None, thresholds: Mapping[
             c = rec.candidate
             by_image.setdefault(rec.image_id, []).append(_Live(
                 rec.id, rec.image_id, rec.class_name, str(c.branch), float(c.score), status,
-                tuple(float(v) for v in c.bbox), c.rle))  # type: ignore[arg-type]
+                tuple(float(v) for v in c.bbox), int(c.area), c.rle))  # type: ignore[arg-type]
     items = []
     for image_id in sorted(by_image):
         live = by_image[image_id]
