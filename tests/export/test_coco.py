@@ -58,17 +58,35 @@ def test_coco_ids_iscrowd_rle_and_masks(reviewed, tmp_path: Path) -> None:
     assert read_manifest(tmp_path / "coco") == manifest
 
 
-def test_coco_read_by_torchvision_wrapped_for_masks(reviewed, tmp_path: Path) -> None:
+def test_moved_export_reads_back_in_pycocotools_and_torchvision(reviewed, tmp_path: Path) -> None:
+    """The default export (images copied, relative file names) works from another folder."""
+    import shutil
+
+    from PIL import Image
     from torchvision.datasets import CocoDetection, wrap_dataset_for_transforms_v2
 
     p, image_id, ids = reviewed
     export_coco(p, tmp_path / "coco")
+    moved = tmp_path / "elsewhere" / "dataset"
+    moved.parent.mkdir()
+    shutil.move(tmp_path / "coco", moved)
+    (tmp_path / "a.png").rename(tmp_path / "a_gone.png")  # the export needs no original
+    raw = json.loads((moved / "annotations.json").read_text())
+    assert [i["file_name"] for i in raw["images"]] == ["images/000001_a.png", "images/000002_b.png"]
+    coco = _load(moved / "annotations.json")
+    for a in coco.loadAnns(coco.getAnnIds()):
+        assert np.array_equal(coco.annToMask(a).astype(bool),
+                              p.annotation(a["text2seg_annotation_id"]).mask())
+    for entry in coco.loadImgs(coco.getImgIds()):
+        with Image.open(moved / entry["file_name"]) as im:
+            assert im.size == (entry["width"], entry["height"])
     ds = wrap_dataset_for_transforms_v2(
-        CocoDetection(str(tmp_path), str(tmp_path / "coco" / "annotations.json")),
+        CocoDetection(str(moved), str(moved / "annotations.json")),
         target_keys=("image_id", "masks", "labels", "boxes"))
     assert len(ds) == 2  # the image without annotations is not dropped
     image, target = ds[0]
     assert image.size == (80, 64)
+    assert np.array_equal(np.asarray(image), np.asarray(Image.open(tmp_path / "a_gone.png")))
     anns = p.annotations(image_id)
     assert target["masks"].shape == (3, 64, 80)  # nothing dropped
     for mask, ann in zip(target["masks"].numpy().astype(bool), anns):
@@ -119,7 +137,7 @@ def test_default_exports_done_images_and_lists_the_rest(reviewed, tmp_path: Path
                                    for i in (0, 9, 19)])
     p.accept(new[0])
     p.skip_image(fourth.id, reason="cloudy")
-    m = export_coco(p, tmp_path / "default", image_root=tmp_path)
+    m = export_coco(p, tmp_path / "default", images="none", image_root=tmp_path)
     raw = json.loads((tmp_path / "default" / "annotations.json").read_text())
     assert [i["file_name"] for i in raw["images"]] == ["a.png", "b.png"]
     assert [i["review_state"] for i in raw["images"]] == ["done", "done"]
@@ -128,7 +146,8 @@ def test_default_exports_done_images_and_lists_the_rest(reviewed, tmp_path: Path
         (third.id, "in progress", "in progress: 2 candidates unreviewed"),
         (fourth.id, "skipped", "skipped: cloudy"),
         (fifth.id, "unreviewed", "unreviewed")]
-    m = export_coco(p, tmp_path / "progress", states=["in progress"], image_root=tmp_path)
+    m = export_coco(p, tmp_path / "progress", states=["in progress"], images="none",
+                    image_root=tmp_path)
     raw = json.loads((tmp_path / "progress" / "annotations.json").read_text())
     assert [i["file_name"] for i in raw["images"]] == ["c.png"] and len(raw["annotations"]) == 1
     assert [e["reason"] for e in m["left_out"]] == [
@@ -161,22 +180,54 @@ def test_export_path_rules(reviewed, tmp_path: Path) -> None:
     assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith(".")) == []
 
 
-def test_copy_images_and_moved_image(reviewed, tmp_path: Path) -> None:
+def test_image_modes_and_a_moved_source_image(reviewed, tmp_path: Path) -> None:
     p, image_id, ids = reviewed
-    export_coco(p, tmp_path / "coco", copy_images=True)
-    raw = json.loads((tmp_path / "coco" / "annotations.json").read_text())
-    assert raw["images"][0]["file_name"] == "images/000001_a.png"
-    from PIL import Image
-
-    copied = np.asarray(Image.open(tmp_path / "coco" / "images" / "000001_a.png"))
-    original = np.asarray(Image.open(tmp_path / "a.png"))
-    assert np.array_equal(copied, original)
+    m = export_coco(p, tmp_path / "none", images="none")
+    raw = json.loads((tmp_path / "none" / "annotations.json").read_text())
+    assert [i["file_name"] for i in raw["images"]] == ["../a.png", "../b.png"]  # relative to out
+    assert m["options"]["images"] == "none" and not (tmp_path / "none" / "images").exists()
+    export_coco(p, tmp_path / "link", images="link")
+    linked = tmp_path / "link" / "images" / "000001_a.png"
+    assert linked.is_symlink() and linked.resolve() == (tmp_path / "a.png").resolve()
+    export_coco(p, tmp_path / "old", copy_images=True)  # the older switch still works
+    copied = tmp_path / "old" / "images" / "000001_a.png"
+    assert not copied.is_symlink() and copied.read_bytes() == (tmp_path / "a.png").read_bytes()
+    with pytest.raises(InputError, match="images must be one of copy, link, none"):
+        export_coco(p, tmp_path / "bad", images="move")
     (tmp_path / "a.png").rename(tmp_path / "moved.png")
     with pytest.raises(InputError, match=r"relink\(1"):
-        export_coco(p, tmp_path / "coco2", copy_images=True)
+        export_coco(p, tmp_path / "coco2")
     assert not (tmp_path / "coco2").exists()
     p.relink(image_id, tmp_path / "moved.png")
-    export_coco(p, tmp_path / "coco2", copy_images=True)
+    export_coco(p, tmp_path / "coco2")
+
+
+def test_scene_windows_become_georeferenced_image_files(tmp_path: Path) -> None:
+    import rasterio
+
+    from tests.store.helpers import write_geotiff
+
+    scene = write_geotiff(tmp_path / "scene.tif", 100, 120)
+    p = Project.create(tmp_path / "p", classes=["lake"])
+    win = p.add_image(scene, window=(64, 32, 56, 68))
+    whole = p.add_image(scene)
+    for rec in (win, whole):
+        p.add_annotation(rec.id, rect(rec.height, rec.width, 1, 1, 9, 9), "lake")
+        p.finish_image(rec.id)
+    export_coco(p, tmp_path / "coco")
+    raw = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert [i["file_name"] for i in raw["images"]] == ["images/000001_scene_c64_r32.tif",
+                                                       "images/000002_scene.tif"]
+    with rasterio.open(scene) as src:
+        want = src.read(window=rasterio.windows.Window(64, 32, 56, 68))
+        want_transform = src.window_transform(rasterio.windows.Window(64, 32, 56, 68))
+        crs = src.crs
+    with rasterio.open(tmp_path / "coco" / "images" / "000001_scene_c64_r32.tif") as out:
+        assert (out.width, out.height, out.crs) == (56, 68, crs)
+        assert out.transform.almost_equals(want_transform)
+        assert np.array_equal(out.read(), want)
+    assert (tmp_path / "coco" / "images" / "000002_scene.tif").read_bytes() == scene.read_bytes()
+    p.close()
 
 
 def test_odd_class_names_survive(tmp_path: Path) -> None:

@@ -50,6 +50,13 @@ def test_create_add_stats_export_import_relink(tmp_path: Path) -> None:
     code, out = _run("project", "export", str(proj), str(tmp_path / "prog"),
                      "--states", "done,in progress")
     assert code == 0 and '"images": 1' in out, out
+    names = [i["file_name"] for i in json.loads((tmp_path / "prog" / "annotations.json")
+                                                .read_text())["images"]]
+    assert names == ["images/000001_a.png"] and (tmp_path / "prog" / names[0]).is_file()
+    code, out = _run("project", "export", str(proj), str(tmp_path / "none"), "--states",
+                     "in progress", "--images", "none")
+    assert code == 0 and json.loads((tmp_path / "none" / "annotations.json").read_text())[
+        "images"][0]["file_name"] == "../imgs/a.png"
     code, out = _run("project", "export", str(proj), str(tmp_path / "coco"), "--overwrite",
                      "--state", "all", "--polygons")
     assert code == 0 and '"images": 6' in out

@@ -135,13 +135,18 @@ def _exporter(fmt: str) -> Callable[..., Any]:
                    "'all' for every image). The manifest lists each image left out and why.")
 @click.option("--polygons", is_flag=True, help="COCO: polygons instead of RLE (RLE for holes).")
 @click.option("--candidates", is_flag=True, help="COCO: also write unreviewed candidates.")
+@click.option("--images", "images", type=click.Choice(["copy", "link", "none"]), default="copy",
+              show_default=True,
+              help="COCO: copy the images into OUT/images (windows of big scenes written as "
+                   "files, GeoTIFF kept georeferenced), symlink whole files, or leave them out "
+                   "(file_name relative to OUT).")
 @click.option("--size", type=int, default=512, show_default=True, help="Chips: chip size.")
 @click.option("--stride", type=int, default=None, help="Chips: step (default: the size).")
 @click.option("--split-by", type=click.Choice(["image", "block"]), default="image",
               show_default=True, help="Chips: split unit.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chips: split seed.")
 def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: tuple[str, ...],
-                   polygons: bool, candidates: bool, size: int, stride: int | None,
+                   polygons: bool, candidates: bool, images: str, size: int, stride: int | None,
                    split_by: str, seed: int) -> None:
     """Export the project to OUT (a folder, written atomically)."""
     kwargs: dict[str, Any] = {"overwrite": overwrite}
@@ -152,7 +157,7 @@ def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: 
         elif wanted:
             kwargs["states"] = wanted
     if fmt == "coco":
-        kwargs |= {"polygons": polygons, "include_candidates": candidates}
+        kwargs |= {"polygons": polygons, "include_candidates": candidates, "images": images}
     if fmt == "chips":
         kwargs |= {"size": size, "stride": stride, "split_by": split_by, "seed": seed}
     with _errors(), _open(project) as p:

@@ -14,21 +14,33 @@ tracing pixel edges, which pycocotools rasterises back to the same pixels) when 
 hole; a mask with a hole is written as RLE instead, because COCO polygons cannot express holes
 (the manifest counts these fallbacks). ``area``/``bbox`` still come from the mask.
 
-``file_name`` is the image path relative to ``image_root`` when given, else absolute; with
-``copy_images`` the pixels are written into ``<out>/images/`` (windows cut out) and ``file_name``
-is relative to ``<out>``.
+Portable by default: ``file_name`` is always a relative path, so the export folder can be moved
+(to another folder or machine) and loaded there with ``COCO(out/annotations.json)`` and
+``torchvision.datasets.CocoDetection(root=out, annFile=out/annotations.json)``:
+
+- ``images="copy"`` (default): every image goes into ``<out>/images/`` and ``file_name`` is
+  ``images/<id>_<stem>.<ext>``. Whole PNG/JPEG/TIFF/JP2 files are copied byte for byte (GeoTIFF
+  georeferencing included); a window of a big scene is written as its own image file: a GeoTIFF
+  with the window's CRS and transform when the source is georeferenced, else a PNG (8-bit 1/3/4
+  bands) or a TIFF; other formats (VRT, ...) are written out the same way;
+- ``images="link"``: like copy, but whole files are symbolic links to the originals (absolute
+  targets: the folder moves on the same machine; windows are still written as files);
+- ``images="none"``: nothing copied; ``file_name`` is the original path relative to
+  ``image_root`` (default: the export folder), and windows keep their ``window`` entry.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.core.masks import crop_to_mask, mask_to_polygons
 from text2seg_widgets.export.common import (DEFAULT_STATES, left_out, image_stem,
@@ -36,7 +48,7 @@ from text2seg_widgets.export.common import (DEFAULT_STATES, left_out, image_stem
 from text2seg_widgets.core import rle_area, rle_bbox
 from text2seg_widgets.store import ImageRecord, Project
 
-__all__ = ["export_coco", "build_coco", "mask_to_coco_polygons"]
+__all__ = ["export_coco", "build_coco", "mask_to_coco_polygons", "IMAGE_MODES"]
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +66,16 @@ def mask_to_coco_polygons(mask: np.ndarray) -> list[list[float]] | None:
     return out
 
 
-def _image_entry(coco_id: int, rec: ImageRecord, file_name: str) -> dict[str, Any]:
+def _image_entry(coco_id: int, rec: ImageRecord, file_name: str,
+                 cut_out: bool = False) -> dict[str, Any]:
+    """One ``images`` entry. ``window`` (pixels of ``file_name`` the image is) only when the file
+    is the whole source scene; a window written as its own file records where it came from in
+    ``source_window`` instead."""
     entry: dict[str, Any] = {"id": coco_id, "file_name": file_name, "width": rec.width,
                              "height": rec.height, "text2seg_image_id": rec.id,
                              "review_state": rec.state}
     if rec.window:
-        entry["window"] = list(rec.window)
+        entry["source_window" if cut_out else "window"] = list(rec.window)
     return entry
 
 
@@ -83,9 +99,10 @@ def _ann_entry(ann_id: int, image_id: int, category_id: int, rle: dict[str, Any]
 
 
 def _file_name(rec: ImageRecord, image_root: Path | None) -> str:
+    """The original file's path relative to ``image_root`` (absolute only without a root)."""
     if image_root is None:
         return str(Path(rec.path).absolute())
-    return os.path.relpath(Path(rec.path).absolute(), image_root.absolute())
+    return Path(os.path.relpath(Path(rec.path).absolute(), image_root.absolute())).as_posix()
 
 
 def build_coco(project: Project, images: list[ImageRecord], *, polygons: bool = False,
@@ -98,8 +115,9 @@ def build_coco(project: Project, images: list[ImageRecord], *, polygons: bool = 
     stats = {"polygons": 0, "rle_fallback_holes": 0, "skipped_empty": 0}
     coco_images, anns = [], []
     for coco_img_id, rec in enumerate(images, start=1):
-        name = (file_names or {}).get(rec.id) or _file_name(rec, image_root)
-        coco_images.append(_image_entry(coco_img_id, rec, name))
+        name = (file_names or {}).get(rec.id)
+        coco_images.append(_image_entry(coco_img_id, rec, name or _file_name(rec, image_root),
+                                        cut_out=name is not None))
         if candidates:
             items = [(c.candidate.rle, c.class_name, c.candidate.score,
                       {"branch": c.candidate.branch, "prompt": c.candidate.prompt,
@@ -121,42 +139,74 @@ def build_coco(project: Project, images: list[ImageRecord], *, polygons: bool = 
     return coco, stats
 
 
-def _copy_images(project: Project, images: list[ImageRecord], folder: Path) -> dict[int, str]:
-    """Write each image's pixels into ``folder/images`` (PNG for 8-bit 1/3/4-band, else TIFF)."""
+#: How :func:`export_coco` puts the images into the export (see the module doc).
+IMAGE_MODES = ("copy", "link", "none")
+#: Self-contained image files that are copied (or linked) as they are.
+_COPYABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".jp2"}
+
+
+def _write_window(project: Project, rec: ImageRecord, folder: Path) -> str:
+    """Write one image's pixels (a window, or a file that is not self-contained) as a file:
+    GeoTIFF when georeferenced, else PNG for 8-bit 1/3/4 bands, else TIFF."""
     import rasterio
 
+    data = read_pixels(project, rec)
+    png = rec.crs is None and data.dtype == np.uint8 and data.shape[0] in (1, 3, 4)
+    name = f"images/{image_stem(rec)}.{'png' if png else 'tif'}"
+    write_pixels(folder / name, data, crs=rec.crs,
+                 transform=rasterio.Affine(*rec.transform) if rec.crs else None)
+    return name
+
+
+def _place_images(project: Project, images: list[ImageRecord], folder: Path,
+                  mode: str) -> dict[int, str]:
+    """Put each image into ``folder/images`` (``copy`` or ``link``); return id -> file_name."""
     (folder / "images").mkdir()
     names = {}
     for rec in images:
-        data = read_pixels(project, rec)
-        png = data.dtype == np.uint8 and data.shape[0] in (1, 3, 4)
-        name = f"images/{image_stem(rec)}.{'png' if png else 'tif'}"
-        write_pixels(folder / name, data, crs=rec.crs, transform=rasterio.Affine(*rec.transform))
+        src = project.image_path(rec.id)  # InputError naming relink() when the file moved
+        if rec.window is not None or src.suffix.lower() not in _COPYABLE:
+            names[rec.id] = _write_window(project, rec, folder)
+            continue
+        name = f"images/{image_stem(rec)}{src.suffix.lower()}"
+        if mode == "link":
+            os.symlink(src.absolute(), folder / name)
+        else:
+            shutil.copyfile(src, folder / name)
         names[rec.id] = name
     return names
 
 
 def export_coco(project: Project, out: str | Path, *,
                 states: Iterable[str] | None = DEFAULT_STATES, polygons: bool = False,
-                include_candidates: bool = False, image_root: str | Path | None = None,
-                copy_images: bool = False, overwrite: bool = False) -> dict[str, Any]:
+                include_candidates: bool = False, images: str = "copy",
+                image_root: str | Path | None = None, copy_images: bool | None = None,
+                overwrite: bool = False) -> dict[str, Any]:
     """Write a COCO export folder atomically; return its manifest.
 
-    ``states``: which images (default: in progress and done; ``None``: all). With
+    ``states``: which images (default: done; ``None``: all); the manifest's ``left_out`` lists
+    the others and why. ``images``: ``copy`` (default), ``link`` or ``none`` (module doc);
+    ``image_root`` (with ``none``): the folder ``file_name`` is relative to (default: ``out``).
+    ``copy_images`` is the older switch (True = ``copy``, False = ``none``). With
     ``include_candidates`` the still-proposed candidates of those images go to a separate
     ``candidates.json`` (same images and categories) for pseudo-label training."""
-    images = select_images(project, states)
-    root = Path(image_root) if image_root is not None else None
+    if copy_images is not None:
+        images = "copy" if copy_images else "none"
+    if images not in IMAGE_MODES:
+        raise InputError(f"images must be one of {', '.join(IMAGE_MODES)}, got {images!r}")
+    mode = images
+    records = select_images(project, states)
+    root = Path(image_root) if image_root is not None else Path(out)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        names = _copy_images(project, images, tmp) if copy_images else None
-        coco, stats = build_coco(project, images, polygons=polygons, image_root=root,
+        names = _place_images(project, records, tmp, mode) if mode != "none" else None
+        coco, stats = build_coco(project, records, polygons=polygons, image_root=root,
                                  file_names=names)
         write_json(tmp / "annotations.json", coco)
         files = {"annotations": "annotations.json"}
-        counts = {"images": len(images), "annotations": len(coco["annotations"]),
+        counts = {"images": len(records), "annotations": len(coco["annotations"]),
                   "categories": len(coco["categories"]), **stats}
         if include_candidates:
-            cands, cstats = build_coco(project, images, polygons=polygons, candidates=True,
+            cands, cstats = build_coco(project, records, polygons=polygons, candidates=True,
                                        image_root=root, file_names=names)
             write_json(tmp / "candidates.json", cands)
             files["candidates"] = "candidates.json"
@@ -164,10 +214,10 @@ def export_coco(project: Project, out: str | Path, *,
         manifest = write_manifest(
             tmp, "coco", files=files, counts=counts, project=str(project.folder.absolute()),
             options={"states": None if states is None else list(states), "polygons": polygons,
-                     "include_candidates": include_candidates, "copy_images": copy_images},
+                     "include_candidates": include_candidates, "images": mode},
             classes=coco["categories"],
             images=[{"id": e["id"], "text2seg_image_id": r.id, "path": r.path,
                      "checksum": r.checksum, "state": r.state}
-                    for e, r in zip(coco["images"], images)],
-            left_out=left_out(project, images, states))
+                    for e, r in zip(coco["images"], records)],
+            left_out=left_out(project, records, states))
     return manifest

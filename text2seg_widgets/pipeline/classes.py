@@ -22,6 +22,7 @@ from typing import Iterable, Mapping, Sequence
 
 import yaml
 
+from text2seg_widgets.core.colors import class_color
 from text2seg_widgets.errors import InputError
 
 __all__ = ["ClassSpec", "ClassSet", "DEFAULT_BACKGROUND_PROMPTS", "default_color"]
@@ -35,8 +36,18 @@ _PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 3
 _NAME_RE = re.compile(r"^[\w][\w \-\.()/']*$", re.UNICODE)
 
 
+def _rgb(color: str) -> tuple[int, int, int]:
+    c = color.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def _hex(rgb: Sequence[int]) -> str:
+    return "#" + "".join(f"{int(v):02x}" for v in rgb[:3])
+
+
 def default_color(index: int) -> tuple[int, int, int]:
-    """The display colour of the ``index``-th class (0-based)."""
+    """A distinct colour for the ``index``-th class (0-based) when its name says nothing; class
+    sets colour classes by name first (:func:`text2seg_widgets.core.colors.class_color`)."""
     if index < len(_PALETTE):
         return _PALETTE[index]
     r, g, b = colorsys.hsv_to_rgb((index * 0.618034) % 1.0, 0.75, 0.95)
@@ -95,7 +106,8 @@ class ClassSet:
             if name.lower() == "background":
                 bg_prompts = plist
                 continue
-            specs.append(ClassSpec(name, plist, default_color(len(specs))))
+            specs.append(ClassSpec(name, plist, _rgb(class_color(name, [_hex(s.color)
+                                                                        for s in specs]))))
         if background is True:
             bg_prompts = bg_prompts or DEFAULT_BACKGROUND_PROMPTS
         elif background:

@@ -29,7 +29,8 @@ from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
 from text2seg_widgets.store.effort import EffortMixin
 from text2seg_widgets.store.navigation import NavigationMixin
-from text2seg_widgets.store.records import PALETTE, ClassInfo, ImageRecord, image_from_row
+from text2seg_widgets.core.colors import class_color
+from text2seg_widgets.store.records import ClassInfo, ImageRecord, image_from_row
 from text2seg_widgets.store.review import ReviewMixin
 from text2seg_widgets.store.schema import MIGRATIONS, migrate
 from text2seg_widgets.store.states import StatesMixin, check_state
@@ -80,7 +81,9 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, ReviewMixin):
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create the project folder {folder}: {exc}") from exc
-        specs = [_class_spec(c, i) for i, c in enumerate(classes)]
+        specs: list[tuple[str, str, tuple[str, ...]]] = []
+        for spec in classes:
+            specs.append(_class_spec(spec, [color for _, color, _ in specs]))
         db = Database(folder / DB_NAME, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
         migrate(db.conn)
         project = cls(folder, db, user=user)
@@ -158,7 +161,7 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, ReviewMixin):
     def add_class(self, name: str, color: str | None = None, prompts: Sequence[str] = (),
                   *, user: str | None = None) -> ClassInfo:
         name, color, prompts = _class_spec({"name": name, "color": color, "prompts": prompts},
-                                           len(self.classes))
+                                           [c.color for c in self.classes])
         with self._db.action(f"add class {name!r}", user=user or self.user) as tx:
             class_id = self._insert_class(tx, name, color, prompts)
         return self.class_info(class_id)
@@ -169,7 +172,7 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, ReviewMixin):
         info = self.class_info(name_or_id)
         new_name, new_color, new_prompts = _class_spec(
             {"name": name if name is not None else info.name, "color": color or info.color,
-             "prompts": info.prompts if prompts is None else prompts}, 0)
+             "prompts": info.prompts if prompts is None else prompts}, ())
         if new_name != info.name and any(c.name == new_name for c in self.classes):
             raise InputError(f"a class named {new_name!r} already exists")
         with self._db.action(f"edit class {info.name!r}", user=user or self.user) as tx:
@@ -343,8 +346,11 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, ReviewMixin):
         return str(self._db.query("PRAGMA integrity_check")[0][0])
 
 
-def _class_spec(spec: Any, index: int) -> tuple[str, str, tuple[str, ...]]:
-    """Normalise a class given as a name, a dict or a ClassInfo to (name, color, prompts)."""
+def _class_spec(spec: Any, taken: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
+    """Normalise a class given as a name, a dict or a ClassInfo to (name, color, prompts).
+
+    Without a colour the class gets its conventional one by name (water blue, buildings red...;
+    :func:`text2seg_widgets.core.colors.class_color`), avoiding the ``taken`` colours."""
     if isinstance(spec, str):
         spec = {"name": spec}
     elif isinstance(spec, ClassInfo):
@@ -357,7 +363,7 @@ def _class_spec(spec: Any, index: int) -> tuple[str, str, tuple[str, ...]]:
     name = name.strip()
     if len(name) > 200 or any(ord(ch) < 32 for ch in name):
         raise InputError(f"class name {name[:40]!r} is too long or has control characters")
-    color = spec.get("color") or PALETTE[index % len(PALETTE)]
+    color = spec.get("color") or class_color(name, taken)
     if not isinstance(color, str) or not _COLOR.match(color):
         raise InputError(f"class colour must look like '#rrggbb', got {color!r}")
     color = color.lower()
