@@ -61,7 +61,7 @@ def test_accept_reject_relabel_write_to_store(project: Project, open_app) -> Non
     assert len(app.layers.features("building", "accepted")) == 2
     assert len(app.layers.features("road", "proposed")) == 1
     assert app.layers.features("building", "proposed") == []
-    assert "1</b> candidates left" in app.panel.progress.value
+    assert "1</b> candidate left" in app.panel.progress.value
 
 
 def test_accept_above_and_delete(project: Project, open_app) -> None:
@@ -91,9 +91,11 @@ def test_undo_redo_follow_the_store(project: Project, open_app) -> None:
     assert ("building", "accepted") in app.layers.groups()
 
 
-def test_next_image_marks_done_and_ends_cleanly(project: Project, open_app) -> None:
+def test_next_image_marks_done_only_when_reviewed_and_ends_cleanly(project: Project, open_app) -> None:
     app = open_app(project)
     ids = [r.id for r in project.images()]
+    assert app.next_image() is None and app.image_id == ids[0]  # 4 candidates left: stays
+    app.accept_above(0.0)
     assert app.next_image() == ids[1]
     assert project.image(ids[0]).state == "done"
     assert app.image_id == ids[1] and app.layers.layers == {}

@@ -177,7 +177,8 @@ def test_shortcuts_dispatch_to_actions(project: Project, tiny_models, open_app) 
     with pytest.raises(InputError, match="no class 3"):
         app.handle_key("3")
     assert app.handle_key("q") is None
-    assert app.handle_key("n") == "next_image" and app.image_id != image_id
+    assert app.handle_key("n") == "next_image" and app.image_id == image_id  # candidates left
+    assert app.handle_key("d") == "finish_reject_rest" and app.image_id != image_id
     assert all(hasattr(app, action) for action, _ in KEYMAP.values())
 
 
@@ -254,7 +255,7 @@ def test_next_image_embedding_is_prefetched_while_working(project: Project, open
     app.box(*box1)  # encodes image 1, then starts encoding image 2 in the background
     app.keeper.join(timeout=120)
     assert seg.encoder_calls == 1 and app.keeper.prefetch_encodes == 1
-    assert app.next_image() == second.id
+    assert app.finish_reject_rest() == second.id
     ann = app.box(*box2)
     assert seg.encoder_calls == 1  # image 2 was not encoded again on the segmenter
     # the moved embedding is the right one: the probe, which encoded image 2 itself, agrees

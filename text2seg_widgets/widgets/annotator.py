@@ -94,7 +94,7 @@ class Annotator:
                             max_display=max_display, basemap=basemap, show_rejected=show_rejected)
         self.display = Display(project, self.state, self.panel, lambda: self.view.layers)
         self.review = ReviewActions(project, self.state, self.display)
-        self.navigation = Navigation(project, self.state, self.display, self.view, self.keeper)
+        self.navigation = Navigation(project, self.state, self.display, self.view, self.panel, self.keeper)
         self.tools = Tools(project, self.state, self.display, self.panel, self.view, self.keeper,
                            busy=lambda: self.runner.busy, prefetch_next=self.navigation.prefetch_next,
                            after_edit=self.review.after_edit)
@@ -259,8 +259,34 @@ class Annotator:
 
     # -- navigation and history ----------------------------------------------------------------
     def next_image(self) -> int | None:
-        """Mark this image done and open the next one to review; its id (None at the end)."""
+        """Mark this image done and open the next one to review; its id. With candidates left on
+        it nothing changes (None) and the message offers "done: reject the rest" and "skip"."""
         return self.navigation.next_image()
+
+    def finish_reject_rest(self) -> int | None:
+        """Reject the candidates left, mark this image done (one undoable step), open the next."""
+        return self.navigation.finish_reject_rest()
+
+    def skip_image(self, reason: str = "") -> int | None:
+        """Mark this image skipped (undoable) and open the next one to review."""
+        return self.navigation.skip_image(reason)
+
+    def go_next(self) -> int | None:
+        """Open the next image in the list (under the filter); no state changes."""
+        return self.navigation.go_next()
+
+    def go_previous(self) -> int | None:
+        """Open the previous image in the list (under the filter); no state changes."""
+        return self.navigation.go_previous()
+
+    def go_to(self, key: int | str) -> int:
+        """Open an image by id, file name or stem."""
+        return self.navigation.go_to(key)
+
+    def set_filter(self, name: str | None) -> None:
+        """Filter the image list and previous/next: None/"all", "unreviewed", "candidates left",
+        "in progress", "done", "skipped"."""
+        self.navigation.set_filter(name)
 
     def undo(self) -> Any:
         return self.navigation.undo()
@@ -308,7 +334,10 @@ class Annotator:
             "accept": self.accept_selected, "reject": self.reject_selected, "relabel": self.relabel_selected,
             "delete": self.delete_selected, "accept_above": self.accept_above, "next": self.next_image,
             "undo": self.undo, "redo": self.redo, "run": self.run_prompt, "tool": self.set_mode,
-            "class": self.set_class, "item": self._item_picked}.items()}
+            "class": self.set_class, "item": self._item_picked, "previous": self.go_previous,
+            "forward": self.go_next, "done_reject": self.finish_reject_rest, "skip": self.skip_image,
+            "filter": self.set_filter, "goto": self.navigation.goto_typed,
+            "image": self.navigation.image_picked}.items()}
 
     def _item_picked(self, value: Any) -> None:
         if value and value != self.state.selection:

@@ -37,6 +37,8 @@ class Display:
         self.state = state
         self.panel = panel
         self._layers = layers
+        #: more redraws to run after each :meth:`refresh` (e.g. the image list)
+        self.also: list[Any] = []
 
     @property
     def layers(self) -> MaskLayers:
@@ -90,6 +92,8 @@ class Display:
                 self.panel.class_picker.value = st.current_class
         self.panel.legend.value = legend_html(classes, st.current_class)
         self.panel.progress.value = sv.progress_html(self.project, st.image_id, items)
+        for redraw in self.also:
+            redraw()
 
     def show_selection(self) -> None:
         self.layers.highlight(self.selected_item())

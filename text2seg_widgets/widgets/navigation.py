@@ -1,7 +1,14 @@
-"""Moving between images and through the history: open an image, next image, undo, redo.
+"""Moving between images and through the history.
 
 :class:`Navigation` opens images on the map (a missing file is reported, its masks still shown),
-moves to the next image to review, and replays the store's undo/redo history.
+finishes images under the review invariant, moves through the image list under a filter, and
+replays the store's undo/redo history on the image it changed.
+
+Review integrity: "Next image" marks the image done only when no proposed candidate is left on
+it; otherwise it stays and says how many are left, offering "done: reject the rest"
+(:meth:`Navigation.finish_reject_rest`, key d) and "skip" (:meth:`Navigation.skip_image`, key x),
+both one undoable store action. Previous/next in the list (keys , and .) and go-to never change
+an image's state.
 """
 
 from __future__ import annotations
@@ -10,16 +17,21 @@ import html
 import logging
 from typing import Any
 
-from text2seg_widgets.errors import InputError
+from text2seg_widgets.errors import InputError, UnreviewedError
 from text2seg_widgets.widgets import storeview as sv
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.mapview import MapView
 from text2seg_widgets.widgets.overlay import load_image
+from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.state import AnnotatorState
 
-__all__ = ["Navigation"]
+__all__ = ["Navigation", "GUARD_HINT"]
 
 log = logging.getLogger(__name__)
+
+#: how the Next guard offers the two ways out
+GUARD_HINT = ("review them (a / r), or press <kbd>d</kbd> done: reject the rest, or <kbd>x</kbd> skip "
+              "this image (both undoable)")
 
 
 class Navigation:
@@ -30,17 +42,22 @@ class Navigation:
         state: the shared :class:`AnnotatorState`.
         display: redraws and messages.
         view: the map the image is shown on.
+        panel: the side panel (filter, go-to box and image list).
         keeper: the segmenter's embedding keeper (the next image is prefetched), or None.
     """
 
     def __init__(self, project: Any, state: AnnotatorState, display: Display, view: MapView,
-                 keeper: Any) -> None:
+                 panel: SidePanel, keeper: Any) -> None:
         self.project = project
         self.state = state
         self.display = display
         self.view = view
+        self.panel = panel
         self.keeper = keeper
+        self.filter: str | None = None
+        display.also.append(self.show_image_list)
 
+    # -- opening -------------------------------------------------------------------------------
     def show_image(self, image_id: int) -> None:
         """Open ``image_id``: load its pixels (a missing file is reported, its masks still shown)."""
         st = self.state
@@ -59,20 +76,111 @@ class Navigation:
         self.view.show(st.image, st.frame)
         self.display.refresh()
 
-    def next_image(self) -> int | None:
-        """Mark this image done and open the next unreviewed one; returns its id (None at the end)."""
-        self.display.require_image()
-        current = self.state.image_id
-        self.project.set_state(current, sv.DONE_STATE)
-        nxt = sv.next_image_id(self.project, current)
+    def _open_next_to_review(self, done_text: str) -> int | None:
+        nxt = sv.next_image_id(self.project, self.state.image_id)
         if nxt is None:
             self.display.refresh()
-            self.display.say("all images are reviewed; export the project (see the quickstart notebook)")
+            self.display.say(f"{done_text}; all images are reviewed: export the project "
+                             "(see the quickstart notebook)")
             return None
         self.show_image(nxt)
+        self.display.say(f"{done_text}; image {nxt} opened")
         return nxt
 
+    # -- finishing -----------------------------------------------------------------------------
+    def next_image(self) -> int | None:
+        """Mark this image done and open the next one to review; returns its id (None: stayed, or
+        nothing is left). With candidates left nothing changes: the message offers the ways out."""
+        self.display.require_image()
+        current = self.state.image_id
+        try:
+            self.project.finish_image(current, rest="require")
+        except UnreviewedError as exc:
+            left = exc.count
+            self.display.say(f"{sv.plural(left, 'candidate')} left on image {current}: {GUARD_HINT}",
+                             error=True)
+            return None
+        return self._open_next_to_review(f"image {current} done")
+
+    def finish_reject_rest(self) -> int | None:
+        """Reject the candidates left, mark this image done (one undoable step), open the next."""
+        self.display.require_image()
+        current = self.state.image_id
+        rejected = self.project.finish_image(current, rest="reject")
+        return self._open_next_to_review(
+            f"image {current} done: {sv.plural(rejected, 'candidate')} rejected (undo: z)")
+
+    def skip_image(self, reason: str = "") -> int | None:
+        """Mark this image skipped (left out of exports; its candidates untouched), open the next."""
+        self.display.require_image()
+        current = self.state.image_id
+        self.project.skip_image(current, reason=reason)
+        return self._open_next_to_review(f"image {current} skipped (undo: z)")
+
+    # -- moving --------------------------------------------------------------------------------
+    def set_filter(self, name: str | None) -> None:
+        """Which images previous/next and the image list go through: None or "all" (every image),
+        "unreviewed", "candidates left", "in progress", "done", "skipped"."""
+        value = None if name in (None, "all") else str(name)
+        self.project.image_summaries(value)  # validates the name (InputError listing the choices)
+        self.filter = value
+        want = "all" if value is None else value
+        if self.panel.filter.value != want:
+            with self.display.syncing():
+                self.panel.filter.value = want
+        self.show_image_list()
+
+    def go_next(self) -> int | None:
+        """The next image in the list (under the filter, wrapping); its state is not changed."""
+        return self._go(self.project.next_image(self.state.image_id, filter=self.filter))
+
+    def go_previous(self) -> int | None:
+        """The previous image in the list (under the filter, wrapping)."""
+        return self._go(self.project.previous_image(self.state.image_id, filter=self.filter))
+
+    def _go(self, record: Any) -> int | None:
+        if record is None or record.id == self.state.image_id:
+            where = "" if self.filter is None else f" with filter '{self.filter}'"
+            self.display.say(f"no other image{where}")
+            return None
+        self.show_image(int(record.id))
+        return int(record.id)
+
+    def go_to(self, key: int | str) -> int:
+        """Open an image by id, file name or file stem (:class:`InputError` with close matches)."""
+        if isinstance(key, str) and not key.strip():
+            raise InputError("type an image id or file name to go to")
+        record = self.project.find_image(key)
+        self.show_image(int(record.id))
+        return int(record.id)
+
+    def goto_typed(self, text: str) -> None:
+        """The go-to box: open what was typed, then clear the box."""
+        if not text:
+            return
+        try:
+            self.go_to(text.strip())
+        finally:
+            with self.display.syncing():
+                self.panel.goto.value = ""
+
+    def image_picked(self, image_id: Any) -> None:
+        if image_id is not None and image_id != self.state.image_id:
+            self.show_image(int(image_id))
+
+    def show_image_list(self) -> None:
+        """Fill the image list (state and counts of every image under the filter)."""
+        options = [(sv.summary_label(s), s.id) for s in self.project.image_summaries(self.filter)]
+        panel = self.panel.images
+        with self.display.syncing():
+            if list(panel.options) != options:
+                panel.options = options
+            current = self.state.image_id
+            panel.value = current if any(v == current for _, v in options) else None
+
+    # -- history -------------------------------------------------------------------------------
     def undo(self) -> Any:
+        """Undo the newest action; opens the image it changed and says what was undone."""
         return self._history(self.project.undo(), "undone")
 
     def redo(self) -> Any:
@@ -80,10 +188,21 @@ class Navigation:
 
     def _history(self, step: Any, verb: str) -> Any:
         self.state.session = None
-        self.display.refresh()
-        self.display.say(f"{verb}: {html.escape(str(step))}" if step else f"nothing to be {verb}")
+        if step is None:
+            self.display.refresh()
+            self.display.say(f"nothing to be {verb}")
+            return None
+        changed = tuple(getattr(step, "image_ids", ()) or ())
+        opened = ""
+        if changed and self.state.image_id not in changed:
+            self.show_image(changed[0])
+            opened = f" (image {changed[0]} opened)"
+        else:
+            self.display.refresh()
+        self.display.say(f"{verb}: {html.escape(str(step))}{opened}")
         return step
 
+    # -- background ----------------------------------------------------------------------------
     def prefetch_next(self) -> None:
         """Encode the next image in the background (called once this image is encoded)."""
         image_id = self.state.image_id

@@ -1,8 +1,10 @@
-"""The side panel: progress, messages, candidate list, review buttons, tools, prompts, help.
+"""The side panel: progress, messages, image navigation, candidate list, review buttons, tools,
+prompts, help.
 
-The panel only builds widgets and forwards user events to the :class:`Annotator`'s action
-methods; it holds no state of its own that the store does not also hold. Every control carries a
-``t2s-*`` CSS class so that browser tests (and custom CSS) can find it.
+The panel only builds widgets and forwards user events to the callables it is bound to; it holds
+no state of its own that the store does not also hold. Every control carries a ``t2s-*`` CSS class
+so that browser tests (and custom CSS) can find it. The message area has a fixed height and wraps
+long text, so messages never push the buttons down.
 """
 
 from __future__ import annotations
@@ -13,20 +15,28 @@ import ipywidgets as w
 
 from text2seg_widgets.widgets.shortcuts import help_html
 
-__all__ = ["SidePanel", "TOOLS", "BRANCH_NAMES"]
+__all__ = ["SidePanel", "TOOLS", "BRANCH_NAMES", "FILTERS"]
 
 #: (label, tool) of the map tools: select masks; draw a SAM box, a polygon that adds a mask or one
 #: that cuts from the selected mask; positive / negative SAM points
 TOOLS = (("select", "select"), ("box", "box"), ("polygon adds", "polygon-add"),
          ("polygon cuts", "polygon-cut"), ("+ point", "positive"), ("- point", "negative"))
 BRANCH_NAMES = ("detector", "heatmap", "filter", "concept")
+#: (label, value) of the image filter; "all" stands for no filter
+FILTERS = (("all images", "all"), ("unreviewed", "unreviewed"), ("candidates left", "candidates left"),
+           ("in progress", "in progress"), ("done", "done"), ("skipped", "skipped"))
 
 
 def _button(description: str, css: str, tooltip: str = "", style: str = "") -> w.Button:
     b = w.Button(description=description, tooltip=tooltip, button_style=style,
-                 layout=w.Layout(width="auto", min_width="60px"))
+                 layout=w.Layout(width="auto", min_width="44px"))
     b.add_class(css)
     return b
+
+
+def _row(children: Sequence[w.Widget]) -> w.HBox:
+    """A row that wraps instead of overflowing the panel."""
+    return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap", width="100%"))
 
 
 class SidePanel:
@@ -34,56 +44,92 @@ class SidePanel:
 
     def __init__(self, class_names: Sequence[str], width: str = "340px") -> None:
         self.progress = w.HTML().add_class("t2s-progress")
-        self.message = w.HTML().add_class("t2s-message")
+        self.message = w.HTML(layout=w.Layout(height="4.5em", overflow="auto", width="95%")
+                              ).add_class("t2s-message")
+        self._navigation_controls()
+        self._review_controls(class_names)
+        self._tool_controls()
+        self._prompt_controls()
+        self.legend = w.HTML().add_class("t2s-legend")
+        self.help = w.HTML(help_html()).add_class("t2s-help")
+        self._bound: list[tuple[str, Any, Any]] = []
+        self.widget = self._layout(width)
+
+    def _navigation_controls(self) -> None:
+        self.previous = _button("\u25c0", "t2s-prev", "previous image in the list (,)")
+        self.next = _button("Next image", "t2s-next", "mark this image done (when nothing is left to review) "
+                            "and open the next one to review (n)", "primary")
+        self.forward = _button("\u25b6", "t2s-forward", "next image in the list, without marking anything (.)")
+        self.done_reject = _button("Done: reject rest", "t2s-done-reject",
+                                   "reject the candidates left, mark this image done, open the next (d)")
+        self.skip = _button("Skip", "t2s-skip", "mark this image skipped (left out of exports), open the next (x)")
+        self.filter = w.Dropdown(options=list(FILTERS), value="all", description="show",
+                                 layout=w.Layout(width="55%"), style={"description_width": "40px"}
+                                 ).add_class("t2s-filter")
+        self.goto = w.Text(placeholder="go to id or name", continuous_update=False,
+                           layout=w.Layout(width="40%")).add_class("t2s-goto")
+        self.images = w.Select(options=[], rows=5, layout=w.Layout(width="95%")).add_class("t2s-images")
+
+    def _review_controls(self, class_names: Sequence[str]) -> None:
         self.class_picker = w.Dropdown(options=list(class_names), description="class",
                                        layout=w.Layout(width="95%")).add_class("t2s-class")
-        self.items = w.Select(options=[], rows=10, layout=w.Layout(width="95%")).add_class("t2s-items")
+        self.items = w.Select(options=[], rows=8, layout=w.Layout(width="95%")).add_class("t2s-items")
         self.accept = _button("Accept", "t2s-accept", "accept the selected candidate (a)", "success")
         self.reject = _button("Reject", "t2s-reject", "reject the selected candidate (r)", "danger")
         self.relabel = _button("Relabel", "t2s-relabel", "give the selected mask the class above")
         self.delete = _button("Delete", "t2s-delete", "delete the selected annotation (Delete)")
         self.min_score = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="score >=",
-                                       layout=w.Layout(width="70%")).add_class("t2s-min-score")
-        self.accept_above = _button("Accept all", "t2s-accept-above", "accept every proposed candidate above the score")
-        self.next = _button("Next image", "t2s-next", "mark this image reviewed and open the next unreviewed (n)",
-                            "primary")
-        self.undo = _button("Undo", "t2s-undo", "undo (z / ctrl+z)")
-        self.redo = _button("Redo", "t2s-redo", "redo (y / ctrl+y)")
+                                       layout=w.Layout(width="65%")).add_class("t2s-min-score")
+        self.accept_above = _button("Accept all", "t2s-accept-above",
+                                    "accept every proposed candidate above the score")
+        self.undo = _button("Undo", "t2s-undo", "undo (z / ctrl+z); opens the image it changes")
+        self.redo = _button("Redo", "t2s-redo", "redo (y / ctrl+y); opens the image it changes")
+
+    def _tool_controls(self) -> None:
         self.tool = w.ToggleButtons(options=list(TOOLS), value="select", style={"button_width": "auto"},
-                                    tooltips=["click a mask to select it", "draw a box: SAM makes the mask",
-                                              "draw a polygon: a new mask", "draw a polygon: cut it from "
-                                              "the selected mask", "click: SAM adds this point",
-                                              "click: SAM removes this point"])
+                                    tooltips=["click a mask to select it (s)", "draw a box: SAM makes the mask (b)",
+                                              "draw a polygon: a new mask (o)",
+                                              "draw a polygon: cut it from the selected mask (c)",
+                                              "click: SAM adds this point (p)", "click: SAM removes this point (m)"])
         self.tool.add_class("t2s-tool").add_class("t2s-mode")
+
+    def _prompt_controls(self) -> None:
         self.prompt = w.Text(placeholder="text prompt, e.g. red roof", layout=w.Layout(width="65%")
                              ).add_class("t2s-prompt")
         self.run = _button("Run", "t2s-run", "run the Text2Seg pipeline on this image for the chosen class")
+        self.run_reason = w.HTML(layout=w.Layout(width="95%")).add_class("t2s-run-reason")
         self.running = w.IntProgress(value=0, min=0, max=1, bar_style="info",
                                      layout=w.Layout(width="95%", visibility="hidden")).add_class("t2s-running")
         self.branches = {b: w.Checkbox(value=b in ("detector", "heatmap", "filter"), description=b, indent=False,
-                                       layout=w.Layout(width="auto")) for b in BRANCH_NAMES}
-        self.box_threshold = w.FloatSlider(value=0.3, min=0.05, max=0.95, step=0.05, description="box thr")
-        self.clip_threshold = w.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.05, description="clip thr")
-        self.legend = w.HTML().add_class("t2s-legend")
-        self.help = w.HTML(help_html())
-        self._bound: list[tuple[str, Any, Any]] = []
-        self.widget = self._layout(width)
+                                       layout=w.Layout(width="auto", min_width="0", margin="0 8px 0 0"))
+                         for b in BRANCH_NAMES}
+        slider = {"layout": w.Layout(width="95%"), "style": {"description_width": "60px"}}
+        self.box_threshold = w.FloatSlider(value=0.3, min=0.05, max=0.95, step=0.05, description="box thr",
+                                           **slider)
+        self.clip_threshold = w.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.05, description="clip thr",
+                                            **slider)
 
     def _layout(self, width: str) -> w.VBox:
-        settings = w.VBox([w.HBox(list(self.branches.values())), self.box_threshold, self.clip_threshold])
-        extras = w.Accordion(children=[settings, self.help], titles=("prompt settings", "help"))
+        settings = w.VBox([_row(self.branches.values()), self.box_threshold, self.clip_threshold],
+                          layout=w.Layout(width="100%", overflow="hidden")).add_class("t2s-settings")
+        extras = w.Accordion(children=[settings, self.help], titles=("prompt settings", "help"),
+                             layout=w.Layout(width="95%"))
         extras.selected_index = None
         box = w.VBox([
-            self.progress, self.message, self.class_picker, self.items,
-            w.HBox([self.accept, self.reject, self.relabel, self.delete]),
-            w.HBox([self.min_score, self.accept_above]),
-            w.HBox([self.next, self.undo, self.redo]),
+            self.progress, self.message,
+            _row([self.previous, self.next, self.forward, self.done_reject, self.skip]),
+            _row([self.filter, self.goto]), self.images,
+            self.class_picker, self.items,
+            _row([self.accept, self.reject, self.relabel, self.delete]),
+            _row([self.min_score, self.accept_above]),
+            _row([self.undo, self.redo]),
             self.tool,
-            w.HBox([self.prompt, self.run]), self.running,
+            _row([self.prompt, self.run]), self.run_reason, self.running,
             self.legend, extras,
-        ], layout=w.Layout(width=width, min_width=width, padding="0 0 0 8px"))
+        ], layout=w.Layout(width=width, min_width=width, padding="0 0 0 8px", overflow="hidden auto"))
         return box.add_class("t2s-panel")
 
+    # -- events --------------------------------------------------------------------------------
     def bind(self, actions: Mapping[str, Callable[..., Any]], syncing: Callable[[], bool]) -> None:
         """Connect the controls to ``actions`` (undone by :meth:`unbind`).
 
@@ -111,11 +157,13 @@ class SidePanel:
         """Control name -> button."""
         return {"accept": self.accept, "reject": self.reject, "relabel": self.relabel, "delete": self.delete,
                 "accept_above": self.accept_above, "next": self.next, "undo": self.undo, "redo": self.redo,
-                "run": self.run}
+                "run": self.run, "previous": self.previous, "forward": self.forward,
+                "done_reject": self.done_reject, "skip": self.skip}
 
     def value_controls(self) -> dict[str, w.ValueWidget]:
         """Control name -> control whose value changes are actions."""
-        return {"tool": self.tool, "class": self.class_picker, "item": self.items}
+        return {"tool": self.tool, "class": self.class_picker, "item": self.items, "filter": self.filter,
+                "goto": self.goto, "image": self.images}
 
     def unbind(self) -> None:
         """Disconnect every handler :meth:`bind` connected."""

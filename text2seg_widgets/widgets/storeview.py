@@ -17,7 +17,7 @@ from text2seg_widgets.widgets.layers import MaskItem
 from text2seg_widgets.widgets.overlay import LoadedImage
 
 __all__ = ["class_list", "first_image_id", "next_image_id", "frame_of", "mask_items", "item_label",
-           "progress_html", "plural", "DONE_STATE", "OPEN_STATES"]
+           "progress_html", "summary_label", "plural", "DONE_STATE", "OPEN_STATES"]
 
 #: the state "Next image" gives the image being left; the states of images still to review
 DONE_STATE = "done"
@@ -92,6 +92,14 @@ def progress_html(project: Any, image_id: int | None, items: list[MaskItem]) -> 
     left = sum(1 for it in items if it.status == "proposed")
     accepted = sum(1 for it in items if it.status == "accepted")
     where = "no image" if image_id is None else f"image {image_id}"
+    cands = "candidate" if left == 1 else "candidates"
+    anns = "annotation" if accepted == 1 else "annotations"
     return (f"<div style='font-size:13px'><b>{done}/{len(images)}</b> images done &middot; "
-            f"{html.escape(where)}: <b class='t2s-left'>{left}</b> candidates left, "
-            f"<b class='t2s-accepted'>{accepted}</b> annotations</div>")
+            f"{html.escape(where)}: <b class='t2s-left'>{left}</b> {cands} left, "
+            f"<b class='t2s-accepted'>{accepted}</b> {anns}</div>")
+
+
+def summary_label(summary: Any) -> str:
+    """One line of the image list: id, file name, state, candidates left, annotations."""
+    return (f"{summary.id}: {summary.name} \u2014 {summary.state}, "
+            f"{plural(summary.proposed, 'candidate')} left, {plural(summary.annotations, 'annotation')}")
