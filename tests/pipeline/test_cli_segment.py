@@ -9,7 +9,7 @@ from PIL import Image
 
 from tests.tiny_models import synthetic_rgb
 from text2seg_widgets.cli import main
-from text2seg_widgets.pipeline import rle_to_mask
+from text2seg_widgets.core import rle_to_mask
 
 
 @pytest.fixture()
