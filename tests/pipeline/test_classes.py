@@ -46,7 +46,12 @@ def test_repeated_synonyms_are_collapsed():
     (" , ", "empty"),
     ("building,road,Building", "duplicate class name"),
     ("building: roof\nbuilding: house", "duplicate class name"),
-    ("bad;name", "not allowed"),
+    ("bad|name", "not allowed"),
+    ("a: b: c", "more than one ':'"),
+    ("urban: building; water, lake", "several names without a ':'"),
+    ("urban: x; : lake", "a class name is empty in entry ': lake'"),
+    ("a: x; A: y", "duplicate class name 'A'"),
+    ("; ;", "the class list is empty"),
     ("building: roof\n: road", "name is empty"),
 ])
 def test_bad_class_lists(text, message):
@@ -64,3 +69,37 @@ def test_index_lookup_is_case_insensitive_and_unknown_is_clear():
     assert cs.index("ROAD") == 1
     with pytest.raises(InputError, match="known classes: building, road"):
         cs.index("water")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("urban: building, houses; water: lake", {"urban": ["building", "houses"], "water": ["lake"]}),
+    ("building; road", {"building": ["building"], "road": ["road"]}),
+    ("water:", {"water": ["water"]}),
+    ("a: x, , y # comment\nb", {"a": ["x", "y"], "b": ["b"]}),
+])
+def test_inline_synonyms_with_semicolons(text, expected):
+    assert ClassSet.parse(text).to_dict() == expected
+
+
+def test_from_arg_reads_a_file_or_inline_text(tmp_path, monkeypatch):
+    path = tmp_path / "classes.txt"
+    path.write_text("building: roof, house\nroad\n")
+    assert ClassSet.from_arg(str(path)).to_dict() == {"building": ["roof", "house"],
+                                                      "road": ["road"]}
+    monkeypatch.chdir(tmp_path)
+    assert ClassSet.from_arg("classes.txt").names == ["building", "road"]
+    (tmp_path / "c.yaml").write_text("water: [lake, river]\n")
+    assert ClassSet.from_arg("c.yaml").to_dict() == {"water": ["lake", "river"]}
+    assert ClassSet.from_arg("urban: building; water: lake").names == ["urban", "water"]
+    with pytest.raises(InputError, match="class file 'other.txt' does not exist"):
+        ClassSet.from_arg("other.txt")
+
+
+def test_segment_and_pseudo_label_use_the_same_reader(tmp_path):
+    from text2seg_widgets.cli.segment import parse_classes
+
+    cs = parse_classes("urban: building, houses; water: lake", background=True)
+    assert cs.to_dict() == {"urban": ["building", "houses"], "water": ["lake"],
+                            "background": ["background", "bare ground", "grass"]}
+    with pytest.raises(InputError, match="more than one ':'"):
+        parse_classes("a: b: c", background=False)

@@ -21,7 +21,7 @@ def _run(*args: str) -> tuple[int, str]:
 def test_create_add_stats_export_import_relink(tmp_path: Path) -> None:
     proj = tmp_path / "proj"
     code, out = _run("project", "create", str(proj), "--classes", "building, road")
-    assert code == 0 and "building, road" in out
+    assert code == 0 and "classes: building (building); road (road)" in out
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     write_png(imgs / "a.png")
@@ -74,3 +74,30 @@ def test_create_add_stats_export_import_relink(tmp_path: Path) -> None:
     assert code == 0 and "0 image(s) still missing" in out
     code, out = _run("project", "stats", str(tmp_path / "nope"))
     assert code == 1 and "not a text2seg project" in out
+
+
+def test_create_reads_class_files_and_inline_synonyms(tmp_path: Path) -> None:
+    """One parser for create, segment and pseudo-label: a file, inline synonyms, clear errors."""
+    (tmp_path / "classes.txt").write_text("building: building, roof, house\nwater: lake, river\n"
+                                          "background: ground\n")
+    cases = [(str(tmp_path / "classes.txt"), [("building", ("building", "roof", "house")),
+                                              ("water", ("lake", "river"))]),
+             ("urban: building, houses; water: lake", [("urban", ("building", "houses")),
+                                                        ("water", ("lake",))]),
+             ("building,road", [("building", ("building",)), ("road", ("road",))])]
+    for i, (arg, want) in enumerate(cases):
+        code, out = _run("project", "create", str(tmp_path / f"p{i}"), "--classes", arg)
+        assert code == 0, out
+        with Project.open(tmp_path / f"p{i}") as p:
+            assert [(c.name, c.prompts) for c in p.classes] == want
+    assert "'background' entry is not a project class" in _run(
+        "project", "create", str(tmp_path / "p9"), "--classes", str(tmp_path / "classes.txt"))[1]
+    bad = [("classes.txt", "class file 'classes.txt' does not exist"),
+           ("a: b: c", "more than one ':'"),
+           ("urban: building; water, lake", "several names without a ':'"),
+           ("urban: x; : lake", "a class name is empty in entry ': lake'"),
+           ("a: x; A: y", "duplicate class name 'A'")]
+    for i, (arg, message) in enumerate(bad):
+        code, out = _run("project", "create", str(tmp_path / f"bad{i}"), "--classes", arg)
+        assert code == 1 and message in out and "Traceback" not in out, out
+        assert not (tmp_path / f"bad{i}" / "project.sqlite").exists()

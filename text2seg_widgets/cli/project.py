@@ -46,15 +46,23 @@ def project_group() -> None:
 @project_group.command("create")
 @_project_arg
 @click.option("--classes", required=True,
-              help="Comma-separated class names, e.g. 'building,road,water'.")
+              help="Class names ('building,road,water'), classes with synonyms ('urban: "
+                   "building, houses; water: lake') or a class file (classes.txt / .yaml, one "
+                   "'name: synonym, synonym' per line). Synonyms become the class's prompts.")
 def create_command(project: Path, classes: str) -> None:
     """Create a new project folder with its classes."""
+    from text2seg_widgets.pipeline.classes import ClassSet
     from text2seg_widgets.store import Project
 
-    names = [c.strip() for c in classes.split(",") if c.strip()]
     with _errors():
-        with Project.create(project, classes=names) as p:
-            click.echo(f"created {project} with classes: {', '.join(c.name for c in p.classes)}")
+        class_set = ClassSet.from_arg(classes)
+        specs = [{"name": c.name, "prompts": list(c.prompts)} for c in class_set]
+        with Project.create(project, classes=specs) as p:
+            click.echo(f"created {project} with classes: " + "; ".join(
+                f"{c.name} ({', '.join(c.prompts)})" for c in p.classes))
+        if class_set.background is not None:
+            click.echo("note: the 'background' entry is not a project class; pass its prompts "
+                       "to segment/pseudo-label runs (their --background option)")
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:

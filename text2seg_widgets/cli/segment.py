@@ -18,9 +18,7 @@ def parse_classes(value: str, background: bool):
     """``--classes`` is a comma list or the path of a class file."""
     from text2seg_widgets.pipeline import ClassSet
 
-    if Path(value).suffix.lower() in (".txt", ".yaml", ".yml") or Path(value).is_file():
-        return ClassSet.from_file(value, background=background or None)
-    return ClassSet.parse(value, background=background or None)
+    return ClassSet.from_arg(value, background=background or None)
 
 
 def parse_models(value: str) -> str | dict[str, str]:

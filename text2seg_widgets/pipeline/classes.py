@@ -1,7 +1,9 @@
 """Class sets: the classes an annotator asks for, each with its text prompts (synonyms).
 
-A class set is written as a comma list (``"building,road,water"``) or as a small file with one
-class per line, ``name: prompt, prompt, ...`` (a YAML mapping of ``name: [prompts]`` works too)::
+A class set is written as a comma list (``"building,road,water"``), inline with synonyms
+(``"urban: building, houses; water: lake"``: classes separated by ``;``, each ``name: prompt,
+prompt``), or as a small file with one class per line (a YAML mapping of ``name: [prompts]``
+works too); :meth:`ClassSet.from_arg` is the one reader of a ``--classes`` value::
 
     building: building, roof, house
     road: road, street, highway
@@ -33,6 +35,7 @@ DEFAULT_BACKGROUND_PROMPTS = ("background", "bare ground", "grass")
 _PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
 
+_FILE_SUFFIXES = (".txt", ".yaml", ".yml", ".csv")
 _NAME_RE = re.compile(r"^[\w][\w \-\.()/']*$", re.UNICODE)
 
 
@@ -117,22 +120,45 @@ class ClassSet:
 
     @classmethod
     def parse(cls, text: str, *, background: Sequence[str] | bool | None = None) -> "ClassSet":
-        """From ``"building,road"`` or the multi-line ``name: prompt, prompt`` form."""
-        lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-        lines = [ln for ln in lines if ln]
-        if len(lines) <= 1 and ":" not in text:
-            names = [n for n in (text.split(",") if text else [])]
-            if not [n for n in names if n.strip()]:
-                raise InputError("the class list is empty: give at least one class, e.g. 'building,road'")
-            return cls.from_names([n for n in names if n.strip()] or names, background=background)
+        """From inline text or a class file's text (the grammar is in the module doc).
+
+        Entries are separated by new lines or ``;``. When no entry has a ``:``, every name in a
+        comma list is a class (``"building,road"``); otherwise each entry is ``name: synonym,
+        synonym`` (or a bare name) and the synonyms are the class's prompts. What cannot be read
+        that way raises :class:`InputError` naming the entry."""
+        entries = [e.strip() for ln in text.splitlines() for e in ln.split("#", 1)[0].split(";")]
+        entries = [e for e in entries if e]
+        if not any(":" in e for e in entries):
+            names = [n for e in entries for n in e.split(",") if n.strip()]
+            if not names:
+                raise InputError("the class list is empty: give at least one class, e.g. "
+                                 "'building,road' or 'urban: building, houses; water: lake'")
+            return cls.from_names(names, background=background)
         mapping: dict[str, list[str]] = {}
-        for ln in lines:
-            name, _, prompts = ln.partition(":")  # a bare name is its own prompt
-            key = _clean_name(name)
-            if key in mapping:
-                raise InputError(f"duplicate class name {key!r} in the class file")
-            mapping[key] = [p for p in prompts.split(",") if p.strip()] or [key]
+        for entry in entries:
+            key, prompts = _entry(entry)
+            if key.lower() in (k.lower() for k in mapping):
+                raise InputError(f"duplicate class name {key!r} in the class list; list each "
+                                 "class once with all its synonyms: 'name: synonym, synonym'")
+            mapping[key] = prompts
         return cls.from_names(mapping, background=background)
+
+    @classmethod
+    def from_arg(cls, value: str, *,
+                 background: Sequence[str] | bool | None = None) -> "ClassSet":
+        """The ONE reader of a ``--classes`` value (``project create``, ``segment``,
+        ``pseudo-label``, notebooks): the path of an existing class file (``.txt`` lines or a
+        ``.yaml`` mapping), else inline text for :meth:`parse`. A value that looks like a file
+        (ends in .txt/.yaml/.yml/.csv) but is not one raises :class:`InputError`."""
+        value = str(value)
+        path = Path(value.strip())
+        if path.is_file():
+            return cls.from_file(path, background=background)
+        if path.suffix.lower() in _FILE_SUFFIXES and ":" not in value and "," not in value:
+            raise InputError(f"class file {value!r} does not exist (looked in {Path.cwd()}); "
+                             "give an existing file or the classes inline, e.g. "
+                             "'building: building, roof; water: lake, river'")
+        return cls.parse(value, background=background)
 
     @classmethod
     def from_file(cls, path: str | Path, *, background: Sequence[str] | bool | None = None) -> "ClassSet":
@@ -187,6 +213,24 @@ class ClassSet:
 
     def __repr__(self) -> str:
         return f"ClassSet({self.to_dict()!r})"
+
+
+def _entry(entry: str) -> tuple[str, list[str]]:
+    """``name: synonym, synonym`` (or a bare name) -> (name, prompts)."""
+    if entry.count(":") > 1:
+        raise InputError(f"cannot read class entry {entry!r}: it has more than one ':'; separate "
+                         "classes with ';' or new lines, e.g. 'urban: building, houses; water: "
+                         "lake'")
+    name, colon, rest = entry.partition(":")
+    if not colon and "," in name:
+        raise InputError(f"cannot read class entry {entry!r}: several names without a ':'; write "
+                         "'name: synonym, synonym' or give each class its own entry")
+    if not name.strip():
+        raise InputError(f"a class name is empty in entry {entry!r}; write 'name: synonym, "
+                         "synonym'")
+    key = _clean_name(name)
+    prompts = [p for p in rest.split(",") if p.strip()]
+    return key, prompts or [key]
 
 
 def _clean_name(name: object) -> str:
