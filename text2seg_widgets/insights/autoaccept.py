@@ -105,7 +105,8 @@ def preview_accept_calibrated(project: Any, image_id: int | None = None, *,
         t = table[key]
         items = sorted(chosen[key], key=lambda s: (-s[0], s[1]))
         ids += [cid for _, cid in items]
-        groups.append(GroupPlan(key[0], key[1], float(t.threshold), float(t.precision), len(items)))  # type: ignore[arg-type]
+        groups.append(GroupPlan(key[0], key[1], float(t.threshold),  # type: ignore[arg-type]
+                                float(t.precision), len(items)))  # type: ignore[arg-type]
     notes = []
     for key in sorted(missing):
         t = table.get(key)
