@@ -121,6 +121,20 @@ def stats_command(project: Path, as_json: bool) -> None:
     if overall["count"]:
         click.echo(f"agreement (IoU accepted vs candidate): mean {overall['mean']:.3f} over "
                    f"{overall['count']}")
+    _echo_effort(stats["effort"])
+
+
+def _echo_effort(rows: list[dict[str, Any]]) -> None:
+    """The effort table: per class, how accepted objects were made and what they cost."""
+    def fmt(value: float | None, unit: str) -> str:
+        return "-" if value is None else f"{value:.1f}{unit}"
+
+    click.echo("effort per class: accepted unchanged / corrected / drawn, median seconds and "
+               "actions per object")
+    for r in rows:
+        click.echo(f"  {r['class_name']}: {r['accepted_unchanged']} / {r['corrected']} / "
+                   f"{r['drawn']}, {fmt(r['median_seconds_per_object'], ' s')}, "
+                   f"{fmt(r['median_actions_per_object'], ' actions')}")
 
 
 def _exporter(fmt: str) -> Callable[..., Any]:

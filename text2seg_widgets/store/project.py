@@ -331,10 +331,11 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, ReviewMixin):
         return _history.history(self._db, limit)
 
     def stats(self) -> dict[str, Any]:
-        """Review statistics; see :func:`text2seg_widgets.store.stats.review_stats`."""
+        """Review statistics (:func:`text2seg_widgets.store.stats.review_stats`) plus
+        ``effort``: :meth:`effort` per class."""
         from text2seg_widgets.store.stats import review_stats
 
-        return review_stats(self._db)
+        return review_stats(self._db) | {"effort": self.effort()}
 
     def agreement(self) -> list[dict[str, Any]]:
         """Per accepted annotation: IoU with the candidate it came from (1.0 = not edited)."""

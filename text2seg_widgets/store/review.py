@@ -53,6 +53,19 @@ def _mask_columns(rle: dict[str, Any]) -> dict[str, Any]:
             "bbox": json.dumps(rle_bbox(rle)), "area": rle_area(rle)}
 
 
+def _check_actions(actions: Any) -> int:
+    if isinstance(actions, bool) or not isinstance(actions, (int, np.integer)) or actions < 0:
+        raise InputError(f"actions must be a whole number >= 0 (clicks, boxes or polygon edits "
+                         f"spent), got {actions!r}")
+    return int(actions)
+
+
+def _edited(row: dict[str, Any], actions: int) -> dict[str, Any]:
+    """Effort columns after an edit of ``actions`` steps (drawn stays drawn)."""
+    origin = row["origin"] if row["origin"] == "drawn" else "corrected"
+    return {"origin": origin, "edit_actions": int(row["edit_actions"]) + actions}
+
+
 class ReviewMixin:
     """Candidate and annotation methods; needs ``_db``, ``user``, ``image``, ``class_info``."""
 
@@ -143,12 +156,16 @@ class ReviewMixin:
     def _accept_in(self, tx: Tx, candidate_id: int, class_id: int | None, who: str | None) -> int:
         row = self._review_candidate(tx, candidate_id, "accepted", who)
         stamp = now()
+        relabelled = class_id is not None and class_id != row["class_id"]
         ann_id = tx.insert("annotations", {
             "image_id": row["image_id"], "class_id": class_id or row["class_id"],
             "counts": row["counts"], "height": row["height"], "width": row["width"],
             "bbox": row["bbox"], "area": row["area"], "score": row["score"],
             "source": row["branch"], "candidate_id": row["id"], "user": who,
-            "created_at": stamp, "updated_at": stamp})
+            "created_at": stamp, "updated_at": stamp,
+            # accepted as another class: one correction; else taken as proposed
+            "origin": "corrected" if relabelled else "proposed",
+            "edit_actions": 1 if relabelled else 0})
         self._touch_image(tx, row["image_id"], who)
         return ann_id
 
@@ -204,8 +221,12 @@ class ReviewMixin:
         return annotation_from_row(rows[0], self._class_names()[rows[0]["class_id"]])
 
     def add_annotation(self, image_id: int, mask: Any, class_name: str, source: str = "manual",
-                       score: float = 1.0, user: str | None = None) -> int:
-        """Add a hand-made mask (array or COCO RLE in the image's pixels); returns its id."""
+                       score: float = 1.0, user: str | None = None, *, actions: int = 1) -> int:
+        """Add a hand-made mask (array or COCO RLE in the image's pixels); returns its id.
+
+        Effort: origin ``drawn`` with ``edit_actions = actions`` (the clicks/boxes/polygons it
+        took); ``source="import"`` makes it ``imported`` (0 actions)."""
+        actions = _check_actions(actions)
         rec = self.image(image_id)
         class_id = self.class_info(class_name).id
         rle = _rle_of(mask, rec.height, rec.width)
@@ -217,7 +238,9 @@ class ReviewMixin:
             ann_id = tx.insert("annotations", {
                 "image_id": rec.id, "class_id": class_id, **_mask_columns(rle),
                 "score": float(score), "source": source, "candidate_id": None, "user": who,
-                "created_at": stamp, "updated_at": stamp})
+                "created_at": stamp, "updated_at": stamp,
+                "origin": "imported" if source == "import" else "drawn",
+                "edit_actions": 0 if source == "import" else actions})
             self._touch_image(tx, rec.id, who)
         return ann_id
 
@@ -236,10 +259,14 @@ class ReviewMixin:
             rle = _rle_of(item["mask"], rec.height, rec.width)
             if rle_area(rle) == 0:
                 continue
+            source = str(item.get("source", "import"))
             rows.append({"image_id": rec.id, "class_id": ids_by_name[item["class_name"]],
                          **_mask_columns(rle), "score": float(item.get("score", 1.0)),
-                         "source": str(item.get("source", "import")), "candidate_id": None,
-                         "user": who, "created_at": stamp, "updated_at": stamp})
+                         "source": source, "candidate_id": None,
+                         "user": who, "created_at": stamp, "updated_at": stamp,
+                         "origin": "imported" if source == "import" else "drawn",
+                         "edit_actions": 0 if source == "import" else
+                         _check_actions(item.get("actions", 1))})
         if not rows:
             return []
         with self._db.action(description or f"add {len(rows)} annotations", user=who) as tx:
@@ -265,11 +292,15 @@ class ReviewMixin:
         return row
 
     def update_annotation_mask(self, annotation_id: int, mask: Any, user: str | None = None,
-                               *, expected: AnnotationRecord | None = None) -> None:
+                               *, expected: AnnotationRecord | None = None,
+                               actions: int = 1) -> None:
         """Replace an annotation's mask (bbox and area follow). An empty mask is refused.
 
         ``expected``: the record the edit started from; if the stored annotation differs (another
-        session edited it meanwhile) :class:`ConflictError` is raised instead of overwriting."""
+        session edited it meanwhile) :class:`ConflictError` is raised instead of overwriting.
+        Effort: ``edit_actions += actions`` (clicks/boxes/polygon edits of this refinement); the
+        origin becomes ``corrected`` unless the annotation was ``drawn``."""
+        actions = _check_actions(actions)
         who = user or self.user
         with self._db.action(f"edit mask of annotation {annotation_id}", user=who) as tx:
             row = self._existing(tx, annotation_id, expected)
@@ -277,17 +308,20 @@ class ReviewMixin:
             if rle_area(rle) == 0:
                 raise InputError("the edited mask is empty; use delete_annotation() to remove it")
             tx.update("annotations", row["id"], {**_mask_columns(rle), "user": who,
-                                                 "updated_at": now()})
+                                                 "updated_at": now(), **_edited(row, actions)})
 
     def relabel(self, annotation_id: int, class_name: str, user: str | None = None, *,
                 expected: AnnotationRecord | None = None) -> None:
+        """Give an annotation another class (one edit action: a proposal becomes
+        ``corrected``); relabelling to its own class costs no effort."""
         class_id = self.class_info(class_name).id
         who = user or self.user
         with self._db.action(f"relabel annotation {annotation_id} as {class_name!r}",
                              user=who) as tx:
             row = self._existing(tx, annotation_id, expected)
+            effort = _edited(row, 1) if row["class_id"] != class_id else {}
             tx.update("annotations", row["id"], {"class_id": class_id, "user": who,
-                                                 "updated_at": now()})
+                                                 "updated_at": now(), **effort})
 
     def delete_annotation(self, annotation_id: int, user: str | None = None, *,
                           expected: AnnotationRecord | None = None) -> None:
