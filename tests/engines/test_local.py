@@ -18,7 +18,7 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.scene import open_scene
 from text2seg_widgets.models import weights
 from text2seg_widgets.pipeline.pipeline import Text2SegPipeline
-from text2seg_widgets.pipeline.scene_runner import segment_scene
+from text2seg_widgets.cli.segment import segment_scene
 from text2seg_widgets.store import Project
 
 
@@ -64,7 +64,7 @@ def test_one_tile_image_gets_exactly_the_pipelines_candidates(reference, engine_
     assert expected and reference.candidates_by_path()[potsdam.name] == expected
 
 
-def test_tiled_image_gets_the_scene_runners_candidates(reference, engine_models, tmp_path):
+def test_tiled_image_gets_segments_candidates(reference, engine_models, tmp_path):
     loveda = reference.images[3]
     settings = make_settings()
     pipeline = Text2SegPipeline(engine_models, settings.classes, settings.config)

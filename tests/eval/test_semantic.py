@@ -86,7 +86,7 @@ def test_pairing_and_size_errors(rs_samples, tmp_path):
 
 
 def test_package_label_geotiff_is_read_by_class_names(rs_samples, tmp_path):
-    from text2seg_widgets.imagery.writers import write_label_geotiff
+    from text2seg_widgets.export.rasters import write_label_geotiff
 
     gt = load_label(rs_samples / "potsdam/labels/2_10_0_0_512_512.png", "potsdam")
     # our convention: 0 background, i = i-th class of the run's names (different order, other spellings)

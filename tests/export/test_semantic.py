@@ -12,7 +12,7 @@ from PIL import Image
 
 from text2seg_widgets import InputError
 from text2seg_widgets.export import export_semantic
-from text2seg_widgets.imagery.writers import read_class_names
+from text2seg_widgets.imagery.labels import read_class_names
 from text2seg_widgets.store import Project
 from tests.store.helpers import rect, write_geotiff, write_png
 

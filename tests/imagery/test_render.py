@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.imagery.render import (PreviewCanvas, blend_overlay, colorize, draw_legend,
+from text2seg_widgets.export.previews import (PreviewCanvas, blend_overlay, colorize, draw_legend,
                                              overlay_with_legend, preview_shape)
 
 COLORS = [(255, 0, 0), (0, 0, 255)]

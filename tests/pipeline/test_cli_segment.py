@@ -28,7 +28,9 @@ def test_segment_writes_candidates_labels_and_overlay(png, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["width"] == 128 and summary["height"] == 96 and summary["n_tiles"] == 1
-    data = json.loads((out / "candidates.json").read_text())
+    data = json.loads((out / "scene_candidates.json").read_text())
+    assert data["schema"] == "text2seg-widgets/scene-candidates" and data["version"] == 1
+    assert not (out / "candidates.json").exists()  # the COCO export's name is not reused
     cands = data["candidates"]
     assert len(cands) == summary["n_candidates"] > 0
     labels = np.asarray(Image.open(out / "labels.png"))
@@ -70,4 +72,4 @@ def test_segment_offline_without_weights_names_the_fix(png, tmp_path, monkeypatc
     assert "sam-vit-b" in result.output
     assert str(tmp_path / "empty-cache") in result.output
     assert "text2seg-widgets weights fetch sam-vit-b" in result.output
-    assert not (tmp_path / "o" / "candidates.json").exists()
+    assert not (tmp_path / "o" / "scene_candidates.json").exists()

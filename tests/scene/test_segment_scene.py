@@ -13,8 +13,9 @@ from PIL import Image
 
 from tests.imagery.rasters import UTM_TRANSFORM, FakePipeline, write_raster
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.export.scene_outputs import read_scene_candidates
 from text2seg_widgets.core import Candidate
-from text2seg_widgets.pipeline.scene_runner import segment_scene
+from text2seg_widgets.cli.segment import segment_scene
 
 W, H, BORDER = 523, 389, 6
 # (x, y, w, h): one inside a tile, one crossing several seams, one touching the nodata border
@@ -70,6 +71,19 @@ def test_candidates_in_scene_pixels_one_per_object(scene_path, tmp_path):
     assert big.area == 200 * 150 and big.extra["merged_from"] >= 4 and len(big.extra["tiles"]) >= 4
     mask = big.mask()
     assert mask.shape == (H, W) and mask[90:240, 100:300].all() and mask.sum() == 30000
+
+
+def test_candidates_file_has_its_own_name_and_schema(scene_path, tmp_path):
+    out = segment_scene(scene_path, FakePipeline(), tmp_path / "out", tile_size=128, overlap=16, progress=False)
+    assert out.candidates_json.name == "scene_candidates.json"
+    assert not (tmp_path / "out" / "candidates.json").exists()  # the COCO export's file name
+    doc, cands = read_scene_candidates(out.candidates_json)
+    assert (doc["schema"], doc["version"]) == ("text2seg-widgets/scene-candidates", 1)
+    assert [c.to_dict() for c in cands] == [c.to_dict() for c in out.candidates]
+    coco = tmp_path / "coco.json"
+    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    with pytest.raises(InputError, match="not a segment candidates file"):
+        read_scene_candidates(coco)
 
 
 def test_no_overlap_still_merges_seam_objects(scene_path, tmp_path):

@@ -48,7 +48,7 @@ def test_store_and_export_do_not_import_torch(tmp_path: Path) -> None:
 
     code = ("import sys; from text2seg_widgets.store import Project; "
             "import text2seg_widgets.store.stats, text2seg_widgets.export; "
-            "import text2seg_widgets.imagery.vectors, text2seg_widgets.imagery.writers; "
+            "import text2seg_widgets.imagery.vectors, text2seg_widgets.export.rasters; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -169,7 +169,7 @@ def _decode_prediction(path: Path, mapping: LabelMapping, pred_mapping: Any, unk
 
 
 def _class_names_tag(path: Path) -> list[str] | None:
-    from text2seg_widgets.imagery.writers import read_class_names
+    from text2seg_widgets.imagery.labels import read_class_names
 
     try:
         return read_class_names(path)

@@ -1,7 +1,7 @@
 """Pieces every exporter shares: which images to export, class indices, the label raster with
 its overlap rule, windowed pixel reads, safe file stems.
 
-Label raster convention (the same as :mod:`text2seg_widgets.imagery.writers`): ``uint8``,
+Label raster convention (the same as :mod:`text2seg_widgets.imagery.labels`): ``uint8``,
 ``0`` = background, ``i`` = the i-th project class (1-based, in class-id order), ``255`` = ignore
 (unlabelled). Overlap rule: annotations are painted in ascending ``(score, id)`` order, so where
 masks overlap the pixel goes to the highest-scoring annotation, and between equal scores (hand-made

@@ -5,7 +5,7 @@ background, ``i`` = i-th class, ``255`` ignore; see :mod:`.common` for the overl
 ``unlabelled`` modes); the palette holds the class colours, so the file also views well.
 ``<out>/labels/<stem>.tif``: for georeferenced images, the same labels as a cloud-optimised
 GeoTIFF with the source CRS and transform (written by
-:func:`text2seg_widgets.imagery.writers.write_label_geotiff`).
+:func:`text2seg_widgets.export.rasters.write_label_geotiff`).
 ``<out>/classes.json``: index, name, colour, project class id, prompts; ``<out>/images.json``:
 which label file belongs to which source image (path, window, size, state).
 """
@@ -49,7 +49,7 @@ def _write_geotiff(path: Path, rec: ImageRecord, labels: np.ndarray,
                    table: list[dict[str, Any]]) -> None:
     from affine import Affine
 
-    from text2seg_widgets.imagery.writers import write_label_geotiff
+    from text2seg_widgets.export.rasters import write_label_geotiff
 
     classes = [r for r in table if 0 < r["index"] < IGNORE]
     colors = [tuple(int(r["color"][i:i + 2], 16) for i in (1, 3, 5)) for r in classes]

@@ -58,6 +58,7 @@ from text2seg_widgets.core import Candidate, rle_bbox
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.instances import (Piece, crop_to_scene_rle, decode_crop, merge_pieces,
                                                 piece_from_tile_mask, union_rle)
+from text2seg_widgets.imagery.labels import NODATA
 from text2seg_widgets.imagery.scene import Scene, open_scene
 from text2seg_widgets.imagery.stretch import STRETCH_METHODS, Stretch, compute_stretch, load_stretch
 from text2seg_widgets.imagery.tiling import Tile, check_tiling, gsd_factor, resize_nearest, source_tiling, tile_grid
@@ -71,8 +72,6 @@ log = logging.getLogger(__name__)
 
 #: Tiles with more nodata than this fraction are not segmented (their labels are all NODATA).
 MAX_NODATA_FRACTION = 0.95
-#: Label value of pixels with no data (the class-index label convention: 0 background, i class i).
-NODATA = 255
 
 StretchLike = Stretch | dict | str | os.PathLike | None
 

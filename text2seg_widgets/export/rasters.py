@@ -1,7 +1,7 @@
 """Class-index label GeoTIFFs, written whole or window by window, finished as cloud-optimised GeoTIFFs.
 
-Label convention across the project: ``uint8``, 0 = background (no class), ``i`` = the i-th
-class (1-based) of ``class_names``, 255 = nodata / ignore.
+Label convention across the project (:mod:`text2seg_widgets.imagery.labels`): ``uint8``,
+0 = background (no class), ``i`` = the i-th class (1-based) of ``class_names``, 255 = nodata / ignore.
 
 :class:`LabelRasterWriter` streams windows into a tiled, compressed scratch GeoTIFF next to the
 target, so a scene far larger than memory can be written one tile at a time; on close it copies
@@ -13,7 +13,6 @@ colour table (class colours, background black, nodata transparent) and the class
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -29,14 +28,12 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.imagery.labels import BACKGROUND, NODATA, class_tags
 
-__all__ = ["LabelRasterWriter", "write_label_geotiff", "label_colormap", "read_class_names",
-           "BACKGROUND", "NODATA"]
+__all__ = ["LabelRasterWriter", "write_label_geotiff", "label_colormap", "BACKGROUND", "NODATA"]
 
 logger = logging.getLogger(__name__)
 
-BACKGROUND = 0
-NODATA = 255
 #: GDAL block cache for writing (MB): the COG copy streams blocks, so a small cache keeps memory flat.
 _GDAL_CACHE_MB = 64
 
@@ -53,24 +50,6 @@ def label_colormap(colors: Sequence[Sequence[int]], nodata: int = NODATA) -> dic
         cmap[i] = (r, g, b, 255)
     cmap[int(nodata)] = (0, 0, 0, 0)
     return cmap
-
-
-def _class_tags(class_names: Sequence[str]) -> dict[str, str]:
-    tags = {"CLASS_NAMES": json.dumps(["background", *class_names]),
-            "LABEL_CONVENTION": "0=background, i=i-th class (1-based), 255=nodata"}
-    tags["CLASS_0"] = "background"
-    for i, name in enumerate(class_names, start=1):
-        tags[f"CLASS_{i}"] = str(name)
-    return tags
-
-
-def read_class_names(path: str | os.PathLike) -> list[str]:
-    """Class names stored by this module (index 0 = ``background``)."""
-    with rasterio.open(path) as ds:
-        raw = ds.tags().get("CLASS_NAMES")
-    if raw is None:
-        raise InputError(f"{path} has no CLASS_NAMES tag: it was not written by text2seg-widgets")
-    return list(json.loads(raw))
 
 
 class LabelRasterWriter:
@@ -135,7 +114,7 @@ class LabelRasterWriter:
             return self.path
         try:
             self._ds.write_colormap(1, label_colormap(self._colors, self.nodata))
-            self._ds.update_tags(**_class_tags(self._class_names))
+            self._ds.update_tags(**class_tags(self._class_names))
             self._ds.set_band_description(1, "class index")
             self._ds.close()
             rasterio.shutil.copy(self._scratch, self.path, driver="COG", COMPRESS=self._compress,

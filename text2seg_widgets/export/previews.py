@@ -1,4 +1,7 @@
-"""Pictures of results: coloured label maps, blended overlays and a legend, drawn with PIL."""
+"""Pictures of results: coloured label maps, blended overlays and a legend, drawn with PIL.
+
+:class:`PreviewCanvas` fills a downsampled preview of a scene one window at a time (what
+``segment`` writes as ``overlay.png``)."""
 
 from __future__ import annotations
 
@@ -8,11 +11,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.imagery.labels import NODATA
 
 __all__ = ["colorize", "blend_overlay", "draw_legend", "overlay_with_legend", "preview_shape",
            "PreviewCanvas"]
-
-NODATA = 255
 
 
 def preview_shape(width: int, height: int, max_side: int) -> tuple[int, int]:
