@@ -80,24 +80,19 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--tile", type=int, default=None,
               help="Add big images as tiles of this many pixels (windows) instead of whole.")
-def add_images_command(project: Path, images: tuple[Path, ...], tile: int | None) -> None:
-    """Add image files (or every image in given folders)."""
+@click.option("--strict", is_flag=True,
+              help="All or nothing: if any file is empty, truncated or not an image, add none.")
+def add_images_command(project: Path, images: tuple[Path, ...], tile: int | None,
+                       strict: bool) -> None:
+    """Add image files (or every image in given folders). Bad files (empty, truncated, not an
+    image) are reported one by one with their reason; the good ones are added."""
     with _errors(), _open(project) as p:
-        added = 0
-        for path in _expand(images):
-            if tile is None:
-                p.add_image(path)
-                added += 1
-                continue
-            from text2seg_widgets.store.imagemeta import read_image_meta
-
-            meta = read_image_meta(path)
-            for row in range(0, meta.height, tile):
-                for col in range(0, meta.width, tile):
-                    p.add_image(path, window=(col, row, min(tile, meta.width - col),
-                                              min(tile, meta.height - row)))
-                    added += 1
-        click.echo(f"{added} image record(s) in {project} now total {len(p.images())}")
+        batch = p.add_images_checked(_expand(images), strict=strict, tile=tile)
+        for bad in batch.failed:
+            click.echo(f"not added: {bad.path}: {bad.reason}", err=True)
+        click.echo(f"{len(batch.added)} image record(s) in {project} now total "
+                   f"{len(p.images())}" + (f"; {len(batch.failed)} file(s) not added (see "
+                                            "above)" if batch.failed else ""))
 
 
 @project_group.command("stats")

@@ -31,17 +31,29 @@ def file_checksum(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def read_image_meta(path: Path, window: tuple[int, int, int, int] | None = None) -> ImageMeta:
-    """Size, CRS (WKT) and affine transform of ``path`` (or of a ``(col, row, w, h)`` window)."""
+    """Size, CRS (WKT) and affine transform of ``path`` (or of a ``(col, row, w, h)`` window).
+
+    The file must decode to its end: the last pixel row is read, which catches truncated PNG,
+    JPEG and TIFF files (their header alone looks fine). :class:`InputError` says what is
+    wrong: missing, empty, not an image, or truncated/corrupt."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+    from rasterio.windows import Window
 
     if not path.is_file():
         raise InputError(f"image not found: {path}; check the path")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is an empty file (0 bytes); copy the image again")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
                 width, height, crs, transform = src.width, src.height, src.crs, src.transform
+                try:
+                    src.read(1, window=Window(0, height - 1, width, 1))
+                except RasterioIOError as exc:
+                    raise InputError(f"{path} is truncated or corrupt: its pixels cannot be "
+                                     f"decoded ({exc}); copy the image again") from exc
     except RasterioIOError as exc:
         raise InputError(f"cannot read {path} as an image ({exc}); give a GeoTIFF, PNG or "
                          "JPEG file") from exc

@@ -27,6 +27,7 @@ from text2seg_widgets.store import history as _history
 from text2seg_widgets.store.db import Database, now
 from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
+from text2seg_widgets.store.adding import AddImagesMixin
 from text2seg_widgets.store.effort import EffortMixin
 from text2seg_widgets.store.navigation import NavigationMixin
 from text2seg_widgets.core.colors import class_color
@@ -52,7 +53,7 @@ def _default_user() -> str | None:
         return None
 
 
-class Project(StatesMixin, NavigationMixin, EffortMixin, ReviewMixin):
+class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, ReviewMixin):
     """An open annotation project. Build with :meth:`create` or :meth:`open`; :meth:`close` it."""
 
     def __init__(self, folder: Path, db: Database, *, user: str | None = None) -> None:
@@ -223,23 +224,31 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, ReviewMixin):
                   user: str | None = None) -> ImageRecord:
         """Add an image (or a ``(col, row, width, height)`` window of a big scene).
 
-        Adding the same file and window again returns the existing record."""
+        Adding the same file and window again returns the existing record. A missing, empty,
+        unreadable or truncated file raises :class:`InputError` saying which."""
         path = Path(path)
         win = tuple(int(v) for v in window) if window is not None else None
         meta = read_image_meta(path, win)  # type: ignore[arg-type]
-        stored, win_text = self._store_path(path), json.dumps(list(win)) if win else ""
         with self._db.raw() as tx:
-            row = tx.conn.execute("SELECT id FROM images WHERE path = ? AND win = ?",
-                                  (stored, win_text)).fetchone()
-            if row is not None:
-                return self.image(row["id"])
-            image_id = tx.insert("images", {
-                "path": stored, "width": meta.width, "height": meta.height, "crs": meta.crs,
-                "transform": json.dumps(list(meta.transform)), "checksum": meta.checksum,
-                "win": win_text, "added_at": now()})
+            image_id = self._insert_image(tx, path, win, meta)
         return self.image(image_id)
 
+    def _insert_image(self, tx: Any, path: Path, win: tuple[int, ...] | None, meta: Any) -> int:
+        """The id of the (path, window) image, inserted unless it is already there."""
+        stored, win_text = self._store_path(path), json.dumps(list(win)) if win else ""
+        row = tx.conn.execute("SELECT id FROM images WHERE path = ? AND win = ?",
+                              (stored, win_text)).fetchone()
+        if row is not None:
+            return int(row["id"])
+        return tx.insert("images", {
+            "path": stored, "width": meta.width, "height": meta.height, "crs": meta.crs,
+            "transform": json.dumps(list(meta.transform)), "checksum": meta.checksum,
+            "win": win_text, "added_at": now()})
+
     def add_images(self, paths: Iterable[str | Path]) -> list[ImageRecord]:
+        """Add several files, each as :meth:`add_image` (the first bad file raises, after the
+        ones before it were added). To add the good files of a folder and get each bad one
+        with its reason, use :meth:`add_images_checked`."""
         return [self.add_image(p) for p in paths]
 
     def images(self, state: str | None = None) -> list[ImageRecord]:
