@@ -17,16 +17,13 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from text2seg_widgets.errors import InputError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from text2seg_widgets.imagery.scene import Scene
-
-__all__ = ["Stretch", "compute_stretch", "load_stretch", "STRETCH_METHODS"]
+__all__ = ["Stretch", "compute_stretch", "load_stretch", "STRETCH_METHODS", "SampledRaster"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +31,25 @@ STRETCH_METHODS = ("auto", "percentile", "minmax", "none")
 #: Pixels per band the sample aims for (about 1 Mpx: percentiles are stable well below that).
 _SAMPLE_SIDE = 1024
 _GRID_WINDOW = 256
+
+
+class SampledRaster(Protocol):
+    """What :func:`compute_stretch` reads from a raster (a :class:`~text2seg_widgets.imagery.scene.Scene`
+    has all of it). A Protocol, so this module never imports the scene module that uses it."""
+
+    path: Path
+    width: int
+    height: int
+    dtypes: tuple[str, ...]
+
+    @property
+    def has_overviews(self) -> bool: ...
+
+    def read(self, window: Any = None, bands: Any = None, *, out_shape: tuple[int, int] | None = None
+             ) -> np.ndarray: ...
+
+    def valid_mask(self, window: Any = None, bands: Any = None, *,
+                   out_shape: tuple[int, int] | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -100,7 +116,7 @@ def load_stretch(path: str | os.PathLike) -> Stretch:
         raise InputError(f"cannot read stretch file {path}: {exc}") from exc
 
 
-def _sample(scene: "Scene", bands: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _sample(scene: SampledRaster, bands: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """``(n_bands, N)`` values of valid sampled pixels and the valid mask used."""
     w, h = scene.width, scene.height
     if max(w, h) <= _SAMPLE_SIDE or scene.has_overviews:
@@ -123,7 +139,7 @@ def _sample(scene: "Scene", bands: Sequence[int]) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(parts, axis=1), np.stack(masks)
 
 
-def compute_stretch(scene: "Scene", bands: Sequence[int], *, method: str = "auto",
+def compute_stretch(scene: SampledRaster, bands: Sequence[int], *, method: str = "auto",
                     percentiles: Sequence[float] = (2.0, 98.0)) -> Stretch:
     """The stretch for ``bands`` of ``scene`` (see the module docs for the methods)."""
     if method not in STRETCH_METHODS:
