@@ -27,7 +27,7 @@ def main(verbose: int) -> None:
 def _register() -> None:
     import importlib
 
-    for module in ("segment", "weights", "project", "batch", "evaluate", "review"):
+    for module in ("segment", "weights", "project", "batch", "evaluate", "review", "embed"):
         try:
             mod = importlib.import_module(f"text2seg_widgets.cli.{module}")
         except ModuleNotFoundError as exc:

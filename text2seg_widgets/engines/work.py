@@ -23,6 +23,7 @@ from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.tiling import Tile, tile_grid
 from text2seg_widgets.models.device import resolve_device, resolve_dtype
+from text2seg_widgets.models.embedding_cache import EmbeddingCache
 from text2seg_widgets.pipeline.tiles import (MAX_NODATA_FRACTION, TileAssembler, TileInput, TileResult, open_tiles,
                                              run_tiles)
 
@@ -115,14 +116,19 @@ class TileRunner:
         self.pipeline = pipeline
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
-        self.batcher = EmbeddingBatcher.for_segmenter(pipeline.models.segmenter) \
-            if settings.tile_batch > 1 else None
+        # persistent embedding cache (EMBED helper, models/embedding_cache.py): when one is configured the
+        # batcher serves every batch, even of one tile, reading the cache and writing what it encodes,
+        # so pseudo-label fills it for the Annotator and later runs at no extra cost
+        cache = EmbeddingCache.from_env()
+        self.batcher = EmbeddingBatcher.for_segmenter(pipeline.models.segmenter, cache) \
+            if settings.tile_batch > 1 or cache is not None else None
         self.calls = 0
         self.skipped = 0
 
     def run(self, items: Sequence[TileInput]) -> list[TileResult]:
         """One result per tile (its candidates in tile pixels; skipped tiles have none)."""
-        encoder = self.batcher if self.batcher is not None and len(items) > 1 else None
+        batcher = self.batcher
+        encoder = batcher if batcher is not None and (len(items) > 1 or batcher.cache is not None) else None
         results = run_tiles(self.pipeline, items, encoder=encoder, max_nodata_fraction=MAX_NODATA_FRACTION,
                             device=self.device, dtype=self.dtype)
         skipped = sum(r.skipped for r in results)

@@ -205,6 +205,10 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._entries())
 
+    def __bool__(self) -> bool:
+        """A cache object is always true, even while empty (``if cache:`` means "is there one")."""
+        return True
+
     def evict(self) -> int:
         """Delete least recently used files until the total is within the limit; returns how many."""
         entries = self._entries()

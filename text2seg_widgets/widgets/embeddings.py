@@ -44,7 +44,9 @@ class EmbeddingKeeper:
     """
 
     def __init__(self, segmenter: Any, cache: "EmbeddingCache | str | None" = "default") -> None:
-        if cache == "default":
+        if isinstance(cache, str):
+            if cache != "default":
+                raise ValueError(f"cache must be an EmbeddingCache, None or 'default', got {cache!r}")
             from text2seg_widgets.models.embedding_cache import EmbeddingCache
 
             cache = EmbeddingCache.from_env()
