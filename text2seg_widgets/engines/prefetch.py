@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from text2seg_widgets.core.workers import Worker
 from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.engines.work import ImageJob, TileInput, read_tiles
 
@@ -36,18 +37,18 @@ class TilePrefetcher:
     """Iterate over :class:`TileInput` (and :class:`JobFailed`) items read ahead in a thread.
 
     Use as a context manager (or call :meth:`close`) so an interrupted consumer stops the reader.
+    The reader is a :class:`~text2seg_widgets.core.workers.Worker` (non-daemon, joined by ``close``).
     """
 
     def __init__(self, jobs: Iterable[ImageJob], settings: BatchSettings, depth: int | None = None) -> None:
         self.jobs = list(jobs)
         self.settings = settings
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(depth or settings.prefetch)))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, name="text2seg-tile-reader", daemon=True)
-        self._thread.start()
+        self._worker = Worker(self._produce, name="text2seg-tile-reader")
+        self._worker.start()
 
     def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
+        while not self._worker.stopping:
             try:
                 self._queue.put(item, timeout=0.1)
                 return True
@@ -55,7 +56,7 @@ class TilePrefetcher:
                 continue
         return False
 
-    def _produce(self) -> None:
+    def _produce(self, stop: threading.Event) -> None:
         try:
             for job in self.jobs:
                 try:
@@ -88,13 +89,13 @@ class TilePrefetcher:
         return item
 
     def close(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
+        self._worker.stop()
+        while self._worker.is_alive():
             try:
                 self._queue.get(timeout=0.05)
             except queue.Empty:
                 pass
-        self._thread.join()
+        self._worker.join()
 
     def __enter__(self) -> "TilePrefetcher":
         return self
