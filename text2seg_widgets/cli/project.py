@@ -234,4 +234,33 @@ def relink_command(project: Path, image_id: int | None, new_path: Path | None,
         click.echo(f"{len(p.missing_images())} image(s) still missing")
 
 
+@project_group.command("backup")
+@_project_arg
+@click.option("--dest", type=click.Path(path_type=Path), default=None,
+              help="Backup file or folder (default: PROJECT/backups/backup-<time>.sqlite).")
+@click.option("--keep-auto", type=int, default=None,
+              help="Also set how many automatic backups are kept (0 turns them off).")
+def backup_command(project: Path, dest: Path | None, keep_auto: int | None) -> None:
+    """Back up the project database (safe while it is open elsewhere)."""
+    with _errors(), _open(project) as p:
+        if keep_auto is not None:
+            p.keep_backups = keep_auto
+        path = p.backup(dest)
+        click.echo(f"backup written to {path} ({len(p.backups())} backup(s) in "
+                   f"{p.backups_folder}; automatic ones kept: {p.keep_backups})")
+
+
+@project_group.command("restore")
+@_project_arg
+@click.argument("backup", type=click.Path(dir_okay=False, path_type=Path), required=False)
+def restore_command(project: Path, backup: Path | None) -> None:
+    """Replace the project database with BACKUP (default: the newest one in PROJECT/backups).
+    Close every notebook using the project first; the current database is kept aside."""
+    from text2seg_widgets.store.backup import restore_backup
+
+    with _errors():
+        aside = restore_backup(project, backup)
+    click.echo(f"restored {project}; the previous database was kept as {aside}")
+
+
 COMMANDS = [project_group]

@@ -86,11 +86,13 @@ def _match_image(project: Project, entry: dict[str, Any], root: Path,
 def import_coco(project: Project, coco_path: str | Path, *, as_: str = "annotations",
                 image_root: str | Path | None = None, add_images: bool = True,
                 add_classes: bool = False, run_id: int | None = None) -> dict[str, int]:
-    """Import a COCO file; returns counts (images, imported, skipped_no_mask)."""
+    """Import a COCO file; returns counts (images, imported, skipped_no_mask). An automatic
+    backup of the project is taken before anything is written."""
     if as_ not in ("annotations", "candidates"):
         raise InputError(f"as_ must be 'annotations' or 'candidates', got {as_!r}")
     coco_path = Path(coco_path)
     data = _load(coco_path)
+    project.auto_backup(f"import coco {coco_path.name}")  # before the first write
     root = Path(image_root) if image_root is not None else coco_path.parent
     cat_names = _match_classes(project, data["categories"], add_classes)
     existing = {(str(Path(r.path).resolve()), r.window): r for r in project.images()}

@@ -8,6 +8,8 @@ Public API: :class:`Project` and its records (:class:`ClassInfo`, :class:`ImageR
 from __future__ import annotations
 
 from text2seg_widgets.errors import UnreviewedError
+from text2seg_widgets.store.adding import BadImage, ImageBatch
+from text2seg_widgets.store.backup import restore_backup
 from text2seg_widgets.store.db import ConflictError, ProjectBusyError
 from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.project import DB_NAME, Project
@@ -16,5 +18,5 @@ from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, C
 from text2seg_widgets.store.schema import CANDIDATE_STATUSES, IMAGE_STATES, ORIGINS, SCHEMA_VERSION
 
 __all__ = ["Project", "ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord",
-           "ImageSummary", "HistoryStep", "ConflictError", "ProjectBusyError", "UnreviewedError",
+           "ImageSummary", "HistoryStep", "ImageBatch", "BadImage", "restore_backup", "ConflictError", "ProjectBusyError", "UnreviewedError",
            "IMAGE_STATES", "CANDIDATE_STATUSES", "ORIGINS", "SCHEMA_VERSION", "DB_NAME"]

@@ -28,6 +28,8 @@ from text2seg_widgets.store.db import Database, now
 from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
 from text2seg_widgets.store.adding import AddImagesMixin
+from text2seg_widgets.store.backup import (BACKUP_DIR, BackupMixin, backup_stamp, copy_database,
+                                           list_backups)
 from text2seg_widgets.store.effort import EffortMixin
 from text2seg_widgets.store.navigation import NavigationMixin
 from text2seg_widgets.core.colors import class_color
@@ -53,7 +55,8 @@ def _default_user() -> str | None:
         return None
 
 
-class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, ReviewMixin):
+class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupMixin,
+              ReviewMixin):
     """An open annotation project. Build with :meth:`create` or :meth:`open`; :meth:`close` it."""
 
     def __init__(self, folder: Path, db: Database, *, user: str | None = None) -> None:
@@ -110,14 +113,16 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, ReviewM
             db = Database(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
             tables = {r[0] for r in db.query("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"the project database {path} is corrupted or not a database "
-                             f"({exc}); restore it from a backup copy of the folder, or create a "
-                             "new project") from exc
+            raise InputError(_corrupt_message(folder, path, exc)) from exc
         if "meta" not in tables or not db.query("SELECT 1 FROM meta WHERE key = 'app' AND "
                                                 "value = ?", (_APP,)):
             db.close()
             raise InputError(f"{path} is an SQLite file but not a text2seg project database")
         try:
+            version = int(db.query("PRAGMA user_version")[0][0])
+            if 0 < version < max(MIGRATIONS):  # keep the old file before upgrading it
+                copy_database(db.conn, folder / BACKUP_DIR /
+                              f"auto-{backup_stamp()}-before-schema-{version}-upgrade.sqlite")
             before = migrate(db.conn)
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -184,12 +189,14 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, ReviewM
     def remove_class(self, name_or_id: str | int, *, cascade: bool = False,
                      user: str | None = None) -> None:
         """Remove a class. Its proposed/rejected candidates go with it; annotations only with
-        ``cascade=True`` (otherwise :class:`InputError`). Undoable."""
+        ``cascade=True`` (otherwise :class:`InputError`). Undoable, and an automatic backup is
+        taken first (see :mod:`.backup`)."""
         info = self.class_info(name_or_id)
         anns = self._db.query("SELECT id FROM annotations WHERE class_id = ?", (info.id,))
         if anns and not cascade:
             raise InputError(f"{len(anns)} annotation(s) use class {info.name!r}; relabel or "
                              "delete them first, or pass cascade=True to delete them too")
+        self.auto_backup(f"remove class {info.name}")
         with self._db.action(f"remove class {info.name!r}", user=user or self.user) as tx:
             for (ann_id,) in tx.conn.execute("SELECT id FROM annotations WHERE class_id = ?",
                                              (info.id,)).fetchall():
@@ -354,6 +361,15 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, ReviewM
 
     def integrity_check(self) -> str:
         return str(self._db.query("PRAGMA integrity_check")[0][0])
+
+
+def _corrupt_message(folder: Path, path: Path, exc: Exception) -> str:
+    found = list_backups(folder)
+    where = (f"the newest backup is {found[-1]}; restore it with `text2seg-widgets project "
+             f"restore {folder}` (or restore_backup({str(folder)!r}))" if found else
+             f"there is no backup in {folder / BACKUP_DIR}; restore a copy of the folder")
+    return (f"the project database {path} is corrupted or not a database ({exc}); backups are "
+            f"kept in {folder / BACKUP_DIR}: {where}, or create a new project")
 
 
 def _class_spec(spec: Any, taken: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:

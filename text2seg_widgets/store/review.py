@@ -74,6 +74,7 @@ class ReviewMixin:
 
     if TYPE_CHECKING:
         def _reopen_if_done(self, tx: Tx, image_id: int) -> None: ...
+        def auto_backup(self, reason: str) -> Any: ...
         def image(self, image_id: int) -> "ImageRecord": ...
         def class_info(self, name_or_id: str | int) -> "ClassInfo": ...
         @property
@@ -191,11 +192,17 @@ class ReviewMixin:
     def accept_many(self, candidate_ids: Sequence[int], description: str | None = None,
                     user: str | None = None) -> list[int]:
         """Accept the given candidates as ONE undoable action (e.g. "accept all above the
-        calibrated threshold"); returns the new annotation ids in the order given."""
+        calibrated threshold"); returns the new annotation ids in the order given. When they lie
+        on more than one image an automatic backup is taken first (see :mod:`.backup`)."""
         who = user or self.user
         ids = [int(c) for c in candidate_ids]
         if not ids:
             return []
+        marks = ", ".join("?" for _ in ids)
+        images = self._db.query(f"SELECT COUNT(DISTINCT image_id) FROM candidates WHERE id IN "
+                                f"({marks})", tuple(ids))[0][0]
+        if images > 1:  # accept-all across the project: keep a copy first
+            self.auto_backup(f"accept {len(ids)} candidates on {images} images")
         with self._db.action(description or f"accept {len(ids)} candidates", user=who) as tx:
             return [self._accept_in(tx, cid, None, who) for cid in ids]
 
