@@ -29,6 +29,7 @@ import ipywidgets as w
 from text2seg_widgets.errors import InputError, Text2SegError
 from text2seg_widgets.widgets import storeview as sv
 from text2seg_widgets.widgets.display import Display
+from text2seg_widgets.widgets.effort import ImageClock
 from text2seg_widgets.widgets.embeddings import EmbeddingKeeper
 from text2seg_widgets.widgets.layers import MaskItem, MaskLayers
 from text2seg_widgets.widgets.mapview import MapView
@@ -93,8 +94,11 @@ class Annotator:
                             on_mask=self._ui_of(self._mask_clicked), height=map_height,
                             max_display=max_display, basemap=basemap, show_rejected=show_rejected)
         self.display = Display(project, self.state, self.panel, lambda: self.view.layers)
+        self.clock = ImageClock()
+        self.display.on_activity.append(self.clock.touch)
         self.review = ReviewActions(project, self.state, self.display)
-        self.navigation = Navigation(project, self.state, self.display, self.view, self.panel, self.keeper)
+        self.navigation = Navigation(project, self.state, self.display, self.view, self.panel, self.keeper,
+                                     self.clock)
         self.tools = Tools(project, self.state, self.display, self.panel, self.view, self.keeper,
                            busy=lambda: self.runner.busy, prefetch_next=self.navigation.prefetch_next,
                            after_edit=self.review.after_edit)
@@ -136,6 +140,7 @@ class Annotator:
         if self.closed:
             return
         self.closed = self.state.closed = True
+        self.navigation.leave()
         self.runner.close(timeout)
         if self.keeper is not None:
             closer = getattr(self.keeper, "close", None)

@@ -39,6 +39,9 @@ class Display:
         self._layers = layers
         #: more redraws to run after each :meth:`refresh` (e.g. the image list)
         self.also: list[Any] = []
+        #: called on every redraw, selection change or message: each action ends with one of
+        #: these, so they mark the annotator's activity (the effort clock)
+        self.on_activity: list[Any] = []
 
     @property
     def layers(self) -> MaskLayers:
@@ -94,11 +97,17 @@ class Display:
         self.panel.progress.value = sv.progress_html(self.project, st.image_id, items)
         for redraw in self.also:
             redraw()
+        self._activity()
 
     def show_selection(self) -> None:
         self.layers.highlight(self.selected_item())
         with self.syncing():
             self.panel.items.value = self.state.selection
+        self._activity()
+
+    def _activity(self) -> None:
+        for hook in self.on_activity:
+            hook()
 
     def show_class(self) -> None:
         with self.syncing():
@@ -111,6 +120,7 @@ class Display:
         self.state.last_error = text if error else None
         color = "#b00020" if error else "#333"
         self.panel.message.value = f"<div style='color:{color};font-size:12px'>{text}</div>"
+        self._activity()
         (log.warning if error else log.info)("%s", text)
 
     def syncing(self) -> "_Syncing":

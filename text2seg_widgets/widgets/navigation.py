@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import html
 import logging
+import sqlite3
 from typing import Any
 
 from text2seg_widgets.errors import InputError, UnreviewedError
 from text2seg_widgets.widgets import storeview as sv
 from text2seg_widgets.widgets.display import Display
+from text2seg_widgets.widgets.effort import ImageClock
 from text2seg_widgets.widgets.mapview import MapView
 from text2seg_widgets.widgets.overlay import load_image
 from text2seg_widgets.widgets.panel import SidePanel
@@ -44,16 +46,18 @@ class Navigation:
         view: the map the image is shown on.
         panel: the side panel (filter, go-to box and image list).
         keeper: the segmenter's embedding keeper (the next image is prefetched), or None.
+        clock: times the open image; its seconds go to ``project.add_time`` when it is left.
     """
 
     def __init__(self, project: Any, state: AnnotatorState, display: Display, view: MapView,
-                 panel: SidePanel, keeper: Any) -> None:
+                 panel: SidePanel, keeper: Any, clock: ImageClock) -> None:
         self.project = project
         self.state = state
         self.display = display
         self.view = view
         self.panel = panel
         self.keeper = keeper
+        self.clock = clock
         self.filter: str | None = None
         display.also.append(self.show_image_list)
 
@@ -62,9 +66,12 @@ class Navigation:
         """Open ``image_id``: load its pixels (a missing file is reported, its masks still shown)."""
         st = self.state
         record = self.project.image(image_id)
+        self.leave()
         st.image_id = int(record.id)
         st.selection = None
         st.session = None
+        st.pending_actions = 0
+        self.clock.start(st.image_id)
         try:
             st.image = load_image(record.path, record.window)
         except (InputError, OSError) as exc:
@@ -75,6 +82,16 @@ class Navigation:
         st.frame = sv.frame_of(record, st.image)
         self.view.show(st.image, st.frame)
         self.display.refresh()
+
+    def leave(self) -> None:
+        """Record the time spent on the open image (if any) in the store."""
+        image_id, seconds = self.clock.stop()
+        if image_id is None or seconds <= 0:
+            return
+        try:
+            self.project.add_time(image_id, seconds)
+        except (InputError, sqlite3.ProgrammingError) as exc:  # image removed, or project closed first
+            log.warning("%.0f s on image %s not recorded: %s", seconds, image_id, exc)
 
     def _open_next_to_review(self, done_text: str) -> int | None:
         nxt = sv.next_image_id(self.project, self.state.image_id)

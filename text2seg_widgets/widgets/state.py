@@ -21,7 +21,9 @@ class AnnotatorState:
     the selection (a :class:`~text2seg_widgets.widgets.refine.RefineSession`); ``image`` the
     loaded pixels (None when the file is missing); ``frame`` where they sit on the map.
     ``syncing`` is True while the code itself sets widget values (their observers then ignore
-    the change). ``closed`` turns every UI event into a no-op.
+    the change). ``closed`` turns every UI event into a no-op. ``pending_actions`` counts tool
+    attempts that wrote nothing (an empty SAM answer): they are effort too, and are added to the
+    ``actions`` of the next mask written on this image.
     """
 
     image_id: int | None = None
@@ -35,3 +37,4 @@ class AnnotatorState:
     last_refine_seconds: float | None = None
     syncing: bool = False
     closed: bool = False
+    pending_actions: int = 0

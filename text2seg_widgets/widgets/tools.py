@@ -164,6 +164,7 @@ class Tools:
             raise
         st.last_refine_seconds = result.seconds
         if not result.mask.any():
+            st.pending_actions += 1
             raise InputError(f"SAM returned an empty mask for this {tool}; try another point or a box")
         ann = self._write_mask(session.target, result.mask, source="sam")
         session.target = ("annotation", ann)
@@ -172,15 +173,21 @@ class Tools:
         return ann
 
     def _write_mask(self, target: tuple[str, int] | None, mask: np.ndarray, source: str) -> int:
+        """Store ``mask``: a new annotation (``target`` None), or the target's new mask (a proposed
+        candidate is accepted first). One user action, plus any attempts that wrote nothing."""
+        st = self.state
+        actions = 1 + st.pending_actions
         if target is None:
-            if self.state.current_class is None:
+            if st.current_class is None:
                 raise InputError("the project has no classes: add one with project.add_class(name)")
-            return self.project.add_annotation(self.state.image_id, mask, self.state.current_class,
-                                               source=source)
-        kind, ident = target
-        if kind == "candidate":
-            ident = self.project.accept(ident)
-        self.project.update_annotation_mask(ident, mask)
+            ident = self.project.add_annotation(st.image_id, mask, st.current_class, source=source,
+                                                actions=actions)
+        else:
+            kind, ident = target
+            if kind == "candidate":
+                ident = self.project.accept(ident)
+            self.project.update_annotation_mask(ident, mask, actions=actions)
+        st.pending_actions = 0
         return ident
 
     # -- polygons ------------------------------------------------------------------------------
