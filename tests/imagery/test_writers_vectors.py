@@ -16,8 +16,8 @@ from shapely.geometry import box
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.core import mask_to_polygons
-from text2seg_widgets.imagery.vectors import (area_m2, polygonize_labels, polygonize_raster,
-                                              raster_to_records, sieve, write_features)
+from text2seg_widgets.export.vector_files import write_features
+from text2seg_widgets.imagery.vectors import area_m2, polygonize_labels, polygonize_raster, raster_to_records, sieve
 from text2seg_widgets.export.rasters import LabelRasterWriter, write_label_geotiff
 from text2seg_widgets.imagery.labels import read_class_names
 

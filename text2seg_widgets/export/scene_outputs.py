@@ -47,7 +47,8 @@ from text2seg_widgets.export.previews import PreviewCanvas, overlay_with_legend
 from text2seg_widgets.export.rasters import NODATA, LabelRasterWriter
 from text2seg_widgets.imagery.stitching import SoftStitcher
 from text2seg_widgets.imagery.tiling import Tile
-from text2seg_widgets.imagery.vectors import raster_to_records, write_features
+from text2seg_widgets.export.vector_files import write_features
+from text2seg_widgets.imagery.vectors import raster_to_records
 
 __all__ = ["SceneWriter", "read_scene_candidates", "CANDIDATES_FILE", "SCHEMA", "PNG_MAX_PIXELS"]
 

@@ -1,7 +1,7 @@
 """Vector export of the annotations: GeoPackage (source CRS) and GeoJSON (EPSG:4326).
 
 One feature per annotation: a (multi)polygon traced from the mask with holes kept
-(:func:`text2seg_widgets.imagery.vectors.mask_to_polygons`), with ``annotation_id``,
+(:func:`text2seg_widgets.core.mask_to_polygons`), with ``annotation_id``,
 ``class_name``, ``class_id``, ``score``, ``source``, ``image_id``, ``image_path``, ``area_px`` and
 ``area_m2``. Annotations on georeferenced images go to ``annotations.gpkg`` (in the images' CRS;
 when images have different CRSs, everything is reprojected to EPSG:4326) and
@@ -76,7 +76,7 @@ def export_vectors(project: Project, out: str | Path, *,
                    states: Iterable[str] | None = DEFAULT_STATES,
                    overwrite: bool = False) -> dict[str, Any]:
     """Write the vector export folder atomically; return its manifest."""
-    from text2seg_widgets.imagery.vectors import write_features
+    from text2seg_widgets.export.vector_files import write_features
 
     images = select_images(project, states)
     geo, pixel = _records(project, images)
@@ -115,7 +115,7 @@ def _write_geojson_4326(path: Path, by_crs: dict[str, list[dict[str, Any]]]) -> 
     """GeoJSON in EPSG:4326 of features from possibly several source CRSs."""
     import json
 
-    from text2seg_widgets.imagery.vectors import write_features
+    from text2seg_widgets.export.vector_files import write_features
 
     features: list[Any] = []
     for i, (crs, records) in enumerate(by_crs.items()):
