@@ -143,7 +143,7 @@ def test_prompt_run_names_missing_models(project: Project, tiny_models, open_app
     from text2seg_widgets.models.modelset import ModelSet
 
     app = open_app(project, ModelSet(segmenter=tiny_models.segmenter))
-    with pytest.raises(InputError, match="detector needs detector"):
+    with pytest.raises(InputError, match="detector branch needs grounding-dino-tiny"):
         app.run_prompt(None, None, wait=True, branches=("detector",))
     app._ui(app.run_prompt, None, None)
     assert "weights fetch" in app.panel.message.value

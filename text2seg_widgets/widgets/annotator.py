@@ -107,7 +107,7 @@ class Annotator:
                                    visible_window=self.view.visible_window)
         self.closed = False
         self._last_key: tuple[Any, Any] = (None, None)
-        self._init_branch_boxes()
+        self.prompting.show_run_state()
         self.panel.bind(self._panel_actions(), syncing=lambda: self.state.syncing)
         self.widget = w.HBox([self.view.widget, self.panel.widget], layout=w.Layout(width="100%"))
         self.widget.add_class("t2s-annotator")
@@ -357,14 +357,6 @@ class Annotator:
     def _mask_clicked(self, kind: str, ident: int) -> None:
         if self.tools.mask_click(kind, ident):
             self.select((kind, ident))
-
-    def _init_branch_boxes(self) -> None:
-        runnable = self.runnable_branches()
-        for name, box in self.panel.branches.items():
-            box.disabled = name not in runnable
-            box.value = name in runnable and (name != "concept" or runnable == ("concept",))
-            if name not in runnable:
-                box.description = f"{name} (no model)"
 
     def _bind_keys(self) -> Any:
         try:

@@ -119,7 +119,8 @@ class Display:
         """Show ``text`` (HTML, already escaped) in the message area; errors in red."""
         self.state.last_error = text if error else None
         color = "#b00020" if error else "#333"
-        self.panel.message.value = f"<div style='color:{color};font-size:12px'>{text}</div>"
+        self.panel.message.value = (f"<div style='color:{color};font-size:12px;line-height:1.3;"
+                                    f"white-space:normal;overflow-wrap:anywhere'>{text}</div>")
         self._activity()
         (log.warning if error else log.info)("%s", text)
 

@@ -110,10 +110,11 @@ class MaskLayers:
         sent = 0
         for gkey in set(self.layers) | set(groups):
             members = groups.get(gkey, [])
-            signature = tuple(sorted(f"{m.key}/{m.digest}" for m in members))
+            color = colors.get(gkey[0], "#ff00ff")
+            signature = (color, *sorted(f"{m.key}/{m.digest}" for m in members))
             if self._sent.get(gkey) == signature:
                 continue
-            self._draw_group(gkey, members, colors.get(gkey[0], "#ff00ff"))
+            self._draw_group(gkey, members, color)
             self._sent[gkey] = signature
             sent += 1
         return sent

@@ -8,17 +8,19 @@ shows: nothing else depends on them.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Sequence
 
 import ipyleaflet
 import ipywidgets as w
 import numpy as np
 
+from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets.geometry import Frame, geojson_to_pixel_rings
 from text2seg_widgets.widgets.layers import MaskLayers
 from text2seg_widgets.widgets.overlay import LoadedImage, detail_window, png_data_url
 
-__all__ = ["MapView", "build_map", "place_image", "update_detail", "VIEW_PX", "BOX_COLOR"]
+__all__ = ["MapView", "build_map", "place_image", "update_detail", "check_height", "VIEW_PX", "BOX_COLOR"]
 
 #: the outline colour of the draw control's rectangle
 BOX_COLOR = "#00aaff"
@@ -27,11 +29,21 @@ BOX_COLOR = "#00aaff"
 VIEW_PX = (800, 560)
 
 
+def check_height(height: str) -> str:
+    """``height`` if it is an absolute CSS length (``600px``, ``40em``, ``70vh``); a percentage
+    collapses when JupyterLab puts the output in scrolled mode, so it is refused."""
+    text = str(height).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?(px|em|rem|vh)", text):
+        raise InputError(f"map_height must be an absolute CSS length such as '600px' or '70vh', not "
+                         f"{height!r} (a percentage collapses in JupyterLab's scrolled output)")
+    return text
+
+
 def build_map(*, geographic: bool, height: str = "600px") -> ipyleaflet.Map:
     """An empty map for plain (pixel-space) or georeferenced images."""
     common: dict[str, Any] = dict(zoom_snap=0.25, zoom_delta=0.5, scroll_wheel_zoom=True,
                                   double_click_zoom=False, attribution_control=False,
-                                  layout=w.Layout(height=height, width="100%"))
+                                  layout=w.Layout(height=height, min_height=height, width="100%"))
     if geographic:
         m = ipyleaflet.Map(layers=(), center=(0.0, 0.0), zoom=2, min_zoom=1, max_zoom=22, **common)
     else:
@@ -111,7 +123,7 @@ class MapView:
                  on_mask: Callable[[str, int], Any], height: str = "600px",
                  max_display: int = 2048, basemap: bool = False, show_rejected: bool = False) -> None:
         self._on_click, self._on_shape, self._on_mask = on_click, on_shape, on_mask
-        self.height = height
+        self.height = check_height(height)
         self.max_display = int(max_display)
         self.basemap = basemap
         self.frame: Frame | None = None
@@ -121,8 +133,8 @@ class MapView:
         self.shapes: tuple[str, ...] = ()
         self.map, self.layers = self._new_map(False, show_rejected)
         self.draw = self._new_draw()
-        self.widget = w.Box([self.map], layout=w.Layout(width="100%", height=height, min_height=height,
-                                                       flex="1 1 auto"))
+        self.widget = w.Box([self.map], layout=w.Layout(width="100%", height=self.height,
+                                                       min_height=self.height, flex="1 1 auto"))
 
     def _new_map(self, geographic: bool, show_rejected: bool) -> tuple[ipyleaflet.Map, MaskLayers]:
         m = build_map(geographic=geographic, height=self.height)

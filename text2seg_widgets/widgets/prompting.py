@@ -30,11 +30,33 @@ WEIGHTS_HINT = ("see which weights are cached with `text2seg-widgets weights lis
 
 
 def available_branches(models: Any) -> dict[str, list[str]]:
-    """Branch name -> the model roles it is missing in ``models`` (empty list: it can run)."""
-    from text2seg_widgets.pipeline.branches import BRANCH_FUNCTIONS
+    """Branch name -> the weights (default weight spec names) it still needs with ``models``
+    (empty list: it can run). A box-only segmenter (LiteMedSAM) cannot serve the heatmap
+    branch's point prompts, so that branch then needs a SAM checkpoint too."""
+    from text2seg_widgets.models.factory import BRANCH_ROLES, DEFAULT_SPECS
 
-    return {name: [role for role in roles if getattr(models, role, None) is None]
-            for name, (_fn, roles) in BRANCH_FUNCTIONS.items()}
+    seg = getattr(models, "segmenter", None)
+    out: dict[str, list[str]] = {}
+    for branch, roles in BRANCH_ROLES.items():
+        needs = [DEFAULT_SPECS[r] for r in roles if getattr(models, r, None) is None]
+        if branch == "heatmap" and seg is not None and not getattr(seg, "supports_points", True):
+            needs.append(DEFAULT_SPECS["segmenter"])
+        out[branch] = list(dict.fromkeys(needs))
+    return out
+
+
+def missing_weights_html(status: dict[str, list[str]], branches: Any = None) -> str:
+    """Every weight the ``branches`` (default: all) still need, once each, beside the command that
+    fetches it and the branches it serves."""
+    from text2seg_widgets.models.weights import fetch_command
+
+    served: dict[str, list[str]] = {}
+    for branch, names in status.items():
+        if branches is None or branch in branches:
+            for name in names:
+                served.setdefault(name, []).append(branch)
+    return "; ".join(f"<code>{html.escape(fetch_command(name))}</code> ({', '.join(b)})"
+                     for name, b in served.items())
 
 
 class Prompting:
@@ -109,6 +131,29 @@ class Prompting:
             return ()
         return tuple(b for b, missing in available_branches(self.models).items() if not missing)
 
+    def run_blocker(self) -> str:
+        """Why Run cannot run (HTML naming every missing weight), or "" when a branch can."""
+        if self.runnable_branches():
+            return ""
+        status = available_branches(self.models)
+        return ("Run is off: no text-prompt branch can run with the loaded models. Fetch the weights "
+                f"(needs internet once), then load them: {missing_weights_html(status)}. Boxes and "
+                "polygons work without them.")
+
+    def show_run_state(self) -> None:
+        """Enable the branch boxes that can run, and Run only when one can (else say why)."""
+        runnable = self.runnable_branches()
+        status = available_branches(self.models)
+        for name, box in self.panel.branches.items():
+            box.disabled = name not in runnable
+            box.value = name in runnable and (name != "concept" or runnable == ("concept",))
+            box.description = name if name in runnable else f"{name} (needs weights)"
+            box.tooltip = "" if name in runnable else "needs " + ", ".join(status.get(name, []))
+        reason = self.run_blocker()
+        self.panel.run.disabled = bool(reason) or self.runner.busy
+        self.panel.run_reason.value = (f"<div style='font-size:11px;color:#666;white-space:normal;"
+                                       f"overflow-wrap:anywhere'>{reason}</div>") if reason else ""
+
     def wait(self, timeout: float | None = None) -> None:
         """Block until a background prompt run ends and apply its result (scripts and tests)."""
         self.runner.wait(timeout)
@@ -136,10 +181,10 @@ class Prompting:
             chosen = tuple(status)  # nothing can run: say what every branch lacks
         if not chosen:
             raise InputError("no branch is enabled: tick at least one in 'prompt settings'")
-        missing = {b: roles for b, roles in status.items() if b in chosen and roles}
+        missing = {b: names for b, names in status.items() if b in chosen and names}
         if missing:
-            what = "; ".join(f"{b} needs {' and '.join(r)}" for b, r in missing.items())
-            raise InputError(f"cannot run: {what} (not loaded). Untick those branches, or {WEIGHTS_HINT}")
+            what = "; ".join(f"{b} branch needs {', '.join(n)}" for b, n in missing.items())
+            raise InputError(f"cannot run: the {what}. Untick those branches, or {WEIGHTS_HINT}")
         base = self.pipeline_config or PipelineConfig()
         config = dataclasses.replace(base, branches=chosen, box_threshold=settings["box_threshold"],
                                      filter_min_similarity=settings["clip_threshold"])
@@ -172,7 +217,7 @@ class Prompting:
         bar.layout.visibility = "visible" if on else "hidden"
         bar.value = 0 if on else 1
         bar.description = "running" if on else ""
-        self.panel.run.disabled = on
+        self.panel.run.disabled = on or not self.runnable_branches()
         if text:
             self.display.say(text)
 
