@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.store.db import DB_NAME
 
 if TYPE_CHECKING:
     from text2seg_widgets.store.db import Database
@@ -71,8 +72,6 @@ def list_backups(folder: Path) -> list[Path]:
 def restore_backup(folder: str | Path, backup: str | Path | None = None) -> Path:
     """Make ``backup`` (default: the newest one) the project database of ``folder``; return the
     path the current database was set aside to. The project must not be open anywhere."""
-    from text2seg_widgets.store.project import DB_NAME
-
     folder = Path(folder)
     if backup is None:
         found = list_backups(folder)

@@ -23,10 +23,12 @@ from typing import Any
 
 from text2seg_widgets.errors import InputError, Text2SegError
 
-__all__ = ["Database", "Tx", "ProjectBusyError", "ConflictError", "now", "UNDOABLE_TABLES"]
+__all__ = ["DB_NAME", "Database", "Tx", "ProjectBusyError", "ConflictError", "now", "UNDOABLE_TABLES"]
 
 log = logging.getLogger(__name__)
 
+#: The database file inside a project folder.
+DB_NAME = "project.sqlite"
 #: Tables whose changes are recorded for undo/redo.
 UNDOABLE_TABLES = ("classes", "images", "candidates", "annotations")
 #: Allowed ``PRAGMA synchronous`` levels.

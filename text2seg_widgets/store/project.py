@@ -24,7 +24,7 @@ from typing import Any
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import history as _history
-from text2seg_widgets.store.db import Database, now
+from text2seg_widgets.store.db import DB_NAME, Database, now
 from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
 from text2seg_widgets.store.adding import AddImagesMixin
@@ -42,8 +42,6 @@ __all__ = ["Project", "DB_NAME"]
 
 log = logging.getLogger(__name__)
 
-#: The database file inside a project folder.
-DB_NAME = "project.sqlite"
 _APP = "text2seg-widgets"
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
