@@ -79,7 +79,8 @@ def test_find_image_by_id_name_and_stem(five, tmp_path: Path) -> None:
     assert p.find_image("tile_3.png").id == ids[3]
     assert p.find_image("tile_4").id == ids[4]
     assert p.find_image(str(ids[1])).id == ids[1]
-    with pytest.raises(InputError, match="no image named 'tile_7' in this project; close matches: tile_4, tile_3, "):
+    with pytest.raises(InputError, match="no image named 'tile_7' in this project; close "
+                                         "matches: tile_4, tile_3, "):
         p.find_image("tile_7")
     with pytest.raises(InputError, match="no image with id 99"):
         p.find_image(99)

@@ -1,8 +1,15 @@
 """The annotation project store: one SQLite database per project folder (never imports torch).
 
 Public API: :class:`Project` and its records (:class:`ClassInfo`, :class:`ImageRecord`,
-:class:`CandidateRecord`, :class:`AnnotationRecord`), the error types it raises beyond
-:class:`~text2seg_widgets.errors.InputError`, and the constants for states.
+:class:`CandidateRecord`, :class:`AnnotationRecord`, :class:`ImageSummary`, :class:`HistoryStep`,
+:class:`ImageBatch`), the error types it raises beyond
+:class:`~text2seg_widgets.errors.InputError`, :func:`restore_backup`, and the constants.
+
+Where each part lives: :mod:`.states` (image states and the review invariant: done only when no
+candidate is proposed), :mod:`.navigation` (image list, go-to, next/previous), :mod:`.review`
+(candidates and annotations), :mod:`.effort` (origin, edit actions, time), :mod:`.adding`
+(folders with bad files), :mod:`.backup` (online backups), :mod:`.history` (undo/redo),
+:mod:`.schema` (versions and migrations).
 """
 
 from __future__ import annotations
@@ -18,5 +25,6 @@ from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, C
 from text2seg_widgets.store.schema import CANDIDATE_STATUSES, IMAGE_STATES, ORIGINS, SCHEMA_VERSION
 
 __all__ = ["Project", "ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord",
-           "ImageSummary", "HistoryStep", "ImageBatch", "BadImage", "restore_backup", "ConflictError", "ProjectBusyError", "UnreviewedError",
+           "ImageSummary", "HistoryStep", "ImageBatch", "BadImage", "restore_backup",
+           "ConflictError", "ProjectBusyError", "UnreviewedError",
            "IMAGE_STATES", "CANDIDATE_STATUSES", "ORIGINS", "SCHEMA_VERSION", "DB_NAME"]

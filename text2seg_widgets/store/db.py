@@ -23,7 +23,8 @@ from typing import Any
 
 from text2seg_widgets.errors import InputError, Text2SegError
 
-__all__ = ["DB_NAME", "Database", "Tx", "ProjectBusyError", "ConflictError", "now", "UNDOABLE_TABLES"]
+__all__ = ["DB_NAME", "Database", "Tx", "ProjectBusyError", "ConflictError", "now",
+           "UNDOABLE_TABLES"]
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["EffortMixin"]
 
 _EFFORT_SQL = """
-SELECT a.image_id, a.origin, a.edit_actions, c.name AS class_name, COALESCE(t.seconds, 0) AS seconds,
+SELECT a.image_id, a.origin, a.edit_actions, c.name AS class_name,
+       COALESCE(t.seconds, 0) AS seconds,
        (SELECT COUNT(*) FROM annotations b WHERE b.image_id = a.image_id
         AND b.origin != 'imported') AS objects
 FROM annotations a JOIN classes c ON c.id = a.class_id
