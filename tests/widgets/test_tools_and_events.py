@@ -260,3 +260,35 @@ def test_next_image_embedding_is_prefetched_while_working(project: Project, open
     assert seg.encoder_calls == 1  # image 2 was not encoded again on the segmenter
     # the moved embedding is the right one: the probe, which encoded image 2 itself, agrees
     assert np.array_equal(project.annotation(ann).mask(), expected)
+
+
+def test_prompt_runs_go_through_the_one_tile_loop(project: Project, tiny_models, open_app,
+                                                  monkeypatch) -> None:
+    """The run hands the WHOLE image and the visible window (col, row, width, height) of a big one
+    to pipeline.tiles.segment_array and stores exactly what it returns."""
+    from text2seg_widgets.core import Candidate
+    from text2seg_widgets.pipeline import tiles
+    from text2seg_widgets.widgets import prompting
+
+    from .conftest import square
+
+    calls = []
+
+    def fake_segment_array(pipeline, rgb, *, window=None, **kwargs):
+        calls.append((rgb.shape, window, tuple(pipeline.config.branches)))
+        return [Candidate.from_mask(square(rgb.shape[0], rgb.shape[1], 10, 20, 30, 60), class_name="road",
+                                    score=0.7, branch="detector", prompt="asphalt")]
+
+    monkeypatch.setattr(tiles, "segment_array", fake_segment_array)
+    app = open_app(project, tiny_models)
+    image_id = project.images()[1].id
+    app.show_image(image_id)
+    (new,) = app.run_prompt("asphalt", "road", wait=True, branches=("detector",))
+    assert calls == [((400, 400, 3), None, ("detector",))]
+    rec = project.candidate(new)
+    assert rec.image_id == image_id and rec.candidate.bbox == [30, 10, 30, 10]
+    monkeypatch.setattr(prompting, "BIG_SIDE", 300)  # the 400 px tile now counts as big
+    for trait, value in [("south", -250.0), ("north", -50.0), ("west", 100.0), ("east", 380.0)]:
+        app.map.set_trait(trait, value)
+    app.run_prompt("asphalt", "road", wait=True, branches=("detector",))
+    assert calls[-1] == ((400, 400, 3), (100, 50, 280, 200), ("detector",))

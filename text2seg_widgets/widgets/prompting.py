@@ -1,8 +1,9 @@
-"""Text prompts from the annotator: run the Text2Seg pipeline on the current image in a thread.
+"""Text prompts from the annotator: run the Text2Seg pipeline on the current image on a worker.
 
-The pipeline runs on the whole image, or on the visible part of a big scene; its candidates are
-stored on the kernel's thread when the run ends, and the map redraws. Missing models are reported
-by name with the command that fetches their weights.
+The run goes through the one tile loop (:func:`text2seg_widgets.pipeline.tiles.segment_array`)
+on the whole image, or on the visible window of a big scene; the candidates come back in the
+whole image's pixel grid and are stored on the kernel's thread when the run ends, and the map
+redraws. Missing models are reported as the weights to fetch, each with its command.
 """
 
 from __future__ import annotations
@@ -103,17 +104,16 @@ class Prompting:
         image_id = self.state.image_id
 
         def work() -> list[Any]:
+            from text2seg_widgets.pipeline import tiles
+
             lock = self.keeper.lock if self.keeper is not None else None
             if lock is None:
-                return pipe.run(rgb).candidates
+                return tiles.segment_array(pipe, rgb, window=window)
             with lock:
-                try:
-                    return pipe.run(rgb).candidates
-                finally:
-                    self.keeper.current = None  # the segmenter now holds this run's image
+                return tiles.segment_array(pipe, rgb, window=window)
 
         if wait:
-            return self._store_run(image_id, work(), window)
+            return self._store_run(image_id, work())
         self._running(True, f"running {', '.join(pipe.branches)} on image {image_id}\u2026")
 
         def done(cands: Any, error: BaseException | None) -> None:
@@ -121,7 +121,7 @@ class Prompting:
             if error is not None:
                 self.display.say(f"prompt run failed: {html.escape(str(error))}", error=True)
                 return
-            self._store_run(image_id, cands, window)
+            self._store_run(image_id, cands)
 
         return self.runner.submit(work, done)
 
@@ -191,21 +191,18 @@ class Prompting:
         return Text2SegPipeline(self.models, classes, config)
 
     def _run_region(self) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
-        """The pixels to prompt: the whole image, or the visible window of a big one."""
+        """The whole image, and the window to prompt (col_off, row_off, width, height): None for the
+        whole image, the visible part of a big one."""
         rgb = self.state.image.rgb
         if max(rgb.shape[:2]) <= BIG_SIDE:
             return rgb, None
-        window = self._visible_window()
-        if window is None:
+        visible = self._visible_window()
+        if visible is None:
             return rgb, None
-        x0, y0, x1, y1 = window
-        return np.ascontiguousarray(rgb[y0:y1, x0:x1]), window
+        x0, y0, x1, y1 = visible
+        return rgb, (x0, y0, x1 - x0, y1 - y0)
 
-    def _store_run(self, image_id: int, cands: list[Any],
-                   window: tuple[int, int, int, int] | None) -> list[int]:
-        if window is not None:
-            frame = self.state.frame
-            cands = [_paste(c, window, frame.height, frame.width) for c in cands]
+    def _store_run(self, image_id: int, cands: list[Any]) -> list[int]:
         ids = self.project.add_candidates(image_id, cands) if cands else []
         if image_id == self.state.image_id:
             self.display.refresh()
@@ -220,15 +217,4 @@ class Prompting:
         self.panel.run.disabled = on or not self.runnable_branches()
         if text:
             self.display.say(text)
-
-
-def _paste(cand: Any, window: tuple[int, int, int, int], height: int, width: int) -> Any:
-    """A candidate found in a window, moved to the whole image's pixel grid."""
-    from text2seg_widgets.core import Candidate
-
-    x0, y0, x1, y1 = window
-    full = np.zeros((height, width), dtype=bool)
-    full[y0:y1, x0:x1] = cand.mask()
-    return Candidate.from_mask(full, class_name=cand.class_name, score=cand.score, branch=cand.branch,
-                               prompt=cand.prompt, model=cand.model, **dict(cand.extra or {}))
 
