@@ -9,7 +9,8 @@ Built from parts, each constructed with what it needs and sharing one small
 * :class:`~text2seg_widgets.widgets.reviewing.ReviewActions`: select, accept, reject, relabel;
 * :class:`~text2seg_widgets.widgets.tools.Tools`: SAM clicks and boxes, polygons;
 * :class:`~text2seg_widgets.widgets.prompting.Prompting`: text-prompt runs;
-* :class:`~text2seg_widgets.widgets.navigation.Navigation`: images, next, undo/redo.
+* :class:`~text2seg_widgets.widgets.navigation.Navigation`: images, next, undo/redo;
+* :class:`~text2seg_widgets.widgets.reviewqueue.QueueOrder`: previous/next in review-queue order.
 
 Every action writes to the project store at once and then redraws from the store, so the widget
 never holds work that is not saved. Map clicks, GeoJSON clicks, drawn shapes, buttons and keys
@@ -37,6 +38,7 @@ from text2seg_widgets.widgets.navigation import Navigation
 from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.prompting import Prompting
 from text2seg_widgets.widgets.reviewing import ReviewActions
+from text2seg_widgets.widgets.reviewqueue import QueueOrder
 from text2seg_widgets.widgets.runner import BackgroundRunner
 from text2seg_widgets.widgets.shortcuts import KEYMAP, event_to_key, normalize_key
 from text2seg_widgets.widgets.state import AnnotatorState
@@ -105,6 +107,7 @@ class Annotator:
         self.prompting = Prompting(project, models, self.state, self.display, self.panel, self.runner,
                                    self.keeper, pipeline_config=pipeline_config,
                                    visible_window=self.view.visible_window)
+        self.queue = QueueOrder(project, self.state, self.display, self.panel, self.navigation, self.review)
         self.closed = False
         self._last_key: tuple[Any, Any] = (None, None)
         self.prompting.show_run_state()
@@ -277,12 +280,21 @@ class Annotator:
         return self.navigation.skip_image(reason)
 
     def go_next(self) -> int | None:
-        """Open the next image in the list (under the filter); no state changes."""
-        return self.navigation.go_next()
+        """Open the next image in the list (under the filter), or in the review-queue order the next
+        candidate to look at (and its image); no state changes."""
+        return self.queue.step(1) if self.queue.order == "queue" else self.navigation.go_next()
 
     def go_previous(self) -> int | None:
-        """Open the previous image in the list (under the filter); no state changes."""
-        return self.navigation.go_previous()
+        """Open the previous image in the list (or the previous candidate of the review queue)."""
+        return self.queue.step(-1) if self.queue.order == "queue" else self.navigation.go_previous()
+
+    def set_order(self, order: str) -> int | None:
+        """What previous/next follow: "images" (the image list) or "queue" (the review queue of
+        :func:`text2seg_widgets.insights.review_queue`, jumping to each candidate)."""
+        return self.queue.set_order(order)
+
+    def toggle_order(self) -> int | None:
+        return self.queue.toggle()
 
     def go_to(self, key: int | str) -> int:
         """Open an image by id, file name or stem."""
@@ -342,7 +354,7 @@ class Annotator:
             "class": self.set_class, "item": self._item_picked, "previous": self.go_previous,
             "forward": self.go_next, "done_reject": self.finish_reject_rest, "skip": self.skip_image,
             "filter": self.set_filter, "goto": self.navigation.goto_typed,
-            "image": self.navigation.image_picked}.items()}
+            "image": self.navigation.image_picked, "order": self.set_order}.items()}
 
     def _item_picked(self, value: Any) -> None:
         if value and value != self.state.selection:

@@ -69,6 +69,11 @@ class SidePanel:
         self.goto = w.Text(placeholder="go to id or name", continuous_update=False,
                            layout=w.Layout(width="40%")).add_class("t2s-goto")
         self.images = w.Select(options=[], rows=5, layout=w.Layout(width="95%")).add_class("t2s-images")
+        self.order = w.ToggleButtons(options=[("image order", "images"), ("review queue", "queue")],
+                                     value="images", style={"button_width": "auto"},
+                                     tooltips=["previous/next follow the image list (q)",
+                                               "previous/next follow the review queue: most doubtful "
+                                               "candidates first (q)"]).add_class("t2s-order")
 
     def _review_controls(self, class_names: Sequence[str]) -> None:
         self.class_picker = w.Dropdown(options=list(class_names), description="class",
@@ -118,7 +123,7 @@ class SidePanel:
         box = w.VBox([
             self.progress, self.message,
             _row([self.previous, self.next, self.forward, self.done_reject, self.skip]),
-            _row([self.filter, self.goto]), self.images,
+            _row([self.filter, self.goto]), self.order, self.images,
             self.class_picker, self.items,
             _row([self.accept, self.reject, self.relabel, self.delete]),
             _row([self.min_score, self.accept_above]),
@@ -163,7 +168,7 @@ class SidePanel:
     def value_controls(self) -> dict[str, w.ValueWidget]:
         """Control name -> control whose value changes are actions."""
         return {"tool": self.tool, "class": self.class_picker, "item": self.items, "filter": self.filter,
-                "goto": self.goto, "image": self.images}
+                "goto": self.goto, "image": self.images, "order": self.order}
 
     def unbind(self) -> None:
         """Disconnect every handler :meth:`bind` connected."""

@@ -20,6 +20,7 @@ KEYMAP: dict[str, tuple[str, str]] = {
     "x": ("skip_image", "skip this image (left out of exports), open the next"),
     ",": ("go_previous", "previous image in the list (no state change)"),
     ".": ("go_next", "next image in the list (no state change)"),
+    "q": ("toggle_order", "previous/next follow the image list or the review queue"),
     "j": ("select_next", "select the next candidate"),
     "k": ("select_previous", "select the previous candidate"),
     "ctrl+z": ("undo", "undo (opens the image it changes)"),
