@@ -27,6 +27,9 @@ def test_next_never_marks_an_image_with_candidates_left_done(project: Project, o
     assert "4 candidates left on image" in message
     assert "<kbd>d</kbd> done: reject the rest" in message and "<kbd>x</kbd> skip" in message
     assert app.last_error is not None
+    assert app.panel.done_reject.button_style == app.panel.skip.button_style == "warning"
+    app.go_next()
+    assert app.panel.done_reject.button_style == app.panel.skip.button_style == ""
 
 
 def test_done_rejecting_the_rest_is_one_undoable_step(project: Project, open_app) -> None:

@@ -45,6 +45,9 @@ def test_prompt_settings_wrap_within_the_panel(project: Project, open_app) -> No
         assert box.indent is False and box.layout.width == "auto"
     for slider in (app.panel.box_threshold, app.panel.clip_threshold):
         assert slider.layout.width == "95%"
+    # the six tool buttons wrap inside the 340 px panel (scoped CSS; ipywidgets keeps one line)
+    assert app.panel.css in app.panel.widget.children
+    assert ".t2s-annotator .t2s-tool > div" in app.panel.css.value and "flex-wrap: wrap" in app.panel.css.value
 
 
 def test_class_colours_come_from_the_store(tmp_path, road_tiles, open_app) -> None:

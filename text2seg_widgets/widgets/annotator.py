@@ -33,7 +33,7 @@ from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.effort import ImageClock
 from text2seg_widgets.widgets.embeddings import EmbeddingKeeper
 from text2seg_widgets.widgets.layers import MaskItem, MaskLayers
-from text2seg_widgets.widgets.mapview import MapView
+from text2seg_widgets.widgets.mapview import MapView, check_height
 from text2seg_widgets.widgets.navigation import Navigation
 from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.prompting import Prompting
@@ -84,6 +84,7 @@ class Annotator:
     def __init__(self, project: Any, models: Any = None, *, image_id: int | None = None,
                  pipeline_config: Any = None, basemap: bool = False, max_display: int = 2048,
                  map_height: str = "600px", show_rejected: bool = False) -> None:
+        check_height(map_height)
         self.project = project
         self.models = models
         classes = sv.class_list(project)

@@ -72,6 +72,7 @@ class Navigation:
         st.session = None
         st.pending_actions = 0
         self.clock.start(st.image_id)
+        self._offer_ways_out(False)
         try:
             st.image = load_image(record.path, record.window)
         except (InputError, OSError) as exc:
@@ -82,6 +83,11 @@ class Navigation:
         st.frame = sv.frame_of(record, st.image)
         self.view.show(st.image, st.frame)
         self.display.refresh()
+
+    def _offer_ways_out(self, on: bool) -> None:
+        """Highlight "done: reject rest" and "skip" while the Next guard is being shown."""
+        for button in (self.panel.done_reject, self.panel.skip):
+            button.button_style = "warning" if on else ""
 
     def leave(self) -> None:
         """Record the time spent on the open image (if any) in the store."""
@@ -116,6 +122,7 @@ class Navigation:
             left = exc.count
             self.display.say(f"{sv.plural(left, 'candidate')} left on image {current}: {GUARD_HINT}",
                              error=True)
+            self._offer_ways_out(True)
             return None
         return self._open_next_to_review(f"image {current} done")
 

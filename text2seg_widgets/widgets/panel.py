@@ -15,7 +15,7 @@ import ipywidgets as w
 
 from text2seg_widgets.widgets.shortcuts import help_html
 
-__all__ = ["SidePanel", "TOOLS", "BRANCH_NAMES", "FILTERS"]
+__all__ = ["SidePanel", "TOOLS", "BRANCH_NAMES", "FILTERS", "PANEL_CSS"]
 
 #: (label, tool) of the map tools: select masks; draw a SAM box, a polygon that adds a mask or one
 #: that cuts from the selected mask; positive / negative SAM points
@@ -25,6 +25,16 @@ BRANCH_NAMES = ("detector", "heatmap", "filter", "concept")
 #: (label, value) of the image filter; "all" stands for no filter
 FILTERS = (("all images", "all"), ("unreviewed", "unreviewed"), ("candidates left", "candidates left"),
            ("in progress", "in progress"), ("done", "done"), ("skipped", "skipped"))
+
+#: CSS scoped to the annotator: toggle-button groups wrap inside the panel instead of overflowing
+#: it (ipywidgets lays them out on one line), with compact buttons
+PANEL_CSS = """<style>
+.t2s-annotator .t2s-tool, .t2s-annotator .t2s-order { flex-wrap: wrap; height: auto; }
+.t2s-annotator .t2s-tool > div, .t2s-annotator .t2s-order > div { display: flex; flex-wrap: wrap; }
+.t2s-annotator .t2s-tool .jupyter-button, .t2s-annotator .t2s-order .jupyter-button {
+  padding: 0 6px; margin: 1px; }
+.t2s-annotator .t2s-message .widget-html-content { white-space: normal; }
+</style>"""
 
 
 def _button(description: str, css: str, tooltip: str = "", style: str = "") -> w.Button:
@@ -43,6 +53,7 @@ class SidePanel:
     """All controls of the annotator's right-hand column."""
 
     def __init__(self, class_names: Sequence[str], width: str = "340px") -> None:
+        self.css = w.HTML(PANEL_CSS, layout=w.Layout(height="0px", margin="0")).add_class("t2s-css")
         self.progress = w.HTML().add_class("t2s-progress")
         self.message = w.HTML(layout=w.Layout(height="4.5em", overflow="auto", width="95%")
                               ).add_class("t2s-message")
@@ -121,7 +132,7 @@ class SidePanel:
                              layout=w.Layout(width="95%"))
         extras.selected_index = None
         box = w.VBox([
-            self.progress, self.message,
+            self.css, self.progress, self.message,
             _row([self.previous, self.next, self.forward, self.done_reject, self.skip]),
             _row([self.filter, self.goto]), self.order, self.images,
             self.class_picker, self.items,
