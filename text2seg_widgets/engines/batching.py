@@ -130,16 +130,19 @@ class EmbedReport:
     failed: dict[Any, str] = field(default_factory=dict)
     seconds: float = 0.0
     encode_seconds: float = 0.0
+    startup_seconds: float = 0.0
 
     @property
     def tiles_per_s(self) -> float:
-        """Encoded images per second of wall time."""
+        """Encoded images per second of wall time (``seconds``: model loading and Ray start-up,
+        ``startup_seconds``, are not in it)."""
         return self.encoded / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"images": self.images, "cached": self.cached, "encoded": self.encoded,
                 "failed": {str(k): v for k, v in self.failed.items()}, "seconds": round(self.seconds, 3),
-                "encode_seconds": round(self.encode_seconds, 3), "tiles_per_s": round(self.tiles_per_s, 4)}
+                "encode_seconds": round(self.encode_seconds, 3), "startup_seconds": round(self.startup_seconds, 3),
+                "tiles_per_s": round(self.tiles_per_s, 4)}
 
 
 def _batches_to_encode(items: Iterable[EmbedItem], identity: Any, cache: "EmbeddingCache", batch: int,
@@ -252,11 +255,14 @@ class RayEmbedder:
         """Like :func:`embed_items`, with the encoding spread over the actor pool."""
         from ray.util.actor_pool import ActorPool
 
+        t0 = time.perf_counter()
         ray = self._connect()
-        report, start = EmbedReport(), time.perf_counter()
+        report = EmbedReport()
         actors = self._actors(ray)
         try:
-            identity = ray.get(actors[0].identity.remote())
+            identity = ray.get([a.identity.remote() for a in actors])[0]  # every replica loaded
+            start = time.perf_counter()
+            report.startup_seconds = start - t0
             pool = ActorPool(actors)
             chunks: dict[int, list[EmbedItem]] = {}
 

@@ -98,6 +98,9 @@ class PromptableSegmenter(Protocol):
     def set_image(self, image: np.ndarray) -> None:
         """Encode ``image``; a second call with an equal image reuses the cached embedding."""
 
+    def is_set(self, image: np.ndarray) -> bool:
+        """Whether the embedding held now is that of these pixels."""
+
     def predict(self, *, points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
                 box: np.ndarray | None = None, mask_input: np.ndarray | None = None,
                 multimask: bool = False) -> MaskPrediction:

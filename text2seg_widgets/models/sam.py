@@ -4,8 +4,8 @@ share one predictor, so an image is encoded once for every branch that uses SAM.
 ``SamSegmenter`` wraps :class:`segment_anything.SamPredictor`: :meth:`SamSegmenter.encode`
 runs the ViT image encoder and returns an :class:`~text2seg_widgets.models.embedding.Embedding`
 value, :meth:`SamSegmenter.use_embedding` installs one, and :meth:`SamSegmenter.set_image` does
-both (a second call with an equal image, same shape and bytes, is free). Prompts (points, a box, a previous low-res mask, or many boxes at once)
-are decoded against that embedding. ``SamMaskGenerator`` drives
+both (a second call with an equal image, same shape and bytes, is free). Prompts (points, a box,
+a previous low-res mask, or many boxes at once) are decoded against that embedding. ``SamMaskGenerator`` drives
 :class:`segment_anything.SamAutomaticMaskGenerator` through the segmenter's predictor.
 """
 
