@@ -41,14 +41,16 @@ def project(tmp_path):
 def test_queue_order_and_priorities(project):
     proj, (a, b, c, d, e, f, g) = project
     items = review_queue(proj, thresholds={("building", "detector"): threshold(0.8)}, min_decisions=4)
+    # "change": without decisions in a score tenth a look changes the outcome with chance .5; building /
+    # detector at .9-1.0 was accepted 4 of 4 times, so A (auto-accepted above .8) changes with 1 - 5/6
     assert [(q.candidate_id, q.priority) for q in items] == [
-        (b, 1.6),        # conflict 1.0 + few decisions (0 of 4) .6
-        (c, 1.333333),   # outline (1 - 1/3) * .8 + at the threshold .8
-        (a, 1.0),        # conflict 1.0, well above the threshold
-        (d, 0.833333),   # outline .533333 + few (2 of 4) .3
-        (g, 0.72),       # near the threshold: (1 - .01/.1) * .8
-        (e, 0.15),       # halfway to the edge of 'near' .4, minus agreement .25
-        (f, 0.05),       # few .3 minus agreement .25
+        (b, 2.1),        # conflict 1.0 + few decisions (0 of 4) .6 + change .5
+        (c, 1.833333),   # outline (1 - 1/3) * .8 + at the threshold .8 + change .5
+        (d, 1.333333),   # outline .533333 + few (2 of 4) .3 + change .5
+        (g, 1.22),       # near the threshold: (1 - .01/.1) * .8 + change .5
+        (a, 1.166667),   # conflict 1.0, well above the threshold, change 1/6
+        (e, 0.65),       # halfway to the edge of 'near' .4 + change .5, minus agreement .25
+        (f, 0.55),       # few .3 + change .5 minus agreement .25
     ]
     assert all(q.image_id == 1 for q in items)
     reasons = {q.candidate_id: q.reasons for q in items}
@@ -56,7 +58,8 @@ def test_queue_order_and_priorities(project):
                           "classes disagree", "few decisions for road / heatmap so far (0 of 4)")
     assert reasons[c] == ("detector and heatmap disagree on its outline (IoU 0.33)",
                           "score 0.80 is near the calibrated threshold 0.80 for building / detector")
-    assert reasons[a][1] == "score 0.90 well above the calibrated threshold 0.80"
+    assert reasons[a][1:] == ("score 0.90 well above the calibrated threshold 0.80",
+                              "4 of 4 building / detector candidates scoring 0.9-1.0 were accepted")
     assert reasons[e] == ("score 0.85 is near the calibrated threshold 0.80 for building / detector",
                           "confirmed by heatmap (IoU 0.90)")
     assert [q.candidate_id for q in review_queue(proj, limit=2, thresholds={}, min_decisions=4)] == [b, a]
@@ -80,12 +83,18 @@ def test_live_calibration(tmp_path):
     proj, ids = build_project(tmp_path, [decided, [("building", "detector", "building", s, P) for s in (0.9, 0.62, 0.4)]])
     with proj:
         items = review_queue(proj, min_decisions=10)
-        assert [(q.candidate_id, q.priority) for q in items] == [(ids[1][1], 0.64), (ids[1][0], 0.0),
-                                                                 (ids[1][2], 0.0)]
-        assert items[0].reasons == ("score 0.62 is near the calibrated threshold 0.60 for building / detector",)
-        strict = review_queue(proj, min_decisions=20)
-        assert [q.priority for q in strict] == [0.4, 0.4, 0.4]
-        assert strict[0].reasons == ("no score reaches precision 0.95 for building / detector yet",)
+        # near .64 + change 1/6 (auto-accepted, 4 of 4 accepted at .6-.7); .9 and .4: change 1/6 only
+        assert [(q.candidate_id, q.priority) for q in items] == [(ids[1][1], 0.806667), (ids[1][0], 0.166667),
+                                                                 (ids[1][2], 0.166667)]
+        assert items[0].reasons == ("score 0.62 is near the calibrated threshold 0.60 for building / detector",
+                                    "4 of 4 building / detector candidates scoring 0.6-0.7 were accepted")
+        strict = review_queue(proj, min_decisions=20)  # unreachable: nothing is auto-accepted, change = p
+        assert [(q.candidate_id, q.priority) for q in strict] == [(ids[1][0], 1.233333), (ids[1][1], 1.233333),
+                                                                  (ids[1][2], 0.566667)]
+        assert strict[0].reasons[0] == "no score reaches precision 0.95 for building / detector yet"
+        doubt_only = review_queue(proj, min_decisions=20, weights={"change": 0.0})
+        assert [q.priority for q in doubt_only] == [0.4, 0.4, 0.4]
+        assert doubt_only[0].reasons == ("no score reaches precision 0.95 for building / detector yet",)
 
 
 def test_bad_arguments(project):
@@ -94,6 +103,8 @@ def test_bad_arguments(project):
         review_queue(proj, limit=-1)
     with pytest.raises(InputError):
         review_queue(proj, near=0)
+    with pytest.raises(InputError, match="unknown queue weight"):
+        review_queue(proj, weights={"luck": 1.0})
 
 
 def test_cli_queue(project):
@@ -103,9 +114,9 @@ def test_cli_queue(project):
     out = CliRunner().invoke(main, ["review", "queue", folder, "--top", "2", "--min-decisions", "4", "--json"])
     assert out.exit_code == 0, out.output
     # live calibration: the 4 building/detector decisions (all accepted at .9) put its threshold at .9,
-    # so A (.9, conflict) now also sits at the threshold: 1.0 + .8 > B's 1.6
-    assert [(q["candidate_id"], q["priority"]) for q in json.loads(out.output)] == [(a, 1.8), (b, 1.6)]
+    # so A (.9, conflict) sits at the threshold: 1.0 + .8 + change 1/6, still below B's 2.1
+    assert [(q["candidate_id"], q["priority"]) for q in json.loads(out.output)] == [(b, 2.1), (a, 1.966667)]
     out = CliRunner().invoke(main, ["review", "queue", folder, "--top", "1", "--min-decisions", "4"])
     assert out.output.splitlines()[:2] == [
-        f"  1. candidate {a} on image 1  priority 1.80",
-        f"       - overlaps a 'road' candidate #{b} from heatmap (100% of the smaller mask): classes disagree"]
+        f"  1. candidate {b} on image 1  priority 2.10",
+        f"       - overlaps a 'building' candidate #{a} from detector (100% of the smaller mask): classes disagree"]

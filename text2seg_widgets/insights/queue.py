@@ -16,6 +16,11 @@ human-readable reason:
   counts ``0.5`` (every candidate of it needs a look).
 - **few decisions** (``WEIGHTS["few"]``): ``1 - n / min_decisions`` while the (class, branch) has
   ``n < min_decisions`` decisions.
+- **a look would change the outcome** (``WEIGHTS["change"]``): the chance that the reviewer's
+  decision differs from what happens without a look. Without a look a candidate above its
+  calibrated threshold is accepted (by "accept all above"), any other stays out of the labels; with
+  ``p = (k + 1) / (n + 2)`` the smoothed accepted share of the (class, branch, score tenth) so far,
+  the chance is ``1 - p`` above the threshold and ``p`` otherwise (0.5 with no decisions).
 
 Thresholds are fitted live from the project's decisions (so the queue follows the reviewer)
 unless ``thresholds`` is given. Ties keep image order (image id, then candidate id); priorities
@@ -37,8 +42,8 @@ from text2seg_widgets.insights.decisions import decisions
 
 __all__ = ["QueueItem", "review_queue", "WEIGHTS", "OVERLAP", "AGREE_IOU", "AGREEMENT"]
 
-#: Weight of each kind of doubt in the priority.
-WEIGHTS = {"conflict": 1.0, "outline": 0.8, "threshold": 0.8, "few": 0.6}
+#: Weight of each kind of doubt in the priority (``review_queue(weights=...)`` overrides some).
+WEIGHTS = {"conflict": 1.0, "outline": 0.8, "threshold": 0.8, "few": 0.6, "change": 1.0}
 #: Share of the smaller mask two candidates must share to count as overlapping.
 OVERLAP = 0.2
 #: IoU at which two branches agree on an outline.
@@ -135,16 +140,25 @@ def _threshold_doubt(item: _Live, t: Threshold | None, near: float) -> tuple[flo
 
 def review_queue(project: Any, *, limit: int | None = None, thresholds: Mapping[Key, Threshold] | None = None,
                  target_precision: float = 0.95, min_decisions: int = 20, near: float = 0.1,
-                 image_ids: Sequence[int] | None = None) -> list[QueueItem]:
+                 image_ids: Sequence[int] | None = None,
+                 weights: Mapping[str, float] | None = None) -> list[QueueItem]:
     """Proposed candidates ranked by the expected value of a human look (see the module doc)."""
+    unknown = sorted(set(weights or {}) - set(WEIGHTS))
+    if unknown:
+        raise InputError(f"unknown queue weight(s) {unknown}; use {', '.join(WEIGHTS)}")
+    weight = {**WEIGHTS, **(weights or {})}
     if limit is not None and int(limit) < 0:
         raise InputError(f"limit must be a positive number of items, got {limit}")
     if near <= 0:
         raise InputError(f"near must be a positive score distance, got {near}")
     made = decisions(project)
     counts: dict[Key, int] = {}
+    binned: dict[tuple[str, str, int], list[int]] = {}
     for d in made:
         counts[(d.class_name, d.branch)] = counts.get((d.class_name, d.branch), 0) + 1
+        kn = binned.setdefault((d.class_name, d.branch, _tenth(d.score)), [0, 0])
+        kn[0] += d.accepted
+        kn[1] += 1
     table = thresholds if thresholds is not None else fit_thresholds(
         made, target_precision=target_precision, min_decisions=min_decisions)
     wanted = None if image_ids is None else {int(i) for i in image_ids}
@@ -161,23 +175,43 @@ def review_queue(project: Any, *, limit: int | None = None, thresholds: Mapping[
     for image_id in sorted(by_image):
         live = by_image[image_id]
         for cand in (c for c in live if c.status == "proposed"):
+            kn = binned.get((cand.class_name, cand.branch, _tenth(cand.score)), [0, 0])
             items.append(_score(cand, live, table.get((cand.class_name, cand.branch)),
-                                counts.get((cand.class_name, cand.branch), 0), min_decisions, near))
+                                counts.get((cand.class_name, cand.branch), 0), (kn[0], kn[1]),
+                                min_decisions, near, weight))
     items.sort(key=lambda q: (-q.priority, q.image_id, q.candidate_id))
     return items if limit is None else items[:int(limit)]
 
 
-def _score(cand: _Live, live: Sequence[_Live], threshold: Threshold | None, n: int, min_decisions: int,
-           near: float) -> QueueItem:
+def _tenth(score: float) -> int:
+    return min(max(int(float(score) * 10), 0), 9)
+
+
+def _change(cand: _Live, threshold: Threshold | None, kn: tuple[int, int]) -> tuple[float, str | None]:
+    """Chance that a look changes the outcome, and the acceptance evidence behind it."""
+    p = (kn[0] + 1) / (kn[1] + 2)
+    auto = (threshold is not None and threshold.status == "ok"
+            and cand.score >= float(threshold.threshold))  # type: ignore[arg-type]
+    lo = _tenth(cand.score) / 10
+    why = None if not kn[1] else (f"{kn[0]} of {kn[1]} {cand.class_name} / {cand.branch} candidates scoring "
+                                  f"{lo:.1f}-{lo + 0.1:.1f} were accepted")
+    return (1.0 - p if auto else p), why
+
+
+def _score(cand: _Live, live: Sequence[_Live], threshold: Threshold | None, n: int, kn: tuple[int, int],
+           min_decisions: int, near: float, weight: Mapping[str, float]) -> QueueItem:
     conflict, outline, reasons, agree = _overlap_doubts(cand, live)
     near_doubt, near_reason = _threshold_doubt(cand, threshold, near)
     few = max(0.0, 1.0 - n / min_decisions)
-    priority = (WEIGHTS["conflict"] * conflict + WEIGHTS["outline"] * outline
-                + WEIGHTS["threshold"] * near_doubt + WEIGHTS["few"] * few)
+    change, change_reason = _change(cand, threshold, kn)
+    priority = (weight["conflict"] * conflict + weight["outline"] * outline
+                + weight["threshold"] * near_doubt + weight["few"] * few + weight["change"] * change)
     if few > 0:
         reasons.append(f"few decisions for {cand.class_name} / {cand.branch} so far ({n} of {min_decisions})")
     if near_reason:
         reasons.append(near_reason)
+    if change_reason and weight["change"]:
+        reasons.append(change_reason)
     if agree and not conflict and not outline:
         priority -= AGREEMENT
         reasons += agree
