@@ -118,3 +118,17 @@ def test_engine_tiles_of_a_paletted_png_show_its_colour_table(tmp_path):
         rows = slice(int(win.row_off), int(win.row_off + win.height))
         cols = slice(int(win.col_off), int(win.col_off + win.width))
         np.testing.assert_array_equal(item.image, PALETTE[indices[rows, cols]])
+
+
+def test_identical_with_the_embedding_cache_on_whichever_command_fills_it(tmp_path, monkeypatch):
+    """With the persistent embedding cache on, `segment` fills it and `pseudo-label` reads it (and
+    the other way round): the candidates stay identical."""
+    monkeypatch.setenv("TEXT2SEG_EMBED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TEXT2SEG_EMBED_CACHE_GB", "1")
+    image = _write_rgb(tmp_path / "tile.png")
+    first = _segment(image, tmp_path / "segment", [])
+    stored = sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert len(stored) >= 4, f"segment wrote {stored} to the cache, expected one embedding per tile"
+    assert _pseudo_label(image, tmp_path / "project", []) == first
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()) == stored  # all hits
+    assert first and _segment(image, tmp_path / "again", []) == first

@@ -21,7 +21,8 @@ import click
 
 from text2seg_widgets.errors import Text2SegError
 
-__all__ = ["COMMANDS", "segment", "segment_scene", "SceneOutputs", "parse_classes", "parse_models"]
+__all__ = ["COMMANDS", "segment", "segment_scene", "cached_encoder", "SceneOutputs", "parse_classes",
+           "parse_models"]
 
 log = logging.getLogger(__name__)
 _GDAL_CACHE_MB = 64
@@ -47,19 +48,33 @@ class SceneOutputs:
     candidates: list[Any] = field(default_factory=list, repr=False)
 
 
+def cached_encoder(models: Any) -> Any:
+    """The embedding hook ``pseudo-label`` uses when the persistent embedding cache is on (see
+    :mod:`text2seg_widgets.models.embedding_cache`), so both commands get their embeddings the same
+    way; None when the cache is off (``TEXT2SEG_EMBED_CACHE_GB=0``) or there is no segmenter."""
+    from text2seg_widgets.engines.batching import EmbeddingBatcher
+    from text2seg_widgets.models.embedding_cache import EmbeddingCache
+
+    cache = EmbeddingCache.from_env()
+    if cache is None or getattr(models, "segmenter", None) is None:
+        return None
+    return EmbeddingBatcher.for_segmenter(models.segmenter, cache)
+
+
 def segment_scene(path: str | os.PathLike, pipeline: Any, out_dir: str | os.PathLike, *,
                   bands: str | int | Sequence[int] | None = None, tile_size: int = 1024, overlap: int = 128,
                   stretch: Any = None, vectors: str | None = None, min_area_px: int = 16, progress: bool = True,
                   stitch: str = "hard", max_nodata_fraction: float = 0.95, png_max_pixels: int | None = None,
                   preview_max_side: int = 2048, gsd: float | None = None, batch: int = 1, device: Any = None,
-                  dtype: Any = None) -> SceneOutputs:
+                  dtype: Any = None, encoder: Any = None) -> SceneOutputs:
     """Segment the scene at ``path`` tile by tile into ``out_dir``.
 
     ``bands``: preset or 1-based indices; ``stretch``: None (computed once for the scene), a method
     name, a Stretch, its dict or a ``stretch.json`` path; ``vectors``: None, ``"gpkg"`` or
     ``"geojson"``, sieved to ``min_area_px``; ``gsd``: resample tiles to this ground sampling
     distance (outputs stay on the source grid). Tiles with more than ``max_nodata_fraction``
-    nodata are not segmented (255 in the label raster)."""
+    nodata are not segmented (255 in the label raster). ``encoder``: the tile loop's embedding hook
+    (:func:`text2seg_widgets.pipeline.tiles.encode_tiles`), e.g. :func:`cached_encoder`."""
     import rasterio
     from tqdm import tqdm
 
@@ -84,7 +99,7 @@ def segment_scene(path: str | os.PathLike, pipeline: Any, out_dir: str | os.Path
         bar = tqdm(total=len(plan.tiles), disable=not progress, file=sys.stderr, unit="tile", desc=plan.name)
         with writer, bar:
             for result in segment_tiles(pipeline, plan, batch=batch, max_nodata_fraction=max_nodata_fraction,
-                                        device=device, dtype=dtype):
+                                        device=device, dtype=dtype, encoder=encoder):
                 assembler.add(result)
                 writer.add(result.tile, result.input.rgb, result.input.valid, result.labels, result.scores)
                 bar.update(1)
@@ -168,7 +183,8 @@ def segment(image: Path, classes_arg: str, background: bool, out_dir: Path, mode
         loaded = time.perf_counter()
         outputs = segment_scene(image, pipeline, out_dir, bands=bands, tile_size=tile_size, overlap=overlap,
                                 vectors=vectors, stretch=stretch, stitch=stitch, gsd=gsd, min_area_px=min_area,
-                                progress=sys.stderr.isatty(), device=device, dtype=dtype)
+                                progress=sys.stderr.isatty(), device=device, dtype=dtype,
+                                encoder=cached_encoder(models))
     except Text2SegError as exc:
         _fail(exc)
     done = time.perf_counter()
