@@ -226,7 +226,7 @@ class RayEmbedder:
         self.workers, self.address = workers, address
 
     def _connect(self) -> Any:
-        from text2seg_widgets.engines.ray_engine import check_address, init_local
+        from text2seg_widgets.engines.ray_cluster import check_address, init_local
         from text2seg_widgets.errors import require
 
         ray = require("ray", "ray")
@@ -240,7 +240,7 @@ class RayEmbedder:
         return ray
 
     def _actors(self, ray: Any) -> list[Any]:
-        from text2seg_widgets.engines.ray_engine import worker_resources
+        from text2seg_widgets.engines.ray_cluster import worker_resources
 
         cluster = ray.cluster_resources()
         n, cpus, gpus = worker_resources(float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0)),
