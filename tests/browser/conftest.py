@@ -1,4 +1,5 @@
-"""Real-browser fixtures: Voila serving a notebook on 127.0.0.1 and Debian's headless Chromium.
+"""Real-browser fixtures: Voila or JupyterLab serving a notebook on 127.0.0.1 and Debian's headless
+Chromium (one Playwright per session; JupyterLab pages get a new user-data folder each).
 
 Chromium comes from Debian (``apt-get install -y chromium``; ``make browser`` does it), driven by
 the Python ``playwright`` package with ``executable_path`` (never ``playwright install``). A
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,40 +19,66 @@ from typing import Iterator
 
 import pytest
 
+from tests.browser import lab
+from tests.browser.lab import CHROMIUM_ARGS, LabPage, LabServer, free_port, launch_chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output" / "browser"
-CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--no-sandbox", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("Chromium is not installed: run `make browser` or "
-                    "`apt-get update && apt-get install -y chromium` (Debian), then re-run the tests")
-    return path
+    try:
+        return lab.chromium_path()
+    except RuntimeError as exc:  # a failure with the instruction, never a skip
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def playwright_session() -> Iterator[object]:
+    """One sync Playwright per test session (a second one in the same thread is refused)."""
     from playwright.sync_api import sync_playwright
 
-    path = chromium_path()
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session) -> Iterator[object]:
+    path = chromium_path()
+    b = playwright_session.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def lab_server(tmp_path: Path, shots: Path) -> Iterator[LabServer]:
+    """JupyterLab serving ``tmp_path / "lab"`` (write notebooks there); shut down after the test."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    server = LabServer(root, tmp_path / "lab-state", shots / "jupyterlab.log")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def lab_page(playwright_session, tmp_path: Path, shots: Path) -> Iterator[LabPage]:
+    """A Chromium page with a new user-data folder; closed (browser included) after the test."""
+    chromium_path()
+    context = launch_chromium(playwright_session, tmp_path / "chromium-profile")
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        yield LabPage(page, shots)
+    finally:
+        context.close()
 
 
 @pytest.fixture
 def shots(request: pytest.FixtureRequest) -> Path:
     folder = OUTPUT / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)  # only this run's screenshots
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
