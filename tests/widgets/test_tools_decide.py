@@ -150,3 +150,20 @@ def test_tool_keys_and_buttons(project: Project, open_app) -> None:
     labels = dict(app.panel.tool.options)
     assert labels == {"select": "select", "box": "box", "polygon adds": "polygon-add",
                       "polygon cuts": "polygon-cut", "+ point": "positive", "- point": "negative"}
+
+
+def test_switching_tools_never_closes_a_draw_control(project: Project, open_app) -> None:
+    """ipyleaflet's front end drops every draw:created listener of the map when a draw control's
+    view is removed; a control closed after its successor was added left the successor deaf (seen
+    in JupyterLab). The controls are made once and kept."""
+    app = open_app(project)
+    app.set_mode("box")
+    box_control = app.draw_control
+    app.set_mode("polygon-cut")
+    poly_control = app.draw_control
+    app.set_mode("select")
+    app.set_mode("box")
+    assert app.draw_control is box_control and box_control.comm is not None
+    app.set_mode("polygon-add")
+    assert app.draw_control is poly_control and poly_control.comm is not None
+    assert [c for c in app.map.controls if isinstance(c, type(poly_control))] == [poly_control]

@@ -132,7 +132,9 @@ class MapView:
         self.detail: ipyleaflet.ImageOverlay | None = None
         self.shapes: tuple[str, ...] = ()
         self.map, self.layers = self._new_map(False, show_rejected)
-        self.draw = self._new_draw()
+        self._draw_key: tuple[str, ...] = ("rectangle",)
+        self._draws: dict[tuple[str, ...], ipyleaflet.DrawControl] = {
+            self._draw_key: self._make_draw(self._draw_key)}
         self.widget = w.Box([self.map], layout=w.Layout(width="100%", height=self.height,
                                                        min_height=self.height, flex="1 1 auto"))
 
@@ -143,38 +145,44 @@ class MapView:
         m.observe(self._view_changed, names="bounds")
         return m, layers
 
-    def _new_draw(self) -> ipyleaflet.DrawControl:
-        """A draw control offering :attr:`shapes`, on the map when there are any."""
+    def _make_draw(self, shapes: tuple[str, ...]) -> ipyleaflet.DrawControl:
         options = {"rectangle": {"shapeOptions": {"color": BOX_COLOR, "weight": 2, "fillOpacity": 0.05}},
                    "polygon": {"shapeOptions": {"color": "#ff8800", "weight": 2, "fillOpacity": 0.1}}}
         draw = ipyleaflet.DrawControl(
-            rectangle=options["rectangle"] if "rectangle" in self.shapes else {},
-            polygon=options["polygon"] if "polygon" in self.shapes else {},
+            rectangle=options["rectangle"] if "rectangle" in shapes else {},
+            polygon=options["polygon"] if "polygon" in shapes else {},
             polyline={}, circlemarker={}, circle={}, marker={}, edit=False, remove=False)
         draw.on_draw(self._drawn)
-        if self.shapes:
-            self.map.add(draw)
         return draw
 
+    @property
+    def draw(self) -> ipyleaflet.DrawControl:
+        """The draw control for the current shapes (the last one offered when there are none)."""
+        return self._draws[self._draw_key]
+
     def set_shapes(self, shapes: Sequence[str]) -> None:
-        """Offer these shapes ("rectangle", "polygon") on the draw toolbar; none: no toolbar."""
+        """Offer these shapes ("rectangle", "polygon") on the draw toolbar; none: no toolbar.
+
+        One draw control per set of shapes is made once and kept (never closed before
+        :meth:`close`): ipyleaflet's front end removes *every* ``draw:created`` listener of the
+        map when a draw control's view goes away, so a control closed after its successor was
+        added would leave the successor deaf.
+        """
         shapes = tuple(shapes)
         if shapes == self.shapes:
             return
-        self._drop_draw()
-        self.shapes = shapes
-        self.draw = self._new_draw()
-
-    def _drop_draw(self) -> None:
         if self.draw in self.map.controls:
             self.map.remove(self.draw)
-        self.draw.on_draw(self._drawn, remove=True)
-        self.draw.close()
+        self.shapes = shapes
+        if shapes:
+            if shapes not in self._draws:
+                self._draws[shapes] = self._make_draw(shapes)
+            self._draw_key = shapes
+            self.map.add(self.draw)
 
     def _unhook(self) -> None:
         self.map.on_interaction(self._interaction, remove=True)
         self.map.unobserve(self._view_changed, names="bounds")
-        self._drop_draw()
 
     def show(self, image: LoadedImage | None, frame: Frame) -> None:
         """Place ``image`` (None: file missing) at ``frame`` and forget the previous image's masks."""
@@ -182,7 +190,8 @@ class MapView:
             old = self.map
             self._unhook()
             self.map, self.layers = self._new_map(frame.geographic, self.layers.show_rejected)
-            self.draw = self._new_draw()
+            if self.shapes:
+                self.map.add(self.draw)
             self.overlay = self.detail = None
             self.widget.children = (self.map,)
             old.close()
@@ -194,6 +203,9 @@ class MapView:
 
     def close(self) -> None:
         self._unhook()
+        for draw in self._draws.values():
+            draw.on_draw(self._drawn, remove=True)
+            draw.close()
         self.map.close()
         self.widget.close()
 

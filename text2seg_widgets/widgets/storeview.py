@@ -38,7 +38,7 @@ def first_image_id(project: Any) -> int | None:
     """The image being worked on (in progress), else the first unreviewed one, else the first image,
     else None (no images): reopening a project resumes where the annotator stopped."""
     for state in reversed(OPEN_STATES):
-        nxt = project.next_image(None, state=state)
+        nxt = project.next_image(None, filter=state)
         if nxt is not None:
             return int(nxt.id)
     images = project.images()
@@ -48,7 +48,7 @@ def first_image_id(project: Any) -> int | None:
 def next_image_id(project: Any, after: int | None) -> int | None:
     """The next image after ``after`` that is unreviewed (then in progress); None if none is left."""
     for state in OPEN_STATES:
-        nxt = project.next_image(after, state=state)
+        nxt = project.next_image(after, filter=state)
         if nxt is not None and nxt.id != after:
             return int(nxt.id)
     return None
