@@ -132,8 +132,8 @@ def test_image_list_shows_state_and_counts_and_opens_images(project: Project, op
     app.accept_selected()
     labels = [label for label, _ in app.panel.images.options]
     assert [v for _, v in app.panel.images.options] == [first, second, third]
-    assert labels[0] == f"{first}: {road_tiles[0].name} \u2014 in progress, 3 candidates left, 1 annotation"
-    assert labels[1] == f"{second}: {road_tiles[1].name} \u2014 unreviewed, 0 candidates left, 0 annotations"
+    assert labels[0] == f"{first} in progress: 3 candidates left, 1 annotation \u2014 {road_tiles[0].name}"
+    assert labels[1] == f"{second} unreviewed: 0 candidates left, 0 annotations \u2014 {road_tiles[1].name}"
     assert app.panel.images.value == first
     app.panel.images.value = third
     assert app.image_id == third

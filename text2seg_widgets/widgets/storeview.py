@@ -100,6 +100,7 @@ def progress_html(project: Any, image_id: int | None, items: list[MaskItem]) -> 
 
 
 def summary_label(summary: Any) -> str:
-    """One line of the image list: id, file name, state, candidates left, annotations."""
-    return (f"{summary.id}: {summary.name} \u2014 {summary.state}, "
-            f"{plural(summary.proposed, 'candidate')} left, {plural(summary.annotations, 'annotation')}")
+    """One line of the image list: id, state, candidates left, annotations, then the file name
+    (last, so a narrow list cuts the name rather than the counts)."""
+    return (f"{summary.id} {summary.state}: {plural(summary.proposed, 'candidate')} left, "
+            f"{plural(summary.annotations, 'annotation')} \u2014 {summary.name}")
