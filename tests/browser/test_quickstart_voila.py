@@ -128,7 +128,9 @@ def drive(ui: Page, url: str) -> None:
     ui.shot("04_positive_click")
 
     ui.key("Escape")  # nothing selected: the box makes a new mask
-    ui.key("s")  # back to select mode before drawing
+    page.locator(".t2s-mode button", has_text="box").first.click()  # the box tool shows the draw toolbar
+    page.wait_for_selector(".leaflet-draw-draw-rectangle", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)
     page.locator(".leaflet-draw-draw-rectangle").click()
     x0, y0 = ui.screen(330, 300)
     x1, y1 = ui.screen(460, 420)
