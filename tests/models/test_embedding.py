@@ -3,6 +3,8 @@ SAM and LiteMedSAM adapters, refusal of another model's embedding, clones for pr
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -72,6 +74,16 @@ def test_use_embedding_refuses_wrong_shape_and_non_embeddings():
         seg.use_embedding(emb.with_features(torch.zeros(1, 32, 8, 8)))
     with pytest.raises(InputError, match="expected an Embedding"):
         seg.use_embedding(emb.features)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"resized to \(256, 200\).*\(256, 256\)"):
+        seg.use_embedding(dataclasses.replace(emb, resized_hw=(256, 200)))
+    assert seg.embedding is None
+
+
+def test_litemedsam_refuses_inconsistent_sizes(lite):
+    emb = lite.encode(synthetic_rgb(100, 300, seed=8))
+    assert emb.resized_hw == (85, 256)
+    with pytest.raises(InputError, match=r"resized to \(85, 256\), but LiteMedSAM resizes it to \(256, 85\)"):
+        lite.use_embedding(dataclasses.replace(emb, input_hw=(300, 100)))
 
 
 def test_sam_embedding_refused_by_litemedsam(lite):

