@@ -151,7 +151,7 @@ class Prompting:
             box.tooltip = "" if name in runnable else "needs " + ", ".join(status.get(name, []))
         reason = self.run_blocker()
         self.panel.run.disabled = bool(reason) or self.runner.busy
-        self.panel.run_reason.value = (f"<div style='font-size:11px;color:#666;white-space:normal;"
+        self.panel.run_reason.value = (f"<div style='font-size:11px;line-height:1.35;color:#666;white-space:normal;"
                                        f"overflow-wrap:anywhere'>{reason}</div>") if reason else ""
 
     def wait(self, timeout: float | None = None) -> None:

@@ -94,7 +94,7 @@ def progress_html(project: Any, image_id: int | None, items: list[MaskItem]) -> 
     where = "no image" if image_id is None else f"image {image_id}"
     cands = "candidate" if left == 1 else "candidates"
     anns = "annotation" if accepted == 1 else "annotations"
-    return (f"<div style='font-size:13px'><b>{done}/{len(images)}</b> images done &middot; "
+    return (f"<div style='font-size:13px;line-height:1.4'><b>{done}/{len(images)}</b> images done &middot; "
             f"{html.escape(where)}: <b class='t2s-left'>{left}</b> {cands} left, "
             f"<b class='t2s-accepted'>{accepted}</b> {anns}</div>")
 
