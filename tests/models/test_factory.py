@@ -12,7 +12,8 @@ from text2seg_widgets.models import sam as sam_module
 from text2seg_widgets.models.clip import OpenClipScorer
 from text2seg_widgets.models.grounding_dino import GroundingDinoDetector
 from text2seg_widgets.models.litemedsam import LiteMedSamSegmenter
-from text2seg_widgets.models.sam import SamMaskGenerator, SamSegmenter
+from text2seg_widgets.models.fast_amg import FastMaskGenerator
+from text2seg_widgets.models.sam import SamSegmenter
 from text2seg_widgets.models.tiny import tiny_grounding_dino, tiny_sam, write_tiny_clip_dir
 
 
@@ -74,7 +75,7 @@ def test_mapping_builds_through_local_path(tmp_path, monkeypatch):
                         "vit_b", lambda checkpoint=None: tiny_sam(seed=0))
     models = factory.load_models({"segmenter": "sam-vit-b", "mask_generator": "sam-vit-b",
                                   "detector": "grounding-dino-tiny", "clip": "clip-vit-b-16"}, device="cpu")
-    assert isinstance(models.segmenter, SamSegmenter) and isinstance(models.mask_generator, SamMaskGenerator)
+    assert isinstance(models.segmenter, SamSegmenter) and isinstance(models.mask_generator, FastMaskGenerator)
     assert models.mask_generator.segmenter is models.segmenter
     assert isinstance(models.clip, OpenClipScorer) and isinstance(models.detector, GroundingDinoDetector)
     assert models.names() == {"segmenter": "sam-vit-b", "mask_generator": "sam-vit-b",

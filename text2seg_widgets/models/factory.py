@@ -187,11 +187,11 @@ def _from_mapping(spec: Mapping[str, str], device: str, dtype: str, label: str =
         if name == "tiny":
             built[role] = _tiny_role(role, device, shared)
         elif role == "mask_generator":
-            from text2seg_widgets.models.sam import SamMaskGenerator
+            from text2seg_widgets.models.fast_amg import mask_generator  # "reference": segment-anything's
 
             seg = shared.get(name) or build_adapter(name, device, dtype)
             shared[name] = seg
-            built[role] = SamMaskGenerator(seg)
+            built[role] = mask_generator(seg)
         else:
             built[role] = shared.get(name) or build_adapter(name, device, dtype)
             shared[name] = built[role]

@@ -4,6 +4,7 @@ adapters allow (the segmenter caches its embedding, CLIP Surgery maps all classe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -133,6 +134,28 @@ def masked_crop(image: np.ndarray, mask: np.ndarray, pad: int = 4) -> np.ndarray
     return crop
 
 
+CROP_BATCH = 32  # masked crops built and scored per CLIP call: bounds the memory of the crops
+
+
+def _generate(gen: object, image: np.ndarray, config: PipelineConfig) -> list:
+    """The generator's masks, with the run's grid density / crop layers / mask cap when the
+    generator takes settings (:class:`~text2seg_widgets.models.fast_amg.FastMaskGenerator`)."""
+    overrides = config.amg_overrides()
+    settings = getattr(gen, "settings", None)
+    if overrides and settings is not None and dataclasses.is_dataclass(settings):
+        return gen.generate(image, settings=dataclasses.replace(settings, **overrides))  # type: ignore[attr-defined]
+    return gen.generate(image)  # type: ignore[attr-defined]
+
+
+def _crop_features(clip: object, image: np.ndarray, masks: list) -> np.ndarray:
+    """(M, D) CLIP features of every mask's masked crop, in batches of :data:`CROP_BATCH`."""
+    out = []
+    for start in range(0, len(masks), CROP_BATCH):
+        crops = [masked_crop(image, m.mask) for m in masks[start:start + CROP_BATCH]]
+        out.append(np.asarray(clip.encode_crops(crops), dtype=np.float64))  # type: ignore[attr-defined]
+    return np.concatenate(out)
+
+
 def run_filter(image: np.ndarray, ctx: BranchContext) -> list[Candidate]:
     """SAM automatic masks, each scored by CLIP against every class prompt and background.
 
@@ -142,11 +165,10 @@ def run_filter(image: np.ndarray, ctx: BranchContext) -> list[Candidate]:
     is what lets the branch return nothing when nothing matches."""
     gen, clip = ctx.models.mask_generator, ctx.models.clip
     assert gen is not None and clip is not None and ctx.text_features is not None
-    masks = [m for m in gen.generate(image) if m.mask.any()]
+    masks = [m for m in _generate(gen, image, ctx.config) if m.mask.any()]
     if not masks:
         return []
-    crops = [masked_crop(image, m.mask) for m in masks]
-    feats = np.asarray(clip.encode_crops(crops), dtype=np.float64)
+    feats = _crop_features(clip, image, masks)
     cos = feats @ ctx.text_features.T  # (M, P)
     owners = np.array([i for i, _ in ctx.prompt_rows])
     groups = sorted(set(owners.tolist()))

@@ -32,6 +32,11 @@ class PipelineConfig:
     filter_min_probability: float = 0.5  # softmax over classes + background, relative
     filter_min_similarity: float = 0.2  # cosine similarity of the winning prompt, absolute
     filter_temperature: float = 100.0  # CLIP's logit scale
+    # filter: automatic mask generation (FastMaskGenerator); None = the generator's own setting,
+    # whose default depends on the device (CPU: 16 x 16 grid, no crop layers; CUDA: 32 x 32, one layer)
+    amg_points_per_side: int | None = None
+    amg_crop_layers: int | None = None
+    amg_max_masks: int | None = None  # keep only the best masks (predicted IoU) before upsampling
     # concept: SAM 3
     concept_threshold: float = 0.5
     # fusion
@@ -55,6 +60,16 @@ class PipelineConfig:
                 raise InputError(f"{name} must be between 0 and 1, got {value}")
         if self.min_votes < 1:
             raise InputError("min_votes must be at least 1")
+        for name, low in (("amg_points_per_side", 1), ("amg_crop_layers", 0), ("amg_max_masks", 1)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < low):
+                raise InputError(f"{name} must be an integer >= {low} (or None for the generator's default), got {value!r}")
+
+    def amg_overrides(self) -> dict:
+        """The automatic-mask settings this run sets (field name of ``AmgSettings`` -> value)."""
+        pairs = {"points_per_side": self.amg_points_per_side, "crop_n_layers": self.amg_crop_layers,
+                 "max_masks": self.amg_max_masks}
+        return {k: v for k, v in pairs.items() if v is not None}
 
     def to_dict(self) -> dict:
         data = asdict(self)
