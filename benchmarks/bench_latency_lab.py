@@ -70,7 +70,9 @@ INIT_SCRIPT = r"""
         }
         const m = /"execution_state":\s*"(\w+)"/.exec(head);
         const t = /"msg_type":\s*"(\w+)"/.exec(head);
-        if (B.collect && B.t0 !== null) B.msgs.push([now, size, m ? m[1] : '', t ? t[1] : '']);
+        const k = /"state":\s*\{\s*"(\w+)"/.exec(head) || /"method":\s*"(\w+)"/.exec(head);
+        const kind = (t ? t[1] : '') + (k ? ':' + k[1] : '');
+        if (B.collect && B.t0 !== null) B.msgs.push([now, size, m ? m[1] : '', kind]);
       });
     }
     return ws;
@@ -128,12 +130,13 @@ def split(record: dict[str, Any]) -> dict[str, float]:
     return {"total": total, "kernel": kernel, "front_end": total - kernel,
             "to_busy": (first_busy - t0) if first_busy is not None else float("nan"),
             "bytes_in": sum(m[1] for m in before), "messages_in": len(before),
-            "paths_added": record["added"], "paths_removed": record["removed"]}
+            "paths_added": record["added"], "paths_removed": record["removed"],
+            "kinds": dict(Counter(m[3] for m in before if m[3] and not m[2]))}
 
 
 def log_row(name: str, row: dict[str, float]) -> None:
     print(f"  {name}: total {row['total']:.0f} ms, kernel {row['kernel']:.0f} ms, {row['bytes_in']} B, "
-          f"{row['messages_in']} msgs, paths +{row['paths_added']}/-{row['paths_removed']}", flush=True)
+          f"{row['messages_in']} msgs, paths +{row['paths_added']}/-{row['paths_removed']} {row['kinds']}", flush=True)
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
@@ -143,6 +146,10 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
         out[key] = pct(vals) if vals else None
     for key in ("bytes_in", "messages_in", "paths_added", "paths_removed"):
         out[key + "_median"] = float(np.median([r[key] for r in rows]))
+    kinds: Counter[str] = Counter()
+    for r in rows:
+        kinds.update(r["kinds"])
+    out["messages_in_by_kind_per_action"] = {k: round(v / len(rows), 1) for k, v in kinds.most_common(12)}
     return out
 
 
