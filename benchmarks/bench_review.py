@@ -19,10 +19,10 @@ Reported:
    settings for the candidates not reviewed yet (``SETTINGS``): ``review_only`` (not labelled),
    ``with_auto_accept`` (labelled when above the thresholds calibrated live from the decisions so
    far, target 0.95, >= 20 decisions) and ``proposed_default`` (labelled as proposed: the human
-   cleans the run's output). The headline is the queue / image ratio.
-2. Calibrated auto-accept after reviewing the first half of the images in image order: estimated
-   vs true precision of "accept all above the calibrated threshold" on the rest, and the decisions
-   it saves.
+   cleans the run's output). The headline is the queue / image ratio; ``queue_doubt_only`` is the
+   same queue without its change-of-outcome term (an ablation).
+2. Calibrated auto-accept after reviewing every other image: estimated vs true precision of
+   "accept all above the calibrated threshold" on the other images, and the decisions it saves.
 3. Prompt pruning: each class has good synonyms and some classes a known-bad one that only
    false-positive boxes use; which prompts `prune` flags (>= 5 decisions, none accepted).
 
@@ -176,8 +176,16 @@ def auto_accepted(project: Project, min_decisions: int) -> set[int]:
 
 
 def simulate(run: dict[str, Any], folder: Path, order: str, step: int, min_decisions: int) -> list[dict[str, Any]]:
-    """Decide every candidate in ``order``; the mIoU curve every ``step`` decisions."""
+    """Decide every candidate in ``order``; the mIoU curve every ``step`` decisions.
+
+    ``image``: image id order (the subset lists the big multi-class tiles first); ``shuffled-<seed>``:
+    the images in a seeded random order; ``queue`` / ``queue_doubt_only``: the review queue."""
     truth = run["truth"]
+    ids = [im["id"] for im in run["images"]]
+    rank = {i: r for r, i in enumerate(ids)}
+    if order.startswith("shuffled-"):
+        perm = np.random.default_rng(int(order.split("-")[1])).permutation(len(ids))
+        rank = {ids[int(j)]: r for r, j in enumerate(perm)}
     curve = []
     with Project.open(folder) as project:
         made = 0
@@ -190,15 +198,19 @@ def simulate(run: dict[str, Any], folder: Path, order: str, step: int, min_decis
                           "proposed_default": miou(run, accepted | {c.id for c in proposed})})
             if not proposed:
                 return curve
-            if order == "image":
-                batch = [c.id for c in sorted(proposed, key=lambda c: (c.image_id, c.id))[:step]]
-            else:
-                batch = [q.candidate_id for q in review_queue(project, limit=step, min_decisions=min_decisions)]
+            if order == "image" or order.startswith("shuffled-"):
+                batch = [c.id for c in sorted(proposed, key=lambda c: (rank[c.image_id], c.id))[:step]]
+            else:  # "queue", or "queue_doubt_only": the doubt signals without the change-of-outcome term
+                weights = {"change": 0.0} if order == "queue_doubt_only" else None
+                batch = [q.candidate_id for q in review_queue(project, limit=step, min_decisions=min_decisions,
+                                                              weights=weights)]
             for cid in batch:
                 (project.accept if truth[cid]["accept"] else project.reject)(cid)
             made += len(batch)
 
 
+#: Review orders compared (queue_doubt_only: the queue without its change-of-outcome term).
+ORDERS = ("image", "shuffled-1", "shuffled-2", "shuffled-3", "queue", "queue_doubt_only")
 #: What the label set holds for candidates not reviewed yet (human decisions always win).
 SETTINGS = {"review_only": "nothing: only what the human accepted",
             "with_auto_accept": "those above the thresholds calibrated live (target 0.95, --min-decisions)",
@@ -210,10 +222,11 @@ def needed(curve: list[dict[str, Any]], key: str, goal: float) -> int | None:
 
 
 def calibration_check(run: dict[str, Any], folder: Path, min_decisions: int) -> dict[str, Any]:
-    """Review the first half of the images (image order), then preview auto-accept on the rest."""
+    """Review every other image (alternate ids, so each dataset is on both sides), then preview
+    auto-accept on the others."""
     truth = run["truth"]
     ids = [im["id"] for im in run["images"]]
-    first = set(ids[: len(ids) // 2])
+    first = set(ids[::2])
     out: dict[str, Any] = {"reviewed_images": len(first), "images": len(ids)}
     with Project.open(folder) as project:
         for rec in project.candidates(status="proposed"):
@@ -222,7 +235,7 @@ def calibration_check(run: dict[str, Any], folder: Path, min_decisions: int) -> 
         remaining = len(project.candidates(status="proposed"))
         out["decisions_made"] = len(decisions(project))
         out["remaining_candidates"] = remaining
-        for target in (0.95, 0.9, 0.8):
+        for target in (0.95, 0.9, 0.8, 0.6, 0.5):
             thresholds = calibrate(project, target_precision=target, min_decisions=min_decisions)
             plan = preview_accept_calibrated(project, thresholds=thresholds)
             true = [truth[c]["accept"] for c in plan.candidate_ids]
@@ -268,20 +281,30 @@ def main() -> None:
         base = Path(tmp) / "base"
         run = build(args, base)
         copies = {}
-        for name in ("image", "queue", "calibration"):
+        for name in (*ORDERS, "calibration"):
             copies[name] = Path(tmp) / name
             shutil.copytree(base, copies[name])
         all_ids = set(run["truth"])
         achievable = miou(run, {c for c in all_ids if run["truth"][c]["accept"]})
         curves = {order: simulate(run, copies[order], order, args.step, args.min_decisions)
-                  for order in ("image", "queue")}
+                  for order in ORDERS}
         result_orders = {}
         for key in SETTINGS:
             goal = 0.9 * achievable
             n_img, n_q = needed(curves["image"], key, goal), needed(curves["queue"], key, goal)
+            n_d = needed(curves["queue_doubt_only"], key, goal)
+            shuffled = [needed(curves[o], key, goal) for o in ORDERS if o.startswith("shuffled-")]
             result_orders[key] = {"decisions_image_order": n_img, "decisions_queue_order": n_q,
                                   "ratio_queue_over_image": (round(n_q / n_img, 3) if n_img and n_q is not None
-                                                             else None)}
+                                                             else None),
+                                  "decisions_queue_doubt_only": n_d,
+                                  "ratio_doubt_only_over_image": (round(n_d / n_img, 3) if n_img and n_d is not None
+                                                                  else None),
+                                  "decisions_shuffled_image_orders": shuffled,
+                                  "ratio_queue_over_shuffled_mean": (
+                                      round(n_q / float(np.mean(shuffled)), 3)
+                                      if n_q is not None and None not in shuffled and np.mean(shuffled) else None),
+                                  "miou_before_any_decision": curves["image"][0][key]}
         calib = calibration_check(run, copies["calibration"], args.min_decisions)
         pruning = pruning_check(copies["image"])
     truth = run["truth"]
