@@ -220,7 +220,8 @@ class LabPage:
         self.page.locator(".t2s-annotator .t2s-tool button", has_text=label).first.click()
 
     def key(self, key: str) -> None:
-        self.page.locator(".t2s-panel").hover()  # ipyevents listens while the pointer is over the app
+        # ipyevents listens while the pointer is over a watched region (map, buttons, lists)
+        self.page.locator(".t2s-panel .t2s-keys").first.hover()
         self.page.keyboard.press(key)
 
     # --- map geometry -----------------------------------------------------------------------

@@ -130,13 +130,14 @@ class Job:
         self.ui.drag(self.at(x0, y0), self.at(x1, y1))
 
     def goto(self, text: str) -> None:
-        """Type into the go-to box and press Enter. The pointer must be OFF the annotator: while it
-        hovers, ipyevents' key listener (capture phase on the document) stops every keydown and
-        focuses the widget, so a text box inside the annotator never sees Enter (or any letter)."""
+        """Type into the go-to box key by key with the pointer over it (inside the annotator) and
+        press Enter: the text boxes lie outside the widgets ipyevents watches for shortcuts, so
+        they get their keys (and letters such as n or z do not fire shortcuts)."""
         box = self.ui.page.locator(".t2s-annotator .t2s-goto input")
-        box.fill(text)
-        self.ui.page.mouse.move(2, 2)
-        box.press("Enter")
+        box.click()
+        self.ui.page.keyboard.type(text)
+        assert box.input_value() == text
+        self.ui.page.keyboard.press("Enter")
 
 
 def test_three_image_job_in_jupyterlab(tmp_path: Path, rs_samples: Path, lab_server, lab_page: LabPage,
@@ -204,6 +205,10 @@ def drive(job: Job) -> None:
     job.opened(2)
     job.goto(job.tiles[0].stem)  # by name
     job.opened(1)
+    prompt = ui.page.locator(".t2s-annotator .t2s-prompt input")  # typed with the pointer over it
+    prompt.click()
+    ui.page.keyboard.type("red roof")  # r is the reject shortcut: it must only type
+    assert prompt.input_value() == "red roof"
     ui.shot("went_to_image1")
 
     ui.click("t2s-undo")  # undoes the box on image 3: the annotator opens image 3

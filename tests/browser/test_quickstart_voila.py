@@ -69,7 +69,8 @@ class Page:
         self.page.screenshot(path=str(self.shots / f"{name}.png"))
 
     def key(self, key: str) -> None:
-        self.page.locator(".t2s-panel").hover()  # ipyevents listens while the pointer is over the app
+        # ipyevents listens while the pointer is over a watched region (map, buttons, lists)
+        self.page.locator(".t2s-panel .t2s-keys").first.hover()
         self.page.keyboard.press(key)
 
 

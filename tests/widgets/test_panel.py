@@ -33,11 +33,16 @@ def test_long_messages_wrap_inside_a_fixed_area(project: Project, open_app) -> N
     assert app.panel.message.layout.height == "4.5em"  # unchanged by the long text
 
 
+def _inside(widget) -> list:
+    """Every widget inside ``widget`` (through ``children``), depth first."""
+    return [d for c in getattr(widget, "children", ()) or () for d in (c, *_inside(c))]
+
+
 def test_prompt_settings_wrap_within_the_panel(project: Project, open_app) -> None:
     app = open_app(project)
-    row = next(c for c in app.panel.widget.children if app.panel.previous in getattr(c, "children", ()))
+    row = next(c for c in _inside(app.panel.widget) if app.panel.previous in getattr(c, "children", ()))
     assert row.layout.flex_flow == "row wrap"
-    (settings, _help) = [c for c in app.panel.widget.children if hasattr(c, "titles")][0].children
+    (settings, _help) = [c for c in _inside(app.panel.widget) if hasattr(c, "titles")][0].children
     checks_row = settings.children[0]
     assert checks_row.layout.flex_flow == "row wrap"
     assert list(checks_row.children) == list(app.panel.branches.values())
@@ -46,7 +51,7 @@ def test_prompt_settings_wrap_within_the_panel(project: Project, open_app) -> No
     for slider in (app.panel.box_threshold, app.panel.clip_threshold):
         assert slider.layout.width == "95%"
     # the six tool buttons wrap inside the 340 px panel (scoped CSS; ipywidgets keeps one line)
-    assert app.panel.css in app.panel.widget.children
+    assert app.panel.css in _inside(app.panel.widget)
     assert ".t2s-annotator .t2s-tool > div" in app.panel.css.value and "flex-wrap: wrap" in app.panel.css.value
 
 

@@ -292,3 +292,38 @@ def test_prompt_runs_go_through_the_one_tile_loop(project: Project, tiny_models,
         app.map.set_trait(trait, value)
     app.run_prompt("asphalt", "road", wait=True, branches=("detector",))
     assert calls[-1] == ((400, 400, 3), (100, 50, 280, 200), ("detector",))
+
+
+def _descendants(widget) -> list:
+    """``widget`` and every widget inside it (through ``children``)."""
+    out = [widget]
+    for child in getattr(widget, "children", ()) or ():
+        out += _descendants(child)
+    return out
+
+
+def test_keys_are_watched_outside_the_text_inputs(project: Project, open_app) -> None:
+    """ipyevents' key listener stops every keydown on the page while the pointer is over the watched
+    widget (and focuses that widget on mouse-enter), so the widgets it watches must not contain the
+    go-to box, the prompt box or a slider's editable readout; everything else stays watched, so the
+    shortcuts work wherever the pointer is on the map, the buttons and the lists."""
+    from ipyevents import Event
+
+    app = open_app(project)
+    panel = app.panel
+    events = app.key_events
+    assert events and all(isinstance(ev, Event) and ev.watched_events == ["keydown"] for ev in events)
+    sources = [ev.source for ev in events]
+    watched = [d for s in sources for d in _descendants(s)]
+    assert app.view.widget in sources  # the whole map (it is replaced inside this box)
+    typed = (panel.goto, panel.prompt, panel.min_score, panel.box_threshold, panel.clip_threshold)
+    assert set(panel.text_inputs) == set(typed)
+    assert not any(d is t for d in watched for t in typed)
+    keyed = [*panel.buttons().values(), panel.items, panel.images, panel.class_picker, panel.tool,
+             panel.order, panel.filter, panel.progress, panel.message, panel.legend, panel.help,
+             *panel.branches.values()]
+    missing = [k for k in keyed if not any(d is k for d in watched)]
+    assert missing == []
+    assert len(sources) <= 12  # sections, not one listener per control
+    app.close()
+    assert all(ev.comm is None for ev in events)  # closed with the annotator

@@ -35,7 +35,7 @@ from text2seg_widgets.widgets.embeddings import EmbeddingKeeper
 from text2seg_widgets.widgets.layers import MaskItem, MaskLayers
 from text2seg_widgets.widgets.mapview import MapView, check_height
 from text2seg_widgets.widgets.navigation import Navigation
-from text2seg_widgets.widgets.panel import SidePanel
+from text2seg_widgets.widgets.panel import SidePanel, key_regions
 from text2seg_widgets.widgets.prompting import Prompting
 from text2seg_widgets.widgets.reviewing import ReviewActions
 from text2seg_widgets.widgets.reviewqueue import QueueOrder
@@ -115,7 +115,7 @@ class Annotator:
         self.panel.bind(self._panel_actions(), syncing=lambda: self.state.syncing)
         self.widget = w.HBox([self.view.widget, self.panel.widget], layout=w.Layout(width="100%"))
         self.widget.add_class("t2s-annotator")
-        self._keys = self._bind_keys()
+        self.key_events = self._bind_keys()
         first = image_id if image_id is not None else sv.first_image_id(project)
         if first is None:
             self.display.say("This project has no images yet: add some with project.add_image(path), "
@@ -151,9 +151,9 @@ class Annotator:
             (closer or self.keeper.join)(timeout)
         self.panel.unbind()
         self.view.close()
-        if self._keys is not None:
-            self._keys.on_dom_event(self._key_event, remove=True)
-            self._keys.close()
+        for ev in self.key_events:
+            ev.on_dom_event(self._key_event, remove=True)
+            ev.close()
         self.widget.close()
 
     def __enter__(self) -> "Annotator":
@@ -371,14 +371,20 @@ class Annotator:
         if self.tools.mask_click(kind, ident):
             self.select((kind, ident))
 
-    def _bind_keys(self) -> Any:
+    def _bind_keys(self) -> list[Any]:
+        """One ipyevents keydown watcher per key region: the map and the panel's sections, never a
+        widget that holds a text input (see :func:`~text2seg_widgets.widgets.panel.key_regions`)."""
         try:
             from ipyevents import Event
         except ImportError:  # pragma: no cover - ipyevents is a dependency
-            return None
-        ev = Event(source=self.widget, watched_events=["keydown"], prevent_default_action=False)
-        ev.on_dom_event(self._key_event)
-        return ev
+            return []
+        self.view.widget.add_class("t2s-keys")
+        events = []
+        for region in key_regions(self.widget, self.panel.text_inputs):
+            ev = Event(source=region, watched_events=["keydown"], prevent_default_action=False)
+            ev.on_dom_event(self._key_event)
+            events.append(ev)
+        return events
 
     def _key_event(self, event: dict[str, Any]) -> None:
         target = event.get("target")

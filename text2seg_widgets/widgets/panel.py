@@ -15,7 +15,7 @@ import ipywidgets as w
 
 from text2seg_widgets.widgets.shortcuts import help_html
 
-__all__ = ["SidePanel", "TOOLS", "BRANCH_NAMES", "FILTERS", "PANEL_CSS"]
+__all__ = ["SidePanel", "TOOLS", "BRANCH_NAMES", "FILTERS", "PANEL_CSS", "key_regions"]
 
 #: (label, tool) of the map tools: select masks; draw a SAM box, a polygon that adds a mask or one
 #: that cuts from the selected mask; positive / negative SAM points
@@ -131,19 +131,27 @@ class SidePanel:
         extras = w.Accordion(children=[settings, self.help], titles=("prompt settings", "help"),
                              layout=w.Layout(width="95%"))
         extras.selected_index = None
+        # Rows without a text input are grouped into sections, so that few key listeners cover them
+        # (see key_regions); the rows holding a text box or a slider stay outside the sections.
         box = w.VBox([
-            self.css, self.progress, self.message,
-            _row([self.previous, self.next, self.forward, self.done_reject, self.skip]),
-            _row([self.filter, self.goto]), self.order, self.images,
-            self.class_picker, self.items,
-            _row([self.accept, self.reject, self.relabel, self.delete]),
+            _section([self.css, self.progress, self.message,
+                      _row([self.previous, self.next, self.forward, self.done_reject, self.skip])]),
+            _row([self.filter, self.goto]),
+            _section([self.order, self.images, self.class_picker, self.items,
+                      _row([self.accept, self.reject, self.relabel, self.delete])]),
             _row([self.min_score, self.accept_above]),
-            _row([self.undo, self.redo]),
-            self.tool,
-            _row([self.prompt, self.run]), self.run_reason, self.running,
-            self.legend, extras,
+            _section([_row([self.undo, self.redo]), self.tool]),
+            _row([self.prompt, self.run]),
+            _section([self.run_reason, self.running, self.legend]),
+            extras,
         ], layout=w.Layout(width=width, min_width=width, padding="0 0 0 8px", overflow="hidden auto"))
         return box.add_class("t2s-panel")
+
+    @property
+    def text_inputs(self) -> tuple[w.Widget, ...]:
+        """The controls that take typed text (text boxes, sliders' editable readouts): keyboard
+        shortcuts must never be watched on a widget that contains one (see :func:`key_regions`)."""
+        return (self.goto, self.prompt, self.min_score, self.box_threshold, self.clip_threshold)
 
     # -- events --------------------------------------------------------------------------------
     def bind(self, actions: Mapping[str, Callable[..., Any]], syncing: Callable[[], bool]) -> None:
@@ -195,6 +203,29 @@ class SidePanel:
         return {"branches": tuple(b for b, cb in self.branches.items() if cb.value),
                 "box_threshold": float(self.box_threshold.value),
                 "clip_threshold": float(self.clip_threshold.value)}
+
+
+def _section(children: Sequence[w.Widget]) -> w.VBox:
+    return w.VBox(list(children), layout=w.Layout(width="100%")).add_class("t2s-keys")
+
+
+def _contains(widget: w.Widget, targets: Sequence[w.Widget]) -> bool:
+    if any(widget is t for t in targets):
+        return True
+    return any(_contains(c, targets) for c in getattr(widget, "children", ()) or ())
+
+
+def key_regions(root: w.Widget, text_inputs: Sequence[w.Widget]) -> list[w.Widget]:
+    """The largest widgets inside ``root`` (``root`` itself when possible) that contain none of
+    ``text_inputs``; together they cover every other leaf control.
+
+    ipyevents' key listener, while the pointer is over the widget it watches, focuses that widget
+    and stops every keydown on the page (capture phase), so a text box inside a watched widget could
+    never be typed in. Watching these regions instead keeps the shortcuts wherever the pointer is
+    over the map, buttons and lists, and leaves the text boxes their keys."""
+    if not _contains(root, text_inputs):
+        return [root]
+    return [r for c in getattr(root, "children", ()) or () for r in key_regions(c, text_inputs)]
 
 
 def _click(action: Callable[..., Any], args: Callable[[], tuple[Any, ...]]) -> Callable[[Any], None]:

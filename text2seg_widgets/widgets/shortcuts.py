@@ -66,7 +66,7 @@ def help_html() -> str:
     rows = "".join(f"<tr><td><kbd>{html.escape(k)}</kbd></td><td>{html.escape(desc)}</td></tr>"
                    for k, (_, desc) in KEYMAP.items())
     rows += "<tr><td><kbd>1</kbd>..<kbd>9</kbd></td><td>choose class (relabels the selected mask)</td></tr>"
-    return ("<div style='font-size:12px'><b>Keyboard</b> (hover the annotator first)"
+    return ("<div style='font-size:12px'><b>Keyboard</b> (pointer over the map, buttons or lists; the text boxes keep their keys)"
             f"<table>{rows}</table>"
             "<b>Mouse</b>: the tool decides. <i>select</i>: click a mask. <i>box</i>: draw with the "
             "toolbar on the map; SAM makes the mask. <i>polygon adds / cuts</i>: draw a polygon (or "
