@@ -225,6 +225,25 @@ def _browser_clicks(page: Any, n: int) -> dict[str, float]:
     return pct(times)
 
 
+def accept_only(label: str, candidates: int, rounds: int = 60) -> None:
+    """accept -> redraw alone (no models), kept beside earlier labels for before/after comparisons."""
+    import subprocess
+
+    path = RESULTS.with_name("latency_accept.json")
+    out = json.loads(path.read_text()) if path.exists() else {}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    load0 = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = bench_accept(candidates, Path(tmp), rounds=rounds)
+    out[label] = {**result, "commit": commit, "load_avg": load0, "load_avg_end": os.getloadavg(),
+                  "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    print(json.dumps(out[label]), flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"written {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clicks", type=int, default=50)
@@ -233,7 +252,12 @@ def main() -> None:
     ap.add_argument("--browser", action="store_true", help="also measure in Voila + headless Chromium")
     ap.add_argument("--skip-vitb", action="store_true")
     ap.add_argument("--browser-only", action="store_true", help="only the browser measurements")
+    ap.add_argument("--accept-only", metavar="LABEL", help="only accept -> redraw (kernel side), saved under "
+                    "LABEL (e.g. before/after) in results/latency_accept.json")
     args = ap.parse_args()
+    if args.accept_only:
+        accept_only(args.accept_only, args.candidates)
+        return
 
     import torch
     from segment_anything import sam_model_registry

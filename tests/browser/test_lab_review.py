@@ -167,6 +167,9 @@ def test_three_image_job_in_jupyterlab(tmp_path: Path, rs_samples: Path, lab_ser
 def drive(job: Job) -> None:
     ui = job.ui
     job.select_at(100, 100, "[cand 1]")  # A
+    # the selection outline is drawn in its own pane above the masks (never re-stacked)
+    ui.page.wait_for_selector(".t2s-annotator .leaflet-t2s-selected-pane path[stroke='#ffff00']",
+                              timeout=ui.timeout_ms)
     ui.click("t2s-accept")
     ui.wait_text("t2s-message", "accepted building")
 

@@ -21,10 +21,10 @@ from text2seg_widgets.store.db import ConflictError, ProjectBusyError
 from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.project import DB_NAME, Project
 from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, ClassInfo,
-                                            ImageRecord, ImageSummary)
+                                            ImageRecord, ImageSummary, MaskRow)
 from text2seg_widgets.store.schema import CANDIDATE_STATUSES, IMAGE_STATES, ORIGINS, SCHEMA_VERSION
 
 __all__ = ["Project", "ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord",
-           "ImageSummary", "HistoryStep", "ImageBatch", "BadImage", "restore_backup",
+           "ImageSummary", "MaskRow", "HistoryStep", "ImageBatch", "BadImage", "restore_backup",
            "ConflictError", "ProjectBusyError", "UnreviewedError",
            "IMAGE_STATES", "CANDIDATE_STATUSES", "ORIGINS", "SCHEMA_VERSION", "DB_NAME"]

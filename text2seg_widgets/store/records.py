@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from text2seg_widgets.core import Candidate, rle_to_mask
 
-__all__ = ["ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord", "ImageSummary"]
+__all__ = ["ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord", "ImageSummary", "MaskRow"]
 
 @dataclass(frozen=True)
 class ClassInfo:
@@ -99,6 +99,22 @@ class AnnotationRecord:
 
     def mask(self) -> np.ndarray:
         return rle_to_mask(self.rle)
+
+
+class MaskRow(NamedTuple):
+    """One drawable mask of an image as stored, without decoding anything (see
+    :meth:`Project.mask_rows`): ``kind`` "candidate" (``status`` proposed/rejected) or "annotation"
+    (``status`` "accepted", ``branch`` its source); ``counts`` is the COCO RLE string."""
+
+    kind: str
+    id: int
+    class_name: str
+    status: str
+    counts: str
+    height: int
+    width: int
+    score: float
+    branch: str
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.core import (Candidate, mask_to_rle, rle_area, rle_bbox,
                                                  rle_to_mask)
 from text2seg_widgets.store.db import ConflictError, Tx, now
-from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord,
+from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, MaskRow,
                                             annotation_from_row, candidate_from_row)
 from text2seg_widgets.store.schema import CANDIDATE_STATUSES
 
@@ -130,6 +130,18 @@ class ReviewMixin:
         names = self._class_names()
         return [candidate_from_row(r, names[r["class_id"]])
                 for r in self._db.query(sql + " ORDER BY id", tuple(params))]
+
+    def mask_rows(self, image_id: int) -> list[MaskRow]:
+        """The image's drawable masks in one light read (no JSON decoded, no records built):
+        candidates not accepted (proposed and rejected; an accepted one is drawn as its
+        annotation), then annotations, each in id order. For displays that redraw often."""
+        names = self._class_names()
+        rows = self._db.query(
+            "SELECT 'candidate', id, class_id, status, counts, height, width, score, branch FROM candidates "
+            "WHERE image_id = ? AND status != 'accepted' "
+            "UNION ALL SELECT 'annotation', id, class_id, 'accepted', counts, height, width, score, source "
+            "FROM annotations WHERE image_id = ? ORDER BY 1 DESC, 2", (int(image_id), int(image_id)))
+        return [MaskRow(r[0], r[1], names[r[2]], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
     def candidate(self, candidate_id: int) -> CandidateRecord:
         rows = self._db.query("SELECT * FROM candidates WHERE id = ?", (int(candidate_id),))

@@ -42,6 +42,8 @@ class Display:
         #: called on every redraw, selection change or message: each action ends with one of
         #: these, so they mark the annotator's activity (the effort clock)
         self.on_activity: list[Any] = []
+        #: the current image's MaskItems by stored row (reused while their row is unchanged)
+        self._items: dict[Any, MaskItem] = {}
 
     @property
     def layers(self) -> MaskLayers:
@@ -51,7 +53,7 @@ class Display:
     def items(self) -> list[MaskItem]:
         """The current image's masks: candidates still proposed (and rejected), and annotations."""
         image_id = self.state.image_id
-        return sv.mask_items(self.project, image_id) if image_id is not None else []
+        return sv.mask_items(self.project, image_id, self._items) if image_id is not None else []
 
     def selected_item(self) -> MaskItem | None:
         sel = self.state.selection
@@ -86,9 +88,12 @@ class Display:
             st.selection = None
         self.layers.highlight(self.selected_item())
         names = [c for c, _ in classes]
+        options = [(sv.item_label(it), (it.kind, it.id)) for it in items]
         with self.syncing():
-            self.panel.items.options = [(sv.item_label(it), (it.kind, it.id)) for it in items]
-            self.panel.items.value = st.selection
+            if list(self.panel.items.options) != options:  # ~500 labels: send only when changed
+                self.panel.items.options = options
+            if self.panel.items.value != st.selection:
+                self.panel.items.value = st.selection
             if list(self.panel.class_picker.options) != names:
                 self.panel.class_picker.options = names
             if st.current_class in names:

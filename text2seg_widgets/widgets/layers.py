@@ -18,7 +18,7 @@ import ipyleaflet
 from text2seg_widgets.core import rle_to_mask
 from text2seg_widgets.widgets.geometry import Frame, mask_to_geometry
 
-__all__ = ["MaskItem", "MaskLayers", "legend_html", "STATUSES", "BLOCK"]
+__all__ = ["MaskItem", "MaskLayers", "legend_html", "STATUSES", "BLOCK", "SELECTED_PANE"]
 
 #: masks per GeoJSON layer within one (class, status) group; blocks follow ids, so they are stable
 BLOCK = 64
@@ -60,6 +60,12 @@ def _style(color: str, status: str) -> dict[str, Any]:
     return {"color": color, "weight": 2, "opacity": 1.0, "fillColor": color, "fillOpacity": 0.4}
 
 
+#: the Leaflet pane of the selection outline: above the overlay pane (z-index 400) that holds the
+#: mask layers, so the outline stays on top without re-stacking layers; the pane itself lets the
+#: pointer through (its interactive paths still take clicks), so it never hides the masks below
+SELECTED_PANE = "t2s-selected"
+SELECTED_PANE_STYLE = {"zIndex": 450, "pointerEvents": "none"}
+
 SELECTED_STYLE = {"color": "#ffff00", "weight": 4, "opacity": 1.0, "fillColor": "#ffff00", "fillOpacity": 0.25}
 
 
@@ -75,8 +81,10 @@ class MaskLayers:
         self.layers: dict[tuple[str, str, int], ipyleaflet.GeoJSON] = {}
         self._geoms: dict[str, dict[str, Any] | None] = {}
         self._sent: dict[tuple[str, str, int], tuple[str, ...]] = {}
-        self.selected = ipyleaflet.GeoJSON(data=_collection([]), name="selected")
+        self.map.panes = {**self.map.panes, SELECTED_PANE: dict(SELECTED_PANE_STYLE)}
+        self.selected = ipyleaflet.GeoJSON(data=_collection([]), name="selected", pane=SELECTED_PANE)
         self.map.add(self.selected)
+        self._highlighted: tuple[str, str] | None = None
         self.items: dict[str, MaskItem] = {}
 
     def set_frame(self, frame: Frame | None) -> None:
@@ -88,7 +96,7 @@ class MaskLayers:
         self.layers.clear()
         self._sent.clear()
         self.items = {}
-        self.selected.data = _collection([])
+        self.highlight(None)
 
     def geometry(self, item: MaskItem) -> dict[str, Any] | None:
         """The cached map outline of ``item`` (traced on first use)."""
@@ -155,14 +163,16 @@ class MaskLayers:
             self._on_click(str(props["kind"]), int(props["id"]))
 
     def highlight(self, item: MaskItem | None) -> None:
+        """Outline ``item`` (None: nothing) in the selection layer, which stays on the map in its
+        own pane (see :data:`SELECTED_PANE`); nothing is sent when the outline is unchanged."""
         geom = self.geometry(item) if item is not None else None
+        shown = None if geom is None else (item.key, item.digest)
+        if shown == self._highlighted:
+            return
         feats = [] if geom is None else [{"type": "Feature", "geometry": geom,
                                           "properties": {"kind": item.kind, "id": item.id, "style": SELECTED_STYLE}}]
         self.selected.data = _collection(feats)
-        # keep the highlight on top of the class layers
-        if self.selected in self.map.layers and self.map.layers[-1] is not self.selected:
-            self.map.remove(self.selected)
-            self.map.add(self.selected)
+        self._highlighted = shown
 
 
 def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:

@@ -65,18 +65,27 @@ def frame_of(record: Any, image: LoadedImage | None) -> Frame:
     return PixelFrame(width=width, height=height)
 
 
-def mask_items(project: Any, image_id: int) -> list[MaskItem]:
-    """Proposed candidates (best score first), then annotations, then rejected candidates."""
-    cands = project.candidates(image_id)
-    proposed = sorted((c for c in cands if c.status == "proposed"), key=lambda c: (-c.candidate.score, c.id))
-    rejected = [c for c in cands if c.status == "rejected"]
-    items = [MaskItem("candidate", c.id, c.class_name, "proposed", c.candidate.rle, c.candidate.score,
-                      c.candidate.branch) for c in proposed]
-    items += [MaskItem("annotation", a.id, a.class_name, "accepted", a.rle, a.score, a.source)
-              for a in project.annotations(image_id)]
-    items += [MaskItem("candidate", c.id, c.class_name, "rejected", c.candidate.rle, c.candidate.score,
-                       c.candidate.branch) for c in rejected]
-    return items
+def mask_items(project: Any, image_id: int, cache: dict[Any, MaskItem] | None = None) -> list[MaskItem]:
+    """Proposed candidates (best score first), then annotations, then rejected candidates.
+
+    Read with the store's light query (:meth:`Project.mask_rows`: no record decoded). With
+    ``cache`` (a dict the caller keeps), an item whose stored row is unchanged is the same
+    :class:`MaskItem` object as last time; the cache is trimmed to this image's current rows."""
+    rows = project.mask_rows(image_id)
+    old = cache if cache is not None else {}
+    made = {row: old.get(row) or _item_of(row) for row in rows}
+    if cache is not None:
+        cache.clear()
+        cache.update(made)
+    proposed = sorted((made[r] for r in rows if r.status == "proposed"), key=lambda it: (-it.score, it.id))
+    accepted = [made[r] for r in rows if r.kind == "annotation"]
+    rejected = [made[r] for r in rows if r.kind == "candidate" and r.status == "rejected"]
+    return proposed + accepted + rejected
+
+
+def _item_of(row: Any) -> MaskItem:
+    return MaskItem(row.kind, row.id, row.class_name, row.status,
+                    {"size": [row.height, row.width], "counts": row.counts}, row.score, row.branch)
 
 
 def item_label(item: MaskItem) -> str:
