@@ -42,7 +42,8 @@ def test_each_model_encodes_each_image_once(tiny_models):
 
 def test_candidates_are_consistent_records(tiny_models, tiny_image):
     classes = ClassSet.parse(CLASSES)
-    res = Text2SegPipeline(tiny_models, classes, PipelineConfig(**OPEN)).run(tiny_image)
+    # overlap="score" (not the default smaller-on-top): the label map check below is the score rule's
+    res = Text2SegPipeline(tiny_models, classes, PipelineConfig(**OPEN, overlap="score")).run(tiny_image)
     h, w = tiny_image.shape[:2]
     assert res.label_map.shape == (h, w) and res.label_map.dtype == np.uint8
     assert res.score_maps.shape == (len(classes) + 1, h, w)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.pipeline.fusion import DEFAULT_OVERLAP, OVERLAP_RULES
 
 __all__ = ["PipelineConfig", "ALL_BRANCHES"]
 
@@ -40,6 +41,8 @@ class PipelineConfig:
     # concept: SAM 3
     concept_threshold: float = 0.5
     # fusion
+    overlap: str = DEFAULT_OVERLAP  # which class a pixel takes where masks overlap (pipeline.fusion)
+    class_priority: tuple[str, ...] = ()  # for overlap="priority": class names, top first
     min_area: int = 16
     dedupe_iou: float = 0.5
     min_votes: int = 1
@@ -60,6 +63,13 @@ class PipelineConfig:
                 raise InputError(f"{name} must be between 0 and 1, got {value}")
         if self.min_votes < 1:
             raise InputError("min_votes must be at least 1")
+        if self.overlap not in OVERLAP_RULES:
+            raise InputError(f"unknown overlap rule {self.overlap!r}; use one of {', '.join(OVERLAP_RULES)}")
+        if isinstance(self.class_priority, str):
+            self.class_priority = tuple(c.strip() for c in self.class_priority.split(",") if c.strip())
+        self.class_priority = tuple(self.class_priority)
+        if self.overlap == "priority" and not self.class_priority:
+            raise InputError("overlap='priority' needs class_priority: class names, top first (e.g. 'car,building')")
         for name, low in (("amg_points_per_side", 1), ("amg_crop_layers", 0), ("amg_max_masks", 1)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < low):

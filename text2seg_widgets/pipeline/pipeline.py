@@ -90,6 +90,7 @@ class Text2SegPipeline:
         cfg = self.config
         fused = fuse([c for cands in by_branch.values() for c in cands], self.classes.names,
                      rgb.shape[0], rgb.shape[1], min_area=cfg.min_area, dedupe_iou=cfg.dedupe_iou,
-                     min_votes=cfg.min_votes, background_score=cfg.background_score)
+                     min_votes=cfg.min_votes, background_score=cfg.background_score, overlap=cfg.overlap,
+                     priority=cfg.class_priority)
         seconds["fusion"] = time.perf_counter() - start
         return PipelineResult(fused.candidates, fused.label_map, fused.score_maps, by_branch, seconds)
