@@ -24,7 +24,7 @@ models such as LiteMedSAM): squares of side ``box_sizes`` x the crop's longer si
 grid points, clipped to the crop. ``prompt="auto"`` picks points when the segmenter takes them.
 
 Crop layers (``crop_n_layers``) follow SAM: layer i splits the image into 2^i x 2^i overlapping
-crops, each encoded separately (by this generator: the segmenter's cached whole-image embedding is
+crops, each encoded separately through the segmenter's ``encode`` (its cached whole-image embedding is
 left untouched) with a grid ``points_per_side / crop_n_points_downscale_factor^i``; masks touching
 a crop edge that is not an image edge are dropped and masks from smaller crops win cross-crop NMS.
 
