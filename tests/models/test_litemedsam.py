@@ -7,7 +7,6 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from scipy import ndimage
 

@@ -4,36 +4,21 @@ calibrated thresholds and accepting above them, prompt pruning, and the review q
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from text2seg_widgets.errors import Text2SegError
+from text2seg_widgets.cli.common import echo_json as _echo_json
+from text2seg_widgets.cli.common import errors as _errors
+from text2seg_widgets.cli.common import open_project as _open
+from text2seg_widgets.cli.common import project_arg as _project_arg
 
 __all__ = ["COMMANDS", "review_group"]
 
-_project_arg = click.argument("project", type=click.Path(path_type=Path))
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except Text2SegError as exc:
-        raise click.ClickException(str(exc)) from exc
 
-
-def _open(folder: Path) -> Any:
-    from text2seg_widgets.store import Project
-
-    return Project.open(folder)
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @click.group("review")

@@ -129,6 +129,14 @@ class Embedding:
         return Embedding(features, self.model, self.weights_sha256, self.preprocessing, self.input_hw,
                          self.resized_hw, self.image_digest)
 
+    @classmethod
+    def batch(cls, features: torch.Tensor, identity: "ModelIdentity", images: Sequence[np.ndarray],
+              resized_hws: Sequence[tuple[int, int]]) -> list["Embedding"]:
+        """One embedding per image from a batched encoder output ``features`` (N, C, h, w)."""
+        return [cls(features[k:k + 1].clone(), identity.name, identity.weights_sha256, identity.preprocessing,
+                    img.shape[:2], resized, image_digest(img))
+                for k, (img, resized) in enumerate(zip(images, resized_hws))]
+
     def matches(self, image: np.ndarray) -> bool:
         """Whether this is the embedding of exactly these pixels."""
         return tuple(image.shape[:2]) == self.input_hw and image_digest(image) == self.image_digest

@@ -49,7 +49,6 @@ from torchvision.ops import batched_nms
 from text2seg_widgets.core.masks import mask_bbox_xywh
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.models._validate import check_rgb
-from text2seg_widgets.models.device import autocast
 from text2seg_widgets.models.protocols import AutoMask
 
 __all__ = ["FastMaskGenerator", "AmgSettings", "amg_defaults", "box_prompts", "mask_generator", "MASK_GENERATORS"]

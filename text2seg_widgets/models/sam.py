@@ -25,7 +25,7 @@ from text2seg_widgets.core.masks import mask_bbox_xywh
 from text2seg_widgets.errors import InputError, MissingExtraError
 from text2seg_widgets.models._validate import check_box, check_points, check_rgb, registry_sha256
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
-from text2seg_widgets.models.embedding import Embedding, ModelIdentity, WeightsDigest, check_identity, image_digest
+from text2seg_widgets.models.embedding import Embedding, ModelIdentity, WeightsDigest, check_identity
 from text2seg_widgets.models.protocols import AutoMask, MaskPrediction
 
 __all__ = ["SamSegmenter", "SamMaskGenerator", "SAM_ARCHS"]
@@ -130,9 +130,7 @@ class SamSegmenter:
             feats = self.model.image_encoder(torch.cat([p for p, _ in inputs])).float()
         self.encoder_calls += len(images)
         log.debug("%s: encoded %d image(s)", self.name, len(images))
-        return [Embedding(feats[k:k + 1].clone(), identity.name, identity.weights_sha256, identity.preprocessing,
-                          img.shape[:2], resized, image_digest(img))
-                for k, (img, (_, resized)) in enumerate(zip(images, inputs))]
+        return Embedding.batch(feats, identity, images, [resized for _, resized in inputs])
 
     def encode(self, image: np.ndarray) -> Embedding:
         """The embedding of ``image`` ((H, W, 3) uint8 RGB); changes nothing the segmenter holds."""
