@@ -10,7 +10,9 @@ Built from parts, each constructed with what it needs and sharing one small
 * :class:`~text2seg_widgets.widgets.tools.Tools`: SAM clicks and boxes, polygons;
 * :class:`~text2seg_widgets.widgets.prompting.Prompting`: text-prompt runs;
 * :class:`~text2seg_widgets.widgets.navigation.Navigation`: images, next, undo/redo;
-* :class:`~text2seg_widgets.widgets.reviewqueue.QueueOrder`: previous/next in review-queue order.
+* :class:`~text2seg_widgets.widgets.reviewqueue.QueueOrder`: previous/next in review-queue order;
+* :class:`~text2seg_widgets.widgets.insights_view.InsightsView`: calibrate, accept above the
+  calibrated thresholds, prune prompts ("learn from decisions").
 
 Every action writes to the project store at once and then redraws from the store, so the widget
 never holds work that is not saved. Map clicks, GeoJSON clicks, drawn shapes, buttons and keys
@@ -32,6 +34,7 @@ from text2seg_widgets.widgets import storeview as sv
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.effort import ImageClock
 from text2seg_widgets.widgets.embeddings import EmbeddingKeeper
+from text2seg_widgets.widgets.insights_view import InsightsView
 from text2seg_widgets.widgets.layers import MaskItem, MaskLayers
 from text2seg_widgets.widgets.mapview import MapView, check_height
 from text2seg_widgets.widgets.navigation import Navigation
@@ -109,6 +112,8 @@ class Annotator:
                                    self.keeper, pipeline_config=pipeline_config,
                                    visible_window=self.view.visible_window)
         self.queue = QueueOrder(project, self.state, self.display, self.panel, self.navigation, self.review)
+        self.insights = InsightsView(project, self.state, self.display, self.review.after_edit, self._ui_of)
+        self.panel.add_section(self.insights.widget)
         self.closed = False
         self._last_key: tuple[Any, Any] = (None, None)
         self.prompting.show_run_state()
@@ -150,6 +155,7 @@ class Annotator:
             closer = getattr(self.keeper, "close", None)
             (closer or self.keeper.join)(timeout)
         self.panel.unbind()
+        self.insights.close()
         self.view.close()
         for ev in self.key_events:
             ev.on_dom_event(self._key_event, remove=True)

@@ -147,6 +147,11 @@ class SidePanel:
         ], layout=w.Layout(width=width, min_width=width, padding="0 0 0 8px", overflow="hidden auto"))
         return box.add_class("t2s-panel")
 
+    def add_section(self, widget: w.Widget) -> None:
+        """Append another part's section (e.g. "learn from decisions") at the panel's foot; call
+        before the Annotator binds its keys (they watch the panel's regions)."""
+        self.widget.children = (*self.widget.children, widget)
+
     @property
     def text_inputs(self) -> tuple[w.Widget, ...]:
         """The controls that take typed text (text boxes, sliders' editable readouts): keyboard
