@@ -3,6 +3,7 @@
 #   make lab       JupyterLab on the quickstart notebook (offline-capable)
 #   make segment   the command-line pseudo-labeller on a sample image
 #   make test      everything above plus Debian chromium, then the whole test suite
+#   make bench     every CPU benchmark (slow); make bench-gpu: the pipeline on a CUDA GPU
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +19,7 @@ endif
 PYTEST_ARGS ?=
 SAMPLE ?= ../shared/data/rs-samples/potsdam/images/$(shell ls ../shared/data/rs-samples/potsdam/images 2>/dev/null | head -1)
 
-.PHONY: install lab segment test browser clean-venv bench
+.PHONY: install lab segment test browser clean-venv bench bench-gpu
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,9 +45,13 @@ lab: install
 segment: install
 	$(BIN)/text2seg-widgets segment "$(SAMPLE)" --classes "building,road,tree" --models tiny --out out/segment
 
-# Every benchmark once (slow: real-size random models on the CPU); each saves benchmarks/results/<name>.json
+# Every CPU benchmark once (slow: real-size random models on the CPU); each saves benchmarks/results/<name>.json
 bench: install
-	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/bench_*.py; do [ "$$f" = benchmarks/bench_gpu.py ] && continue; echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The whole pipeline on a CUDA GPU (refuses with one line where there is none)
+bench-gpu: install
+	$(BIN)/python benchmarks/bench_gpu.py
 
 clean-venv:
 	rm -rf $(VENV)
