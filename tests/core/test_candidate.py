@@ -1,9 +1,10 @@
 import json
 
 import numpy as np
+import pytest
 from pycocotools import mask as mask_utils
 
-from text2seg_widgets.core import Candidate, mask_to_rle, rle_to_mask
+from text2seg_widgets.core import Candidate, boxes_overlap, mask_to_rle, rle_to_mask
 
 
 def test_rle_round_trip_and_bbox_from_mask():
@@ -38,3 +39,14 @@ def test_uncompressed_rle_is_decoded():
     # column-major run lengths: 4 zeros, 1 one, 2 zeros, 1 one, 4 zeros
     rle = {"size": [3, 4], "counts": [4, 1, 2, 1, 4]}
     np.testing.assert_array_equal(rle_to_mask(rle), mask)
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([0, 0, 10, 10], [5, 5, 10, 10], True),     # corner overlap
+    ([0, 0, 10, 10], [10, 0, 5, 5], False),     # touching edge: no shared area
+    ([0, 0, 10, 10], [2, 2, 3, 3], True),       # inside
+    ([0, 0, 10, 10], [0, 20, 10, 10], False),   # apart vertically
+])
+def test_boxes_overlap_table(a, b, expected):
+    assert boxes_overlap(a, b) is expected
+    assert boxes_overlap(b, a) is expected

@@ -11,7 +11,7 @@ Conventions (shared by every folder that imports this module):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from text2seg_widgets.errors import InputError
 
 __all__ = ["mask_to_rle", "rle_to_mask", "rle_area", "rle_bbox", "as_coco_rle", "mask_bbox_xyxy",
-           "mask_bbox_xywh", "mask_iou", "crop_to_mask", "mask_to_polygons"]
+           "mask_bbox_xywh", "boxes_overlap", "mask_iou", "crop_to_mask", "mask_to_polygons"]
 
 
 def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -72,6 +72,13 @@ def mask_bbox_xywh(mask: np.ndarray) -> tuple[float, float, float, float]:
         return (0.0, 0.0, 0.0, 0.0)
     x0, y0, x1, y1 = (float(v) for v in box)
     return (x0, y0, x1 - x0, y1 - y0)
+
+
+def boxes_overlap(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two COCO ``xywh`` boxes share area (touching edges do not count)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None = None, *,

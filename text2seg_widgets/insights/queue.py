@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from text2seg_widgets.core import rle_to_mask
+from text2seg_widgets.core import boxes_overlap, rle_to_mask
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.insights.calibration import Key, Threshold, fit_thresholds
 from text2seg_widgets.insights.decisions import decisions
@@ -81,12 +81,6 @@ class _Live:
         return self._mask
 
 
-def _boxes_touch(a: _Live, b: _Live) -> bool:
-    ax, ay, aw, ah = a.bbox
-    bx, by, bw, bh = b.bbox
-    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
-
-
 def _pair(a: _Live, b: _Live) -> tuple[float, float]:
     """(IoU, intersection / smaller area) of two candidates' masks (counted inside the boxes' overlap)."""
     x0, y0 = int(max(a.bbox[0], b.bbox[0])), int(max(a.bbox[1], b.bbox[1]))
@@ -103,7 +97,7 @@ def _overlap_doubts(item: _Live, others: Sequence[_Live]) -> tuple[float, float,
     reasons: list[str] = []
     agree: list[str] = []
     for other in others:
-        if other.id == item.id or not _boxes_touch(item, other):
+        if other.id == item.id or not boxes_overlap(item.bbox, other.bbox):
             continue
         if other.class_name == item.class_name and other.branch == item.branch:
             continue

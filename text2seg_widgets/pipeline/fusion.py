@@ -58,7 +58,7 @@ from typing import Sequence
 
 import numpy as np
 
-from text2seg_widgets.core import Candidate, mask_iou
+from text2seg_widgets.core import Candidate, boxes_overlap, mask_iou
 from text2seg_widgets.errors import InputError
 
 __all__ = ["FusionResult", "fuse", "OVERLAP_RULES", "DEFAULT_OVERLAP"]
@@ -74,12 +74,6 @@ class FusionResult:
     candidates: list[Candidate]
     label_map: np.ndarray
     score_maps: np.ndarray
-
-
-def _box_overlaps(a: list[float], b: list[float]) -> bool:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
 def fuse(candidates: list[Candidate], class_names: list[str], height: int, width: int, *,
@@ -126,7 +120,7 @@ def _dedupe(candidates: list[Candidate], min_area: int, dedupe_iou: float) -> li
         mask = cand.mask()
         merged = False
         for other, other_mask in kept:
-            if other.class_name != cand.class_name or not _box_overlaps(other.bbox, cand.bbox):
+            if other.class_name != cand.class_name or not boxes_overlap(other.bbox, cand.bbox):
                 continue
             if mask_iou(mask, other_mask, empty=0.0) >= dedupe_iou:
                 branches = other.extra.setdefault("branches", [other.branch])
