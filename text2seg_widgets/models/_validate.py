@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from text2seg_widgets.errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_rgb", "fingerprint", "check_box", "check_points", "registry_sha256"]
+__all__ = ["check_rgb", "check_box", "check_points", "registry_sha256"]
 
 
 def check_rgb(image: np.ndarray, who: str = "model") -> np.ndarray:
@@ -30,12 +29,6 @@ def check_rgb(image: np.ndarray, who: str = "model") -> np.ndarray:
         raise InputError(f"{who}: image of {image.shape[1]}x{image.shape[0]} pixels is too small; "
                          "use at least 2x2 pixels")
     return image
-
-
-def fingerprint(image: np.ndarray) -> tuple[tuple[int, ...], str]:
-    """Shape plus a 128-bit BLAKE2 digest of the bytes: equal images give equal fingerprints."""
-    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()
-    return tuple(image.shape), digest
 
 
 def check_box(box: np.ndarray, hw: tuple[int, int], who: str = "model") -> np.ndarray:

@@ -2,7 +2,7 @@
 mask of that concept out.
 
 The vision encoder runs once per image: :meth:`Sam3ConceptSegmenter.segment` computes
-``get_vision_features`` (cached by image fingerprint) and passes them as ``vision_embeds`` to one
+``get_vision_features`` (cached by image digest) and passes them as ``vision_embeds`` to one
 light forward pass (DETR encoder/decoder and mask head) per phrase. The text tower runs once for
 all phrases of a call. Masks, boxes and scores come from the processor's
 ``post_process_instance_segmentation`` at the original image size (H, W).
@@ -34,8 +34,9 @@ import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.models._validate import check_rgb, fingerprint
+from text2seg_widgets.models._validate import check_rgb
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
+from text2seg_widgets.models.embedding import image_digest
 from text2seg_widgets.models.protocols import ConceptResult
 
 __all__ = ["Sam3ConceptSegmenter", "MIN_TILE_SIDE"]
@@ -92,7 +93,7 @@ class Sam3ConceptSegmenter:
     def set_image(self, image: np.ndarray) -> None:
         """Run the vision encoder on ``image`` unless it is the image already encoded."""
         check_rgb(image, "SAM 3")
-        key = fingerprint(image)
+        key = image_digest(image)
         if key == self._key:
             return
         pixels = self.processor(images=image, return_tensors="pt")["pixel_values"].to(self.device)
