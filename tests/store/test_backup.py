@@ -42,8 +42,8 @@ def test_backup_while_open_then_restore_a_corrupt_project(tmp_path: Path) -> Non
     message = str(err.value)
     assert f"backups are kept in {tmp_path / 'p' / 'backups'}" in message
     assert f"the newest backup is {saved}" in message and "project restore" in message
-    aside = restore_backup(tmp_path / "p")
-    assert aside.name.startswith(f"{DB_NAME}.before-restore-") and aside.is_file()
+    aside = restore_backup(tmp_path / "p").set_aside
+    assert aside is not None and aside.name.startswith(f"{DB_NAME}.before-restore-") and aside.is_file()
     with Project.open(tmp_path / "p") as q:
         assert _state(q) == expected and q.integrity_check() == "ok"
         assert q.candidate(ids[1]).status == "proposed"
@@ -81,7 +81,7 @@ def test_rolling_automatic_backups_before_bulk_and_destructive_actions(tmp_path:
     [auto] = q.backups()
     assert auto.name.endswith("-import-coco-annotations-json.sqlite")
     q.close()
-    restore_backup(tmp_path / "q", auto)
+    restore_backup(tmp_path / "q", auto, yes=True)  # the import is undone: work is lost
     with Project.open(tmp_path / "q") as r:
         assert r.annotations() == [] and r.images() == []  # the state before the import
         r.keep_backups = 0
@@ -101,6 +101,9 @@ def test_cli_backup_and_restore(tmp_path: Path) -> None:
         q.add_annotation(image_id, rect(64, 80, 0, 0, 5, 5), "road")
     result = runner.invoke(main, ["project", "restore", str(tmp_path / "p"),
                                   str(tmp_path / "safe.sqlite")])
+    assert result.exit_code == 1 and "annotations 1 -> 0" in result.output, result.output
+    result = runner.invoke(main, ["project", "restore", str(tmp_path / "p"),
+                                  str(tmp_path / "safe.sqlite"), "--yes"])
     assert result.exit_code == 0 and "previous database was kept" in result.output
     with Project.open(tmp_path / "p") as q:
         assert q.annotations() == [] and q.keep_backups == 3

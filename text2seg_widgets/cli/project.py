@@ -238,14 +238,27 @@ def backup_command(project: Path, dest: Path | None, keep_auto: int | None) -> N
 @project_group.command("restore")
 @_project_arg
 @click.argument("backup", type=click.Path(dir_okay=False, path_type=Path), required=False)
-def restore_command(project: Path, backup: Path | None) -> None:
+@click.option("--list", "list_only", is_flag=True,
+              help="Only list the backups and the databases earlier restores set aside.")
+@click.option("--force", is_flag=True, help="Restore a backup of another project.")
+@click.option("--yes", is_flag=True,
+              help="Restore even though the backup holds less work than the project.")
+def restore_command(project: Path, backup: Path | None, list_only: bool, force: bool,
+                    yes: bool) -> None:
     """Replace the project database with BACKUP (default: the newest one in PROJECT/backups).
-    Close every notebook using the project first; the current database is kept aside."""
-    from text2seg_widgets.store.backup import restore_backup
+    Refused while the project is open anywhere; the current database is always kept aside."""
+    from text2seg_widgets.store.backup import list_backups, list_set_aside, restore_backup
 
+    if list_only:
+        for path in list_backups(project):
+            click.echo(f"backup: {path}")
+        for path in list_set_aside(project):
+            click.echo(f"set aside by a restore: {path}")
+        return
     with _errors():
-        aside = restore_backup(project, backup)
-    click.echo(f"restored {project}; the previous database was kept as {aside}")
+        result = restore_backup(project, backup, force=force, yes=yes)
+    click.echo(f"restored {project} from {result.backup} ({result.changes()}); the previous "
+               f"database was kept as {result.set_aside}")
 
 
 COMMANDS = [project_group]

@@ -28,7 +28,7 @@ from text2seg_widgets.store.db import DB_NAME, Database, now
 from text2seg_widgets.store.history import HistoryStep
 from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
 from text2seg_widgets.store.adding import AddImagesMixin
-from text2seg_widgets.store.backup import (BACKUP_DIR, BackupMixin, backup_stamp, copy_database,
+from text2seg_widgets.store.backup import (APP, BACKUP_DIR, BackupMixin, backup_stamp, copy_database,
                                            list_backups)
 from text2seg_widgets.store.effort import EffortMixin
 from text2seg_widgets.store.navigation import NavigationMixin
@@ -36,13 +36,14 @@ from text2seg_widgets.core.colors import class_color
 from text2seg_widgets.store.records import ClassInfo, ImageRecord, image_from_row
 from text2seg_widgets.store.review import ReviewMixin
 from text2seg_widgets.store.schema import MIGRATIONS, migrate
+from text2seg_widgets.store.claims import Claims
+from text2seg_widgets.store.sessions import SessionLock
 from text2seg_widgets.store.states import StatesMixin, check_state
 
 __all__ = ["Project", "DB_NAME"]
 
 log = logging.getLogger(__name__)
 
-_APP = "text2seg-widgets"
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 
@@ -57,10 +58,13 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
               ReviewMixin):
     """An open annotation project. Build with :meth:`create` or :meth:`open`; :meth:`close` it."""
 
-    def __init__(self, folder: Path, db: Database, *, user: str | None = None) -> None:
+    def __init__(self, folder: Path, db: Database, *, user: str | None = None,
+                 session: SessionLock | None = None) -> None:
         self.folder = folder
         self._db = db
+        self._session = session
         self.user = user if user is not None else _default_user()
+        self.claims = Claims(db)
 
     # ----------------------------------------------------------------- open / create
     @classmethod
@@ -86,11 +90,12 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
         specs: list[tuple[str, str, tuple[str, ...]]] = []
         for spec in classes:
             specs.append(_class_spec(spec, [color for _, color, _ in specs]))
+        session = SessionLock(folder)
         db = Database(folder / DB_NAME, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
         migrate(db.conn)
-        project = cls(folder, db, user=user)
+        project = cls(folder, db, user=user, session=session)
         with db.raw() as tx:
-            for key, value in (("app", _APP), ("created_at", now())):
+            for key, value in (("app", APP), ("created_at", now())):
                 tx.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
             for name, color, prompts in specs:
                 project._insert_class(tx, name, color, prompts)
@@ -107,13 +112,24 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
         if not path.is_file():
             raise InputError(f"{folder} is not a text2seg project (no {DB_NAME} in it); create "
                              f"one with Project.create({str(folder)!r}, classes=[...])")
+        session = SessionLock(folder)
+        try:
+            return cls._open_locked(folder, path, session, user=user, synchronous=synchronous,
+                                    busy_timeout_s=busy_timeout_s)
+        except BaseException:
+            session.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, folder: Path, path: Path, session: SessionLock, *, user: str | None,
+                     synchronous: str, busy_timeout_s: float) -> "Project":
         try:
             db = Database(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
             tables = {r[0] for r in db.query("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
             raise InputError(_corrupt_message(folder, path, exc)) from exc
         if "meta" not in tables or not db.query("SELECT 1 FROM meta WHERE key = 'app' AND "
-                                                "value = ?", (_APP,)):
+                                                "value = ?", (APP,)):
             db.close()
             raise InputError(f"{path} is an SQLite file but not a text2seg project database")
         try:
@@ -128,10 +144,12 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
                              f"({exc}); the project was left unchanged") from exc
         if before < max(MIGRATIONS):
             log.info("migrated %s from schema %d to %d", path, before, max(MIGRATIONS))
-        return cls(folder, db, user=user)
+        return cls(folder, db, user=user, session=session)
 
     def close(self) -> None:
         self._db.close()
+        if self._session is not None:
+            self._session.release()
 
     def __enter__(self) -> "Project":
         return self
@@ -142,6 +160,11 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
     @property
     def db_path(self) -> Path:
         return self.folder / DB_NAME
+
+    @property
+    def project_id(self) -> str:
+        """The project's identity (random, given at creation; backups keep it)."""
+        return str(self._db.query("SELECT value FROM meta WHERE key = 'project_id'")[0][0])
 
     @property
     def schema_version(self) -> int:
@@ -305,6 +328,18 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
         with self._db.raw() as tx:
             return tx.insert("runs", {"manifest": json.dumps(manifest, sort_keys=True, default=str),
                                       "started_at": now()})
+
+    def join_or_start_run(self, manifest: dict[str, Any]) -> tuple[int, bool]:
+        """``(run_id, joined)``: the newest run whose manifest has the same ``fingerprint``, or a
+        new one, decided in one transaction (two runs started at once join one run)."""
+        fingerprint = manifest.get("fingerprint")
+        with self._db.raw() as tx:
+            for row in tx.conn.execute("SELECT id, manifest FROM runs ORDER BY id DESC"):
+                if json.loads(row["manifest"]).get("fingerprint") == fingerprint:
+                    return int(row["id"]), True
+            return tx.insert("runs", {"manifest": json.dumps(manifest, sort_keys=True,
+                                                             default=str),
+                                      "started_at": now()}), False
 
     def finish_run(self, run_id: int) -> None:
         with self._db.raw() as tx:

@@ -15,6 +15,7 @@ Rules (each is one transaction; the user actions are undoable):
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from text2seg_widgets.store.records import ClassInfo, ImageRecord
 
 __all__ = ["ReviewMixin"]
+
+log = logging.getLogger(__name__)
 
 
 def _rle_of(mask: Any, height: int, width: int) -> dict[str, Any]:
@@ -107,6 +110,13 @@ class ReviewMixin:
         if mark_processed and run_id is None:
             raise InputError("mark_processed=True needs a run_id from project.start_run()")
         with self._db.raw() as tx:
+            if mark_processed and tx.conn.execute(
+                    "SELECT 1 FROM processed WHERE image_id = ? AND run_id = ?",
+                    (rec.id, int(run_id))).fetchone():  # type: ignore[arg-type]
+                log.warning("image %d was already stored by run %s (another process of the same "
+                            "run); these %d candidates are not stored twice", rec.id, run_id,
+                            len(rows))
+                return []
             if replace:
                 tx.conn.execute("DELETE FROM candidates WHERE image_id = ? AND status = "
                                 "'proposed'", (rec.id,))

@@ -172,8 +172,23 @@ END;
 #: The message of the triggers above (how :mod:`.history` recognises a refused replay).
 INVARIANT_MESSAGE = "unreviewed candidates on an image marked done"
 
+# Version 3: sharing work and knowing which project a file belongs to.
+# - claims: an image held by one worker (a pseudo-label run, an embed run) until ``expires_at``
+#   (seconds since the epoch); ``holder`` names the host, process and run (see :mod:`.claims`);
+# - meta.project_id: a random identity given once, kept by backups and checked by restore.
+_V3 = """
+CREATE TABLE claims (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (image_id, kind)
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('project_id', lower(hex(randomblob(16))));
+"""
+
 #: version -> SQL that upgrades ``version - 1`` to ``version``. Append; never edit a shipped step.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
