@@ -15,20 +15,26 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from text2seg_widgets.errors import InputError
 
-__all__ = ["atomic_dir", "write_json", "write_manifest", "MANIFEST", "read_manifest"]
+__all__ = ["atomic_dir", "write_json", "write_manifest", "MANIFEST", "read_manifest",
+           "Protected", "EXPORT_MARKER"]
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 _TOOL = "text2seg-widgets"
+#: The manifest key that says "this folder is an export written by text2seg-widgets": only a
+#: folder whose manifest carries it is ever replaced by ``overwrite``.
+EXPORT_MARKER = "text2seg_export"
+_PROJECT_DB = "project.sqlite"
 _PARTIAL = ".partial-"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -46,11 +52,41 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_manifest(folder: Path, kind: str, **fields: Any) -> dict[str, Any]:
-    """Write ``manifest.json``: export kind, tool and version, time, and the given fields."""
+@dataclass(frozen=True)
+class Protected:
+    """What an export must never replace: the project folder (and anything inside it), a folder
+    holding any of the project's source images, and a folder holding a project database.
+    ``project_id`` is written into the export's marker."""
+
+    project_folder: Path
+    images: Sequence[Path]
+    project_id: str
+
+    def check(self, out: Path) -> None:
+        """:class:`InputError` when replacing ``out`` would delete something protected."""
+        project = Path(os.path.realpath(self.project_folder))
+        if out == project or project in out.parents or out in project.parents:
+            raise InputError(f"refusing to replace {out}: it is, contains or lies inside the "
+                             f"project folder {project}; export to a folder outside it")
+        for image in self.images:
+            real = Path(os.path.realpath(image))
+            if out in real.parents:
+                raise InputError(f"refusing to replace {out}: it holds the project's source image "
+                                 f"{real}; export to another folder")
+        for _root, _dirs, files in os.walk(out):
+            if _PROJECT_DB in files:
+                raise InputError(f"refusing to replace {out}: it holds a project database "
+                                 f"({Path(_root) / _PROJECT_DB}); export to another folder")
+
+
+def write_manifest(folder: Path, kind: str, *, project_id: str | None = None,
+                   **fields: Any) -> dict[str, Any]:
+    """Write ``manifest.json``: the export marker (format, project identity), tool and version,
+    time, and the given fields."""
     from text2seg_widgets import __version__
 
-    manifest = {"format": kind, "tool": _TOOL, "tool_version": __version__,
+    manifest = {EXPORT_MARKER: {"format": kind, "project_id": project_id},
+                "format": kind, "tool": _TOOL, "tool_version": __version__,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}
     write_json(folder / MANIFEST, manifest, indent=2)
     return manifest
@@ -123,38 +159,60 @@ def _swap_in(tmp: Path, out: Path) -> None:
         os.close(fd)
 
 
-def _check_target(out: Path, overwrite: bool) -> None:
+def _is_our_export(out: Path) -> bool:
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get(EXPORT_MARKER), dict) \
+        and manifest.get("tool") == _TOOL
+
+
+def _check_target(out: Path, overwrite: bool, protected: Protected | None) -> None:
+    if protected is not None:
+        protected.check(out)
     if out.exists():
         if not out.is_dir():
             raise InputError(f"export path {out} is an existing file; give a folder path")
         if not overwrite:
             raise InputError(f"export path {out} already exists; pass overwrite=True (CLI: "
                              "--overwrite) to replace it, or choose another folder")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise InputError(f"{out} exists and is not a text2seg-widgets export (no "
-                             f"{MANIFEST}); refusing to replace it. Choose another folder")
+        if any(out.iterdir()) and not _is_our_export(out):
+            raise InputError(f"{out} exists and is not a text2seg-widgets export (its "
+                             f"{MANIFEST} lacks the export marker, or it has none); refusing to "
+                             "replace it. Choose another folder, or remove it yourself")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
-def atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(out: str | Path, *, overwrite: bool = False,
+               protected: Protected | None = None) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``out`` atomically, on error it vanishes.
 
-    ``out`` must not exist unless ``overwrite``; with ``overwrite`` only a previous export (a
-    folder with a manifest, or an empty folder) is replaced."""
-    out = Path(out).absolute()
-    _check_target(out, overwrite)
+    ``out`` must not exist unless ``overwrite``; with ``overwrite`` only an earlier export (a
+    folder whose manifest carries :data:`EXPORT_MARKER`, or an empty folder) is replaced, and
+    never one that ``protected`` forbids. A symbolic link is followed (the folder it points to is
+    replaced, the link stays). The folder gets the usual permissions (``0777`` less the umask)."""
+    out = Path(os.path.realpath(Path(out).absolute()))
+    _check_target(out, overwrite, protected)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         _clean_stale(out.parent, out.name)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{_PARTIAL}{os.getpid()}-",
                                     dir=out.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
     except OSError as exc:
         raise InputError(f"cannot write the export to {out.parent} ({exc.strerror or exc}); "
                          "choose a folder you can write to") from exc
     try:
         yield tmp
         _fsync_tree(tmp)
-        _check_target(out, overwrite)  # the target may have appeared meanwhile
+        _check_target(out, overwrite, protected)  # the target may have appeared meanwhile
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

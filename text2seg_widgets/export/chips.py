@@ -31,7 +31,7 @@ import numpy as np
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
-from text2seg_widgets.export.common import (DEFAULT_STATES, IGNORE, class_index, classes_table,
+from text2seg_widgets.export.common import (protected_by, DEFAULT_STATES, IGNORE, class_index, classes_table,
                                             image_stem, label_raster, left_out, pixel_reader,
                                             select_images, shifted_transform, write_pixels)
 from text2seg_widgets.export.semantic import palette_of, write_palette_png
@@ -146,7 +146,7 @@ def export_chips(project: Project, out: str | Path, *, size: int = 512, stride: 
             "seed": seed, "block_size": block_size, "gap": gap, "min_labelled": min_labelled,
             "unlabelled": unlabelled, "index": class_index(project), "palette": palette_of(table)}
     counts = {s: 0 for s in SPLITS} | {"dropped_on_block_border": 0, "dropped_unlabelled": 0}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, protected=protected_by(project)) as tmp:
         for split in SPLITS:
             (tmp / split / "images").mkdir(parents=True)
             (tmp / split / "masks").mkdir()
@@ -154,7 +154,7 @@ def export_chips(project: Project, out: str | Path, *, size: int = 512, stride: 
         write_json(tmp / "chips.json", chips)
         write_json(tmp / "classes.json", table, indent=2)
         return write_manifest(
-            tmp, "chips", project=str(project.folder.absolute()), classes=table,
+            tmp, "chips", project=str(project.folder.absolute()), project_id=project.project_id, classes=table,
             counts={"images": len(images), "chips": len(chips), **counts},
             options={k: v for k, v in opts.items() if k not in ("index", "palette")} |
             {"states": None if states is None else list(states)},

@@ -43,7 +43,7 @@ import numpy as np
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.core.masks import crop_to_mask, mask_to_polygons
-from text2seg_widgets.export.common import (DEFAULT_STATES, left_out, image_stem,
+from text2seg_widgets.export.common import (protected_by, DEFAULT_STATES, left_out, image_stem,
                                             read_pixels, select_images, write_pixels)
 from text2seg_widgets.core import rle_area, rle_bbox
 from text2seg_widgets.store import ImageRecord, Project
@@ -197,7 +197,7 @@ def export_coco(project: Project, out: str | Path, *,
     mode = images
     records = select_images(project, states)
     root = Path(image_root) if image_root is not None else Path(out)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, protected=protected_by(project)) as tmp:
         names = _place_images(project, records, tmp, mode) if mode != "none" else None
         coco, stats = build_coco(project, records, polygons=polygons, image_root=root,
                                  file_names=names)
@@ -212,7 +212,7 @@ def export_coco(project: Project, out: str | Path, *,
             files["candidates"] = "candidates.json"
             counts["candidates"] = len(cands["annotations"])
         manifest = write_manifest(
-            tmp, "coco", files=files, counts=counts, project=str(project.folder.absolute()),
+            tmp, "coco", files=files, counts=counts, project=str(project.folder.absolute()), project_id=project.project_id,
             options={"states": None if states is None else list(states), "polygons": polygons,
                      "include_candidates": include_candidates, "images": mode},
             classes=coco["categories"],

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.export.atomic import Protected
 from text2seg_widgets.store import IMAGE_STATES, AnnotationRecord, ImageRecord, Project
 
 __all__ = ["IGNORE", "BACKGROUND", "DEFAULT_STATES", "select_images", "left_out", "class_index",
            "label_raster", "read_pixels", "pixel_reader", "write_pixels",
-           "shifted_transform", "image_stem", "classes_table", "UNLABELLED_MODES"]
+           "shifted_transform", "image_stem", "classes_table", "UNLABELLED_MODES",
+           "protected_by"]
 
 IGNORE = 255
 BACKGROUND = 0
@@ -35,6 +37,12 @@ DEFAULT_STATES = ("done",)
 #: ``ignore``: every pixel no annotation covers is 255. ``background``: in images marked ``done``
 #: such pixels are 0 (the annotator saw the whole image), elsewhere still 255.
 UNLABELLED_MODES = ("ignore", "background")
+
+
+def protected_by(project: Project) -> Protected:
+    """What an export of ``project`` must never replace (see :class:`.atomic.Protected`)."""
+    return Protected(project.folder, tuple(Path(r.path) for r in project.images()),
+                     project.project_id)
 
 
 def select_images(project: Project, states: Iterable[str] | None = DEFAULT_STATES,

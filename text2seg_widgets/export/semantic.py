@@ -20,7 +20,7 @@ import numpy as np
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
-from text2seg_widgets.export.common import (DEFAULT_STATES, IGNORE, class_index, classes_table,
+from text2seg_widgets.export.common import (protected_by, DEFAULT_STATES, IGNORE, class_index, classes_table,
                                             UNLABELLED_MODES, image_stem, label_raster, left_out,
                                             select_images)
 from text2seg_widgets.store import ImageRecord, Project
@@ -67,7 +67,7 @@ def export_semantic(project: Project, out: str | Path, *,
     index, table = class_index(project), classes_table(project)
     palette = palette_of(table)
     entries, pixel_counts = [], {r["name"]: 0 for r in table}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, protected=protected_by(project)) as tmp:
         (tmp / "labels").mkdir()
         for rec in images:
             labels = label_raster(rec, project.annotations(rec.id), index, unlabelled)
@@ -87,7 +87,7 @@ def export_semantic(project: Project, out: str | Path, *,
         write_json(tmp / "classes.json", table, indent=2)
         write_json(tmp / "images.json", entries, indent=2)
         return write_manifest(
-            tmp, "semantic", project=str(project.folder.absolute()), classes=table,
+            tmp, "semantic", project=str(project.folder.absolute()), project_id=project.project_id, classes=table,
             counts={"images": len(images), "geotiffs": sum(bool(e["label_tif"]) for e in entries),
                     "pixels": pixel_counts},
             options={"states": None if states is None else list(states),

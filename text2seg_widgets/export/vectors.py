@@ -17,7 +17,7 @@ from typing import Any
 
 from text2seg_widgets.export.atomic import atomic_dir, write_manifest
 from text2seg_widgets.core.masks import crop_to_mask, mask_to_polygons
-from text2seg_widgets.export.common import (DEFAULT_STATES, left_out, select_images,
+from text2seg_widgets.export.common import (protected_by, DEFAULT_STATES, left_out, select_images,
                                             shifted_transform)
 from text2seg_widgets.store import Project
 
@@ -82,7 +82,7 @@ def export_vectors(project: Project, out: str | Path, *,
     geo, pixel = _records(project, images)
     crs, geo_layer = _common_crs(geo)
     files: dict[str, str] = {}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, protected=protected_by(project)) as tmp:
         if geo:
             strip = [{k: v for k, v in r.items() if k != "_crs"} for r in geo_layer]
             write_features(strip, tmp / "annotations.gpkg", crs, "GPKG", schema=FIELDS,
@@ -99,7 +99,7 @@ def export_vectors(project: Project, out: str | Path, *,
                            layer="annotations")
             files["pixel_gpkg"] = "pixel_annotations.gpkg"
         return write_manifest(
-            tmp, "vectors", project=str(project.folder.absolute()), files=files,
+            tmp, "vectors", project=str(project.folder.absolute()), project_id=project.project_id, files=files,
             counts={"images": len(images), "georeferenced_features": len(geo),
                     "pixel_features": len(pixel)},
             crs={"gpkg": crs if crs is None or crs == "EPSG:4326" else "source CRS (WKT below)",
