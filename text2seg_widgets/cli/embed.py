@@ -67,10 +67,13 @@ def _items(project: Any, ids: list[int], failed: dict[Any, str]) -> Iterator[Any
               help="Cache folder (default $TEXT2SEG_EMBED_CACHE or <text2seg cache>/embeddings).")
 @click.option("--cache-gb", type=float, default=None,
               help="Cache size limit in GB (default $TEXT2SEG_EMBED_CACHE_GB or 4).")
+@click.option("--verify", is_flag=True,
+              help="Re-read every cached entry in full (tensor checksum), not only its header; "
+                   "damaged entries are dropped and re-encoded.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 def embed(project: Path, models_arg: str, image_keys: tuple[str, ...], device: str, dtype: str, batch: int,
           engine: str, workers: int | None, ray_address: str | None, cache_dir: Path | None,
-          cache_gb: float | None, progress: bool) -> None:
+          cache_gb: float | None, verify: bool, progress: bool) -> None:
     """Pre-compute the segmenter's image embeddings of every image of PROJECT into the persistent
     cache, so the Annotator's first click on each image is instant. Run it again after an
     interruption: it skips what the cache holds. Prints a JSON summary."""
@@ -99,12 +102,14 @@ def embed(project: Path, models_arg: str, image_keys: tuple[str, ...], device: s
                 items = _items(proj, ids, failed)
                 if engine == "ray":
                     report = RayEmbedder(spec, device=device, dtype=dtype, workers=workers,
-                                         address=ray_address).run(items, cache, batch=batch, progress=bar.update)
+                                         address=ray_address).run(items, cache, batch=batch, progress=bar.update,
+                                                                 verify=verify)
                 else:
                     from text2seg_widgets.models.factory import load_models
 
                     segmenter = load_models(spec, device=device, dtype=dtype).segmenter
-                    report = embed_items(segmenter, items, cache, batch=batch, progress=bar.update)
+                    report = embed_items(segmenter, items, cache, batch=batch, progress=bar.update,
+                                         verify=verify)
     except Text2SegError as exc:
         raise click.ClickException(str(exc)) from exc
     report.failed.update(failed)

@@ -145,12 +145,14 @@ class EmbedReport:
 
 
 def _batches_to_encode(items: Iterable[EmbedItem], identity: Any, cache: "EmbeddingCache", batch: int,
-                       report: EmbedReport, progress: Callable[[int], None] | None) -> Iterator[list[EmbedItem]]:
-    """The items the cache does not hold, in batches of ``batch``; cached ones are counted and skipped."""
+                       report: EmbedReport, progress: Callable[[int], None] | None,
+                       verify: bool = False) -> Iterator[list[EmbedItem]]:
+    """The items the cache does not hold (or holds damaged), in batches of ``batch``; good cached
+    ones are counted and skipped."""
     pending: list[EmbedItem] = []
     for item in items:
         report.images += 1
-        if (identity, image_digest(item.rgb)) in cache:
+        if cache.check(identity, image_digest(item.rgb), full=verify):
             report.cached += 1
             if progress:
                 progress(1)
@@ -164,14 +166,15 @@ def _batches_to_encode(items: Iterable[EmbedItem], identity: Any, cache: "Embedd
 
 
 def embed_items(segmenter: Any, items: Iterable[EmbedItem], cache: "EmbeddingCache", *, batch: int = 1,
-                progress: Callable[[int], None] | None = None) -> EmbedReport:
+                progress: Callable[[int], None] | None = None, verify: bool = False) -> EmbedReport:
     """Encode every item the cache does not hold yet (``batch`` images per encoder pass) and write
-    it to ``cache``. Resumable: run it again and it skips what is there. A batch whose encoding
-    raises is recorded in ``failed`` and the run goes on."""
+    it to ``cache``. Resumable: run it again and it skips what is there: an entry is skipped only
+    when its header checks out (``verify``: its whole tensor too); a damaged one is re-encoded. A
+    batch whose encoding raises is recorded in ``failed`` and the run goes on."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     report, start = EmbedReport(), time.perf_counter()
-    for chunk in _batches_to_encode(items, segmenter.identity, cache, batch, report, progress):
+    for chunk in _batches_to_encode(items, segmenter.identity, cache, batch, report, progress, verify):
         t0 = time.perf_counter()
         try:
             encode_tiles(segmenter, [i.rgb for i in chunk], cache=cache, sources=[i.source for i in chunk],
@@ -188,7 +191,7 @@ def embed_items(segmenter: Any, items: Iterable[EmbedItem], cache: "EmbeddingCac
 
 
 class _EmbedActor:
-    """A Ray actor: the segmenter loaded once; encodes batches and returns fp16 features + facts."""
+    """A Ray actor: the segmenter loaded once; encodes batches and returns float32 features + facts."""
 
     def __init__(self, models: Any, device: str, dtype: str, threads: int | None) -> None:
         from text2seg_widgets.models.factory import load_models
@@ -203,12 +206,12 @@ class _EmbedActor:
         return self.segmenter.identity
 
     def encode_tagged(self, tag: int, rgbs: list[np.ndarray]) -> tuple[int, list[dict[str, Any]]]:
-        """``(tag, one dict per image)``: fp16 features and the embedding's facts, or ``{"error": ...}``."""
+        """``(tag, one dict per image)``: float32 features and the embedding's facts, or ``{"error": ...}``."""
         try:
             embeddings = self.segmenter.encode_batch(rgbs)
         except Exception as exc:  # noqa: BLE001 - reported per image to the driver
             return tag, [{"error": f"{type(exc).__name__}: {exc}"} for _ in rgbs]
-        return tag, [{"features": emb.features.to("cpu", torch.float16).numpy(), "model": emb.model,
+        return tag, [{"features": emb.features.to("cpu", torch.float32).numpy(), "model": emb.model,
                       "weights_sha256": emb.weights_sha256, "preprocessing": emb.preprocessing,
                       "input_hw": emb.input_hw, "resized_hw": emb.resized_hw, "image_digest": emb.image_digest}
                      for emb in embeddings]
@@ -250,7 +253,7 @@ class RayEmbedder:
                                                                             threads) for _ in range(n)]
 
     def run(self, items: Iterable[EmbedItem], cache: "EmbeddingCache", *, batch: int = 1,
-            progress: Callable[[int], None] | None = None) -> EmbedReport:
+            progress: Callable[[int], None] | None = None, verify: bool = False) -> EmbedReport:
         """Like :func:`embed_items`, with the encoding spread over the actor pool."""
         from ray.util.actor_pool import ActorPool
 
@@ -272,7 +275,8 @@ class RayEmbedder:
                 if progress:
                     progress(len(chunk))
 
-            for tag, chunk in enumerate(_batches_to_encode(items, identity, cache, batch, report, progress)):
+            for tag, chunk in enumerate(_batches_to_encode(items, identity, cache, batch, report, progress,
+                                                             verify)):
                 while not pool.has_free():
                     collect()
                 chunks[tag] = chunk

@@ -1,18 +1,23 @@
-"""A persistent, size-bounded cache of image embeddings on disk (safetensors, fp16).
+"""A persistent, size-bounded cache of image embeddings on disk (safetensors, float32).
 
 Key: the digest of the exact RGB pixels the encoder saw (so the image's content, the window,
 the band choice and the stretch are all inside it) + the model identity (weights sha256 and
 preprocessing). Weights with another sha256 therefore never reuse an old embedding.
 
-One file per embedding, ``<root>/<key[:2]>/<key>.safetensors``: the features in float16 (half
-the bytes; the decoder's masks stay equal, see the tests) and, in the safetensors metadata, the
-embedding's facts plus the sha256 and length of the tensor bytes. Properties:
+One file per embedding, ``<root>/<key[:2]>/<key>.safetensors``: the features in float32, exactly
+as the encoder returned them, so a decode from the cache is bit-identical to a decode without it
+(results never depend on the cache being cold, warm or off; float16 halved the files but moved
+masks by a few pixels), and, in the safetensors metadata, the embedding's facts plus two checksums:
+``header_sha256`` over every metadata field and the tensor's dtype and shape (checked from the
+header alone, cheaply) and ``sha256`` over the tensor bytes. Properties:
 
 * **atomic**: a writer writes ``.tmp-*`` beside the target and renames it into place
   (``os.replace``), so a reader sees either no file or a whole one, and two writers of the same
   key (two processes) both leave a valid file;
-* **verified**: a truncated, corrupt or foreign file (bad header, wrong length, sha256 mismatch,
-  other identity) is logged, deleted and reported as a miss: the caller re-encodes, never crashes;
+* **verified**: a truncated, corrupt or foreign file (bad header, a changed metadata field or
+  dtype, wrong length, sha256 mismatch, other identity) is logged, deleted and reported as a miss:
+  the caller re-encodes, never crashes; :meth:`EmbeddingCache.check` does the same for a file
+  without loading it (header only, or everything with ``full=True``);
 * **bounded**: after each write, least recently used files (by modification time; a hit touches
   its file) are deleted until the total is under the limit.
 
@@ -45,7 +50,7 @@ log = logging.getLogger(__name__)
 CACHE_DIR_ENV = "TEXT2SEG_EMBED_CACHE"
 CACHE_GB_ENV = "TEXT2SEG_EMBED_CACHE_GB"
 DEFAULT_GB = 4.0
-FORMAT = "text2seg-embedding/1"
+FORMAT = "text2seg-embedding/2"
 _SUFFIX = ".safetensors"
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_SECONDS = 3600.0
@@ -67,6 +72,19 @@ def _limit_from_env() -> float:
     if gb < 0:
         raise InputError(f"{CACHE_GB_ENV} must be >= 0, got {gb}")
     return gb
+
+
+def _check_root(root: Path) -> None:
+    """:class:`InputError` when ``root`` cannot hold a cache: a file, or a folder not writable."""
+    hint = (f"set {CACHE_DIR_ENV} (or --cache-dir) to a folder you can write to, or "
+            f"{CACHE_GB_ENV}=0 to turn the cache off")
+    if root.exists() and not root.is_dir():
+        raise InputError(f"the embedding cache path {root} is a file, not a folder; {hint}")
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"the embedding cache folder {root} is not writable; {hint}")
 
 
 def default_root() -> Path:
@@ -91,6 +109,7 @@ class EmbeddingCache:
 
     def __init__(self, root: str | Path | None = None, max_gb: float | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_root()
+        _check_root(self.root)
         gb = _limit_from_env() if max_gb is None else float(max_gb)
         if gb <= 0:
             raise InputError("an embedding cache needs a size limit > 0 GB; use no cache (None) to turn it off")
@@ -120,6 +139,29 @@ class EmbeddingCache:
         identity, image = item
         return self.path_for(identity, image).is_file()
 
+    def check(self, identity: ModelIdentity, image: np.ndarray | str, *, full: bool = False) -> bool:
+        """Whether a trustworthy entry exists for ``image``: its header and metadata checksum (and
+        with ``full`` its tensor bytes) are verified; an untrustworthy file is deleted (False)."""
+        digest = image if isinstance(image, str) else image_digest(image)
+        path = self.path_for(identity, digest)
+        try:
+            if full:
+                _decode(path.read_bytes(), identity, digest)
+            else:
+                with open(path, "rb") as fh:
+                    head = fh.read(8)
+                    n = int.from_bytes(head, "little") if len(head) == 8 else 0
+                    _check_header(_header(head + fh.read(n) if 0 < n < 1 << 24 else head),
+                                  identity, digest, size=path.stat().st_size)
+        except FileNotFoundError:
+            return False
+        except _Corrupt as exc:
+            log.warning("embedding cache: dropping %s (%s); it will be recomputed", path.name, exc)
+            self.corrupt += 1
+            _unlink(path)
+            return False
+        return True
+
     # -- read ----------------------------------------------------------------------------------
     def get(self, identity: ModelIdentity, image: np.ndarray | str) -> Embedding | None:
         """The cached embedding of ``image`` (pixels or their :func:`image_digest`) for a model of
@@ -145,7 +187,7 @@ class EmbeddingCache:
 
     # -- write ---------------------------------------------------------------------------------
     def put(self, embedding: Embedding, *, source: str | None = None, window: Any = None) -> Path:
-        """Write ``embedding`` (as float16) atomically; ``source``/``window`` are recorded as
+        """Write ``embedding`` (as float32) atomically; ``source``/``window`` are recorded as
         information. Evicts least recently used files when over the limit. Returns the path."""
         path = self.path_for(embedding.identity, embedding.image_digest)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,10 +277,20 @@ class EmbeddingCache:
 
 
 # -- file format -----------------------------------------------------------------------------------
+_DTYPE = "F32"
+
+
+def _header_digest(meta: dict[str, str], dtype: str, shape: list[int]) -> str:
+    """sha256 over every metadata field except the checksum itself, and the tensor's dtype/shape."""
+    fields = {k: v for k, v in meta.items() if k != "header_sha256"}
+    text = json.dumps([fields, dtype, shape], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _encode(embedding: Embedding, *, source: str | None, window: Any) -> bytes:
     from safetensors.torch import save
 
-    features = embedding.features.detach().to("cpu", torch.float16).contiguous()
+    features = embedding.features.detach().to("cpu", torch.float32).contiguous()
     raw = features.numpy().tobytes()
     meta = {
         "format": FORMAT,
@@ -255,6 +307,7 @@ def _encode(embedding: Embedding, *, source: str | None, window: Any) -> bytes:
         "window": json.dumps(list(window) if window is not None else None),
         "created": f"{time.time():.3f}",
     }
+    meta["header_sha256"] = _header_digest(meta, _DTYPE, list(features.shape))
     return save({"features": features}, metadata=meta)
 
 
@@ -270,17 +323,36 @@ def _header(data: bytes) -> dict[str, Any]:
         raise _Corrupt(f"unreadable header ({exc})") from exc
     if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
         raise _Corrupt("no metadata")
+    header["__header_bytes__"] = 8 + n
     return header
 
 
-def _decode(data: bytes, identity: ModelIdentity, digest: str) -> Embedding:
-    header = _header(data)
+def _check_header(header: dict[str, Any], identity: ModelIdentity, digest: str, *,
+                  size: int | None = None) -> dict[str, str]:
+    """The metadata, once the header checks out: format, identity, header checksum (metadata,
+    dtype, shape), tensor extent; :class:`_Corrupt` otherwise."""
     meta = header["__metadata__"]
     if meta.get("format") != FORMAT:
         raise _Corrupt(f"format {meta.get('format')!r}, expected {FORMAT!r}")
     if (meta.get("weights_sha256"), meta.get("preprocessing"), meta.get("image_digest")) != \
             (identity.weights_sha256, identity.preprocessing, digest):
         raise _Corrupt("the file belongs to another model or image")
+    entry = header.get("features")
+    if not isinstance(entry, dict):
+        raise _Corrupt("no features tensor in the header")
+    dtype, shape = entry.get("dtype"), entry.get("shape")
+    if meta.get("header_sha256") != _header_digest(meta, str(dtype), list(shape or [])):
+        raise _Corrupt("the header or its metadata was changed (checksum mismatch)")
+    if dtype != _DTYPE:
+        raise _Corrupt(f"tensor dtype {dtype}, expected {_DTYPE}")
+    offsets = entry.get("data_offsets") or [0, 0]
+    if size is not None and header["__header_bytes__"] + int(offsets[1]) != size:
+        raise _Corrupt("the file length does not match its header (truncated or padded)")
+    return meta
+
+
+def _decode(data: bytes, identity: ModelIdentity, digest: str) -> Embedding:
+    meta = _check_header(_header(data), identity, digest, size=len(data))
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -288,16 +360,18 @@ def _decode(data: bytes, identity: ModelIdentity, digest: str) -> Embedding:
         features = load(data)["features"]
     except (SafetensorError, KeyError, ValueError, RuntimeError) as exc:
         raise _Corrupt(f"unreadable tensor ({exc})") from exc
-    if list(features.shape) != _json(meta, "shape") or features.ndim != 4 or features.shape[0] != 1:
-        raise _Corrupt(f"tensor shape {list(features.shape)} does not match the metadata")
+    if list(features.shape) != _json(meta, "shape") or features.ndim != 4 or features.shape[0] != 1 \
+            or features.dtype != torch.float32:
+        raise _Corrupt(f"tensor {features.dtype} {list(features.shape)} does not match the metadata")
     raw = features.numpy().tobytes()
     if str(len(raw)) != meta.get("nbytes") or hashlib.sha256(raw).hexdigest() != meta.get("sha256"):
         raise _Corrupt("tensor bytes do not match the recorded length/sha256")
     input_hw, resized_hw = tuple(_json(meta, "input_hw")), tuple(_json(meta, "resized_hw"))
     if len(input_hw) != 2 or len(resized_hw) != 2:
         raise _Corrupt("bad sizes in metadata")
-    return Embedding(features.float(), meta.get("model", identity.name), identity.weights_sha256,
-                     identity.preprocessing, input_hw, resized_hw, digest)  # type: ignore[arg-type]
+    return Embedding(features, meta.get("model", identity.name), identity.weights_sha256,
+                     identity.preprocessing, (int(input_hw[0]), int(input_hw[1])),
+                     (int(resized_hw[0]), int(resized_hw[1])), digest)
 
 
 def _json(meta: dict[str, Any], name: str) -> Any:
