@@ -2,7 +2,8 @@
 
 Each image is read exactly as the Annotator shows it (``Scene.read_rgb`` of its file and window),
 so the Annotator's first click on it later loads the embedding from disk instead of encoding.
-Resumable: images whose embedding the cache holds are skipped. ``--engine ray`` spreads the
+Resumable: images whose embedding the cache holds (checked, not just found) are skipped. Images are
+claimed per process, so two ``embed`` runs on one project at once share the work. ``--engine ray`` spreads the
 encoding over a Ray actor pool (one replica per GPU when there are GPUs).
 """
 
@@ -34,14 +35,19 @@ def segmenter_spec(models_arg: str) -> dict[str, str]:
     return {"segmenter": _PRESET_SEGMENTER.get(parsed, parsed)}
 
 
-def _items(project: Any, ids: list[int], failed: dict[Any, str]) -> Iterator[Any]:
-    """The project's images as :class:`EmbedItem` (pixels as the Annotator reads them)."""
+def _items(project: Any, ids: list[int], failed: dict[Any, str], claim: Any,
+           elsewhere: list[int]) -> Iterator[Any]:
+    """The project's images as :class:`EmbedItem` (pixels as the Annotator reads them); an image
+    another ``embed`` holds (``claim`` says no) is passed over into ``elsewhere``."""
     import numpy as np
 
     from text2seg_widgets.engines.batching import EmbedItem
     from text2seg_widgets.imagery.scene import open_scene
 
     for image_id in ids:
+        if not claim(image_id):
+            elsewhere.append(image_id)
+            continue
         rec = project.image(image_id)
         try:
             with open_scene(rec.path) as scene:
@@ -50,6 +56,22 @@ def _items(project: Any, ids: list[int], failed: dict[Any, str]) -> Iterator[Any
             failed[image_id] = f"cannot read {rec.path}: {exc}"
             continue
         yield EmbedItem(image_id, rgb, source=str(rec.path), window=rec.window)
+
+
+def _run(proj: Any, ids: list[int], failed: dict[Any, str], elsewhere: list[int], claim: tuple[str, str],
+         cache: Any, spec: dict[str, str], engine: str, options: dict[str, Any], *, batch: int,
+         progress: Any, verify: bool) -> Any:
+    """Encode the images this process claims (locally or on Ray); returns the embed report."""
+    from text2seg_widgets.engines.batching import RayEmbedder, embed_items
+
+    holder, kind = claim
+    items = _items(proj, ids, failed, lambda i: proj.claims.take(i, kind, holder), elsewhere)
+    if engine == "ray":
+        return RayEmbedder(spec, **options).run(items, cache, batch=batch, progress=progress, verify=verify)
+    from text2seg_widgets.models.factory import load_models
+
+    segmenter = load_models(spec, device=options["device"], dtype=options["dtype"]).segmenter
+    return embed_items(segmenter, items, cache, batch=batch, progress=progress, verify=verify)
 
 
 @click.command("embed")
@@ -79,9 +101,9 @@ def embed(project: Path, models_arg: str, image_keys: tuple[str, ...], device: s
     interruption: it skips what the cache holds. Prints a JSON summary."""
     from tqdm import tqdm
 
-    from text2seg_widgets.engines.batching import RayEmbedder, embed_items
     from text2seg_widgets.models.embedding_cache import EmbeddingCache
     from text2seg_widgets.store import Project
+    from text2seg_widgets.store.claims import new_holder
 
     if engine == "local" and (workers is not None or ray_address is not None):
         raise click.UsageError("--workers and --ray-address need --engine ray")
@@ -96,25 +118,22 @@ def embed(project: Path, models_arg: str, image_keys: tuple[str, ...], device: s
         with Project.open(project) as proj:
             ids = [proj.find_image(k).id for k in image_keys] if image_keys else [r.id for r in proj.images()]
             failed: dict[Any, str] = {}
+            elsewhere: list[int] = []
             bar = tqdm(total=len(ids), unit="image", file=sys.stderr, disable=not progress, desc="embed",
                        dynamic_ncols=True)
-            with bar:
-                items = _items(proj, ids, failed)
-                if engine == "ray":
-                    report = RayEmbedder(spec, device=device, dtype=dtype, workers=workers,
-                                         address=ray_address).run(items, cache, batch=batch, progress=bar.update,
-                                                                 verify=verify)
-                else:
-                    from text2seg_widgets.models.factory import load_models
-
-                    segmenter = load_models(spec, device=device, dtype=dtype).segmenter
-                    report = embed_items(segmenter, items, cache, batch=batch, progress=bar.update,
-                                         verify=verify)
+            holder, kind = new_holder(), f"embed:{spec['segmenter']}"
+            try:
+                with bar:
+                    report = _run(proj, ids, failed, elsewhere, (holder, kind), cache, spec, engine,
+                                  dict(device=device, dtype=dtype, workers=workers, address=ray_address),
+                                  batch=batch, progress=bar.update, verify=verify)
+            finally:
+                proj.claims.release_all(holder)
     except Text2SegError as exc:
         raise click.ClickException(str(exc)) from exc
     report.failed.update(failed)
-    summary = {**report.to_dict(), "engine": engine, "segmenter": spec["segmenter"], "cache": str(cache.root),
-               "cache_files": len(cache), "cache_bytes": cache.size_bytes()}
+    summary = {**report.to_dict(), "elsewhere": len(elsewhere), "engine": engine, "segmenter": spec["segmenter"],
+               "cache": str(cache.root), "cache_files": len(cache), "cache_bytes": cache.size_bytes()}
     click.echo(json.dumps(summary, indent=2))
     if report.failed:
         sys.exit(1)

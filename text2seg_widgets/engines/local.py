@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from text2seg_widgets.engines.manifest import build_manifest
 from text2seg_widgets.engines.prefetch import JobFailed, TilePrefetcher
-from text2seg_widgets.engines.runs import PreparedRun, RunReport, prepare_run, select_jobs, store_result
+from text2seg_widgets.engines.runs import (PreparedRun, RunClaims, RunReport, prepare_run, select_jobs,
+                                           store_result)
 from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.engines.work import ImageAssembler, ImageResult, TileInput, TileRunner, plan_tiles
 from text2seg_widgets.models.modelset import ModelSet
@@ -99,8 +100,10 @@ class LocalEngine:
                    desc=f"run {run_id}", dynamic_ncols=True)
         open_images: dict[int, ImageAssembler] = {}
         calls_before, skipped_before = runner.calls, runner.skipped
+        claims = RunClaims(project, run_id)
 
         def finish(result: ImageResult) -> None:
+            claims.done(result.job)
             if result.error is None:
                 store_result(project, run_id, result, replace=s.replace)
                 report.images_done += 1
@@ -112,7 +115,7 @@ class LocalEngine:
             bar.set_postfix_str(f"images {report.images_done + len(report.failures)}/{len(jobs)}")
 
         try:
-            with TilePrefetcher(jobs, s, depth=max(s.prefetch, 2 * s.tile_batch)) as reader:
+            with TilePrefetcher(jobs, s, depth=max(s.prefetch, 2 * s.tile_batch), claim=claims.take) as reader:
                 for batch in _batches(reader, s.tile_batch, finish):
                     for result in runner.run(batch):
                         job = result.input.key
@@ -122,7 +125,9 @@ class LocalEngine:
                         bar.update(1)
                         if assembler.complete:
                             finish(open_images.pop(job.image_id).result())
+            report.images_elsewhere += len(reader.passed_over)
         finally:
+            claims.close()
             bar.close()
             report.tiles += runner.calls - calls_before + runner.skipped - skipped_before
             report.tiles_skipped += runner.skipped - skipped_before

@@ -3,7 +3,8 @@
 Raster reads and decoding (rasterio/GDAL, PNG/JPEG decoders) release the GIL, so one background
 thread keeps the next ``depth`` tiles ready while the current one runs through the models.
 Items come out in job order; a job that cannot be read yields one :class:`JobFailed` instead of
-its tiles, and the reader moves on to the next job.
+its tiles, and the reader moves on to the next job. With ``claim``, each job is claimed just before
+it is read, and one that cannot be claimed is passed over (``passed_over``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from text2seg_widgets.core.workers import Worker
 from text2seg_widgets.engines.settings import BatchSettings
@@ -40,9 +41,13 @@ class TilePrefetcher:
     The reader is a :class:`~text2seg_widgets.core.workers.Worker` (non-daemon, joined by ``close``).
     """
 
-    def __init__(self, jobs: Iterable[ImageJob], settings: BatchSettings, depth: int | None = None) -> None:
+    def __init__(self, jobs: Iterable[ImageJob], settings: BatchSettings, depth: int | None = None,
+                 claim: Callable[[ImageJob], bool] | None = None) -> None:
         self.jobs = list(jobs)
         self.settings = settings
+        self.claim = claim
+        #: jobs passed over because ``claim`` said no (another process has them, or they are done)
+        self.passed_over: list[ImageJob] = []
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(depth or settings.prefetch)))
         self._worker = Worker(self._produce, name="text2seg-tile-reader")
         self._worker.start()
@@ -59,6 +64,9 @@ class TilePrefetcher:
     def _produce(self, stop: threading.Event) -> None:
         try:
             for job in self.jobs:
+                if self.claim is not None and not self.claim(job):
+                    self.passed_over.append(job)
+                    continue
                 try:
                     for item in read_tiles(job, self.settings):
                         if not self._put(item):

@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from text2seg_widgets.engines.manifest import build_manifest, described_models
 from text2seg_widgets.engines.ray_cluster import check_address, init_local, worker_resources
-from text2seg_widgets.engines.runs import PreparedRun, RunReport, prepare_run, select_jobs, store_result
+from text2seg_widgets.engines.runs import (PreparedRun, RunClaims, RunReport, prepare_run, select_jobs,
+                                           store_result)
 from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.engines.work import ImageJob, ImageResult, plan_tiles
 from text2seg_widgets.errors import InputError, require
@@ -179,7 +180,13 @@ class RayEngine:
 
     def _process(self, ray: Any, project: Project, run: PreparedRun, resources: tuple[int, float, float]) -> None:
         s = self.settings
-        jobs, run_id, report = run.pending, run.run_id, run.report
+        run_id, report = run.run_id, run.report
+        claims = RunClaims(project, run_id)  # claimed up front: the dataset is fixed once built
+        jobs = [j for j in run.pending if claims.take(j)]
+        report.images_elsewhere += len(run.pending) - len(jobs)
+        if not jobs:
+            claims.close()
+            return
         bar = tqdm(total=sum(len(plan_tiles(j, s)) for j in jobs), unit="tile", file=sys.stderr,
                    disable=not self.progress, desc=f"run {run_id} (ray x{resources[0]})", dynamic_ncols=True)
         try:
@@ -193,7 +200,9 @@ class RayEngine:
                 else:
                     report.failures[result.job.image_id] = result.error
                 run.log.append(result, run_id=run_id)
+                claims.done(result.job)
                 bar.update(len(plan_tiles(result.job, s)))
                 bar.set_postfix_str(f"images {report.images_done + len(report.failures)}/{len(jobs)}")
         finally:
+            claims.close()
             bar.close()

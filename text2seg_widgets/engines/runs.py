@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -24,7 +25,7 @@ from text2seg_widgets.pipeline.classes import ClassSet
 from text2seg_widgets.store import Project
 
 __all__ = ["select_jobs", "ensure_classes", "classes_from_project", "open_run", "store_result", "RunLog",
-           "RunReport", "PreparedRun", "prepare_run"]
+           "RunReport", "PreparedRun", "prepare_run", "RunClaims"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class RunReport:
     candidates: int = 0
     seconds: float = 0.0
     log_dir: str = ""
+    #: images another process of the same run held (it stores them; they are not done twice)
+    images_elsewhere: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items()}
@@ -109,10 +112,8 @@ def open_run(project: Project, manifest: dict[str, Any], *, resume: int | None =
             raise InputError(f"run {resume} was made with other settings (differences: {', '.join(changed)}); "
                              "rerun with the same classes, models, branches and tiling, or drop --resume")
         return int(resume), True
-    if not fresh:
-        same = [r for r in runs if r["manifest"].get("fingerprint") == manifest["fingerprint"]]
-        if same:
-            return int(same[-1]["id"]), True
+    if not fresh:  # decided in one transaction: two runs started at once join one run
+        return project.join_or_start_run(manifest)
     return project.start_run(manifest), False
 
 
@@ -138,6 +139,42 @@ class RunLog:
     def append(self, result: ImageResult, **extra: Any) -> None:
         with (self.folder / "images.jsonl").open("a") as fh:
             fh.write(json.dumps({**result.log_record(), **extra}, default=str) + "\n")
+
+
+class RunClaims:
+    """The images this process works on in a run, claimed so that concurrent processes of the same
+    run (two ``pseudo-label`` commands, a notebook and a batch job) share the images and never
+    segment one twice (:mod:`text2seg_widgets.store.claims`). Claims are renewed while the run
+    works and released when each image is stored (and all of them by :meth:`close`)."""
+
+    RENEW_EVERY_S = 60.0
+
+    def __init__(self, project: Project, run_id: int) -> None:
+        from text2seg_widgets.store.claims import new_holder
+
+        self.project, self.run_id = project, int(run_id)
+        self.kind = f"pseudo-label:{self.run_id}"
+        self.holder = new_holder()
+        self._renewed = time.monotonic()
+
+    def take(self, job: ImageJob) -> bool:
+        """Claim ``job``'s image; False when it is done in this run or another process has it."""
+        taken = self.project.claims.take(job.image_id, self.kind, self.holder,
+                                         unless_processed_in=self.run_id)
+        if not taken:
+            log.info("image %d: done or held by another process of run %d; skipped",
+                     job.image_id, self.run_id)
+        return taken
+
+    def done(self, job: ImageJob) -> None:
+        """The image is stored (or failed): release it, and renew the others when it is time."""
+        self.project.claims.release(job.image_id, self.kind, self.holder)
+        if time.monotonic() - self._renewed > self.RENEW_EVERY_S:
+            self.project.claims.renew(self.holder)
+            self._renewed = time.monotonic()
+
+    def close(self) -> None:
+        self.project.claims.release_all(self.holder)
 
 
 @dataclass

@@ -11,8 +11,8 @@ A claim is a row ``(image_id, kind, holder, expires_at)``; ``kind`` names the wo
   process on this host that is no longer alive (a ``kill -9`` is taken over at once);
 * a holder renews its claims while it works (:meth:`Claims.renew`).
 
-Claims decide who does the work; what is already done is the caller's test (``skip`` of
-:meth:`Claims.take`), made inside the same transaction so that a finished image is never taken.
+Claims decide who does the work; whether it is already done (``unless_processed_in`` of
+:meth:`Claims.take`) is checked inside the same transaction, so a finished image is never taken.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
-
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.store.db import Database, Tx
+from text2seg_widgets.store.db import Database
 
 __all__ = ["Claims", "DEFAULT_TTL_S", "new_holder", "holder_alive"]
 
@@ -66,11 +64,14 @@ class Claims:
         self.ttl_s = float(ttl_s)
 
     def take(self, image_id: int, kind: str, holder: str, *,
-             skip: Callable[[Tx], bool] | None = None) -> bool:
+             unless_processed_in: int | None = None) -> bool:
         """Claim ``image_id`` for ``kind`` work by ``holder``; False when another live holder has
-        it or when ``skip(tx)`` says the work is already done (checked in the same transaction)."""
+        it, or when the image is already processed in run ``unless_processed_in`` (checked in the
+        same transaction, so a finished image is never taken again)."""
         with self._db.raw() as tx:
-            if skip is not None and skip(tx):
+            if unless_processed_in is not None and tx.conn.execute(
+                    "SELECT 1 FROM processed WHERE image_id = ? AND run_id = ?",
+                    (int(image_id), int(unless_processed_in))).fetchone():
                 return False
             row = tx.conn.execute("SELECT holder, expires_at FROM claims WHERE image_id = ? AND "
                                   "kind = ?", (int(image_id), kind)).fetchone()
