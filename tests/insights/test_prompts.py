@@ -75,6 +75,20 @@ def test_class_file_round_trip(tmp_path, project):
     assert ClassSet.from_file(out).to_dict() == {"building": ["building", "roof"], "road": ["road"]}
 
 
-def test_class_file_refuses_unwritable_names():
-    with pytest.raises(InputError, match="cannot hold"):
-        format_class_file({"building": ["roof, flat"]})
+@pytest.mark.parametrize("prompts", [["x; y"], ["roof, flat", "a: b"], ['say "hi"', "back\\slash"],
+                                     ["# not a comment", " padded "]])
+def test_a_written_class_file_reads_back_the_same(tmp_path, prompts):
+    from text2seg_widgets.insights.prompts import write_class_file
+
+    path = write_class_file(tmp_path / "classes.txt", {"building": prompts, "road": ["road"]})
+    expected = {"building": [" ".join(p.split()) for p in prompts], "road": ["road"]}
+    assert ClassSet.from_file(path).to_dict() == expected
+    res = CliRunner().invoke(main, ["project", "create", str(tmp_path / "p"), "--classes", str(path)])
+    assert res.exit_code == 0, res.output
+
+
+def test_class_file_into_a_missing_folder_is_a_clear_error(tmp_path):
+    from text2seg_widgets.insights.prompts import write_class_file
+
+    with pytest.raises(InputError, match="does not exist; create it"):
+        write_class_file(tmp_path / "nope" / "classes.txt", {"building": ["roof"]})

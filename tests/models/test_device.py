@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from text2seg_widgets.errors import InputError
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
 
 
@@ -16,9 +17,28 @@ def test_auto_is_cpu_here():
     assert resolve_dtype("bf16", torch.device("cpu")) is None
 
 
-def test_cuda_request_without_cuda_is_a_clear_error():
-    with pytest.raises(ValueError, match="CUDA is not available"):
-        resolve_device("cuda")
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "'cuda' was requested but this machine has no CUDA GPU"),
+    ("cuda:7", "'cuda:7' was requested but this machine has no CUDA GPU"),
+    ("tpu", "unknown device 'tpu'; use auto, cpu, cuda, cuda:N"),
+    ("meta", "'meta' is not supported"),
+])
+def test_a_device_this_machine_lacks_is_a_clear_error(device, message):
+    with pytest.raises(InputError, match=message):
+        resolve_device(device)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", "tpu"])
+def test_cli_device_errors_are_one_line_not_a_traceback(device, tmp_path, rs_samples):
+    from click.testing import CliRunner
+
+    from text2seg_widgets.cli import main
+
+    image = sorted((rs_samples / "potsdam" / "images").glob("*.png"))[0]
+    result = CliRunner().invoke(main, ["segment", str(image), "--classes", "building", "--models",
+                                       "tiny", "--device", device, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and result.output.startswith("Error: "), result.output
+    assert "Traceback" not in result.output and device in result.output
 
 
 def test_autocast_on_cpu_is_plain_inference():

@@ -103,3 +103,31 @@ def test_segment_and_pseudo_label_use_the_same_reader(tmp_path):
                             "background": ["background", "bare ground", "grass"]}
     with pytest.raises(InputError, match="more than one ':'"):
         parse_classes("a: b: c", background=False)
+
+
+def test_quoted_prompts_hold_separators():
+    got = ClassSet.parse('road: "street; avenue", "a, b", highway  # comment\nwater: "lake: big"')
+    assert got.to_dict() == {"road": ["street; avenue", "a, b", "highway"], "water": ["lake: big"]}
+    with pytest.raises(InputError, match="double quote is not closed"):
+        ClassSet.parse('road: "street')
+
+
+def test_a_bom_is_dropped_and_other_encodings_are_clear_errors(tmp_path, caplog):
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbfbuilding: roof\n")
+    with caplog.at_level("WARNING"):
+        assert ClassSet.from_file(bom).to_dict() == {"building": ["roof"]}
+    assert "byte-order mark (BOM)" in caplog.text
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"b\xe9timent: toit\n")
+    with pytest.raises(InputError, match=r"not UTF-8 text \(byte 0xe9 at position 1\)"):
+        ClassSet.from_file(latin)
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("building: roof\n".encode("utf-16"))
+    with pytest.raises(InputError, match="UTF-16.*BOM"):
+        ClassSet.from_file(utf16)
+
+
+def test_only_background_is_a_clear_error():
+    with pytest.raises(InputError, match="only 'background'"):
+        ClassSet.parse("background: grass, soil")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from text2seg_widgets.core.classfile import format_class_text
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.insights.decisions import Decision, decisions
 from text2seg_widgets.insights.wilson import wilson_interval
@@ -105,17 +106,18 @@ def prune_classes(classes: Mapping[str, Sequence[str]], stats: Iterable[PromptSt
 
 
 def format_class_file(survivors: Mapping[str, Sequence[str]]) -> str:
-    """``name: syn1, syn2`` lines (the class-file syntax), one class a line."""
-    for name, prompts in survivors.items():
-        for text in (name, *prompts):
-            if any(ch in text for ch in ":,#\n"):
-                raise InputError(f"{text!r} contains ':', ',', '#' or a line break, which the class file "
-                                 "syntax cannot hold; rename it first")
-    return "".join(f"{name}: {', '.join(prompts)}\n" for name, prompts in survivors.items())
+    """``name: syn1, syn2`` lines (the class-file syntax, quoted where a prompt holds a separator;
+    :func:`text2seg_widgets.core.classfile.format_class_text`), one class a line."""
+    return format_class_text(survivors)
 
 
 def write_class_file(path: str | Path, survivors: Mapping[str, Sequence[str]]) -> Path:
     """Write the class file (``name: syn1, syn2`` lines); returns its path."""
     path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write the class file {path}: the folder {path.parent} does not "
+                         "exist; create it or give another path")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name for the class file")
     path.write_text(format_class_file(survivors), encoding="utf-8")
     return path

@@ -8,6 +8,8 @@ from typing import Iterator
 
 import torch
 
+from text2seg_widgets.errors import InputError
+
 __all__ = ["resolve_device", "resolve_dtype", "autocast"]
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,27 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available; use device='auto' or 'cpu'")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {str(device)!r}; use auto, cpu, cuda, cuda:N (N: a GPU "
+                         "index) or mps") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {str(device)!r} was requested but this machine has no CUDA "
+                             "GPU that torch can use; use auto or cpu (CLI: --device auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {str(device)!r} was requested but this machine has "
+                             f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0; use "
+                             "cuda:0 or auto")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise InputError(f"device {str(device)!r} was requested but MPS (Apple GPU) is not "
+                             "available here; use auto or cpu")
+    elif dev.type != "cpu":
+        raise InputError(f"device {str(device)!r} is not supported; use auto, cpu, cuda, cuda:N "
+                         "or mps")
     return dev
 
 
@@ -42,7 +62,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if isinstance(dtype, str):
         table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
         if dtype not in table:
-            raise ValueError(f"unknown dtype {dtype!r}; use 'auto', 'float32', 'bf16' or 'fp16'")
+            raise InputError(f"unknown dtype {dtype!r}; use auto, float32, bf16 or fp16")
         return table[dtype]
     return dtype
 

@@ -16,7 +16,9 @@ CLIP branches something to prefer when a region matches none of the classes.
 
 from __future__ import annotations
 
+import codecs
 import colorsys
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +26,15 @@ from typing import Iterable, Mapping, Sequence
 
 import yaml
 
+from text2seg_widgets.core.classfile import ClassEntry, ClassTextError, split_class_text
 from text2seg_widgets.core.colors import class_color
 from text2seg_widgets.errors import InputError
 
 __all__ = ["ClassSpec", "ClassSet", "DEFAULT_BACKGROUND_PROMPTS", "default_color"]
 
 DEFAULT_BACKGROUND_PROMPTS = ("background", "bare ground", "grass")
+
+log = logging.getLogger(__name__)
 
 # Distinct, colour-blind-aware first colours; later classes get evenly spaced hues.
 _PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -73,6 +78,10 @@ class ClassSet:
     """
 
     def __init__(self, classes: Sequence[ClassSpec], background: ClassSpec | None = None):
+        if not classes and background is not None:
+            raise InputError("the class list holds only 'background': background is not a class to "
+                             "label but the prompts the CLIP branches prefer over weak matches; add "
+                             "at least one class, e.g. --classes 'building: roof; background: grass'")
         if not classes:
             raise InputError("the class list is empty: give at least one class, e.g. --classes 'building,road'")
         seen: dict[str, str] = {}
@@ -126,10 +135,12 @@ class ClassSet:
         comma list is a class (``"building,road"``); otherwise each entry is ``name: synonym,
         synonym`` (or a bare name) and the synonyms are the class's prompts. What cannot be read
         that way raises :class:`InputError` naming the entry."""
-        entries = [e.strip() for ln in text.splitlines() for e in ln.split("#", 1)[0].split(";")]
-        entries = [e for e in entries if e]
-        if not any(":" in e for e in entries):
-            names = [n for e in entries for n in e.split(",") if n.strip()]
+        try:
+            entries = split_class_text(text)
+        except ClassTextError as exc:
+            raise InputError(str(exc)) from exc
+        if not any(len(e.segments) > 1 for e in entries):
+            names = [n for e in entries for n in e.segments[0]]
             if not names:
                 raise InputError("the class list is empty: give at least one class, e.g. "
                                  "'building,road' or 'urban: building, houses; water: lake'")
@@ -166,7 +177,7 @@ class ClassSet:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"class file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
         if path.suffix.lower() in (".yaml", ".yml"):
             data = yaml.safe_load(text)
             if not isinstance(data, dict):
@@ -215,22 +226,39 @@ class ClassSet:
         return f"ClassSet({self.to_dict()!r})"
 
 
-def _entry(entry: str) -> tuple[str, list[str]]:
+def _entry(entry: ClassEntry) -> tuple[str, list[str]]:
     """``name: synonym, synonym`` (or a bare name) -> (name, prompts)."""
-    if entry.count(":") > 1:
-        raise InputError(f"cannot read class entry {entry!r}: it has more than one ':'; separate "
-                         "classes with ';' or new lines, e.g. 'urban: building, houses; water: "
-                         "lake'")
-    name, colon, rest = entry.partition(":")
-    if not colon and "," in name:
-        raise InputError(f"cannot read class entry {entry!r}: several names without a ':'; write "
-                         "'name: synonym, synonym' or give each class its own entry")
-    if not name.strip():
-        raise InputError(f"a class name is empty in entry {entry!r}; write 'name: synonym, "
+    if len(entry.segments) > 2:
+        raise InputError(f"cannot read class entry {entry.text!r}: it has more than one ':'; "
+                         "separate classes with ';' or new lines, e.g. 'urban: building, houses; "
+                         "water: lake', and put a prompt holding ':' in double quotes")
+    names = entry.segments[0]
+    if len(names) > 1:
+        raise InputError(f"cannot read class entry {entry.text!r}: several names without a "
+                         "':'; write 'name: synonym, synonym' or give each class its own entry")
+    if not names:
+        raise InputError(f"a class name is empty in entry {entry.text!r}; write 'name: synonym, "
                          "synonym'")
-    key = _clean_name(name)
-    prompts = [p for p in rest.split(",") if p.strip()]
+    key = _clean_name(names[0])
+    prompts = list(entry.segments[1]) if len(entry.segments) > 1 else []
     return key, prompts or [key]
+
+
+def _read_text(path: Path) -> str:
+    """A class file's text: UTF-8 (a leading byte-order mark is accepted and dropped, with a
+    warning); anything else is a clear :class:`InputError`."""
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        log.warning("class file %s starts with a UTF-8 byte-order mark (BOM); it was ignored", path)
+        data = data[len(codecs.BOM_UTF8):]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(f"class file {path} is UTF-16 (it starts with a UTF-16 byte-order mark, "
+                         "BOM); save it as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"class file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at "
+                         f"position {exc.start}); save it as UTF-8") from exc
 
 
 def _clean_name(name: object) -> str:
