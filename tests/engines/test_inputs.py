@@ -84,6 +84,51 @@ def test_cli_bad_input_fails_with_a_message(tmp_path, sample_images, args, messa
     assert result.exit_code != 0 and message in result.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--tile-size", "4"], "overlap must be between 0 and tile_size - 1"),
+    (["--models", "nonsense"], "unknown model preset 'nonsense'"),
+    (["--overlap-rule", "priority"], "--class-priority"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_a_failed_run_that_created_the_project_leaves_none_behind(tmp_path, sample_images, args, message):
+    options = [a for a in CLI_OPTIONS]
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag in options:
+            options[options.index(flag) + 1] = value
+        else:
+            options += [flag, value]
+    folder = tmp_path / "new"
+    result = CliRunner().invoke(main, ["pseudo-label", str(folder), str(sample_images[0]), *options, "--no-progress"])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+    assert not folder.exists()
+    existing = tmp_path / "existing-empty-folder"
+    existing.mkdir()
+    result = CliRunner().invoke(main, ["pseudo-label", str(existing), str(sample_images[0]), *options,
+                                       "--no-progress"])
+    assert result.exit_code == 1 and existing.is_dir() and list(existing.iterdir()) == []
+
+
+def test_retry_advice_only_where_a_retry_can_help(tmp_path, sample_images):
+    folder = tmp_path / "p"
+    result = CliRunner().invoke(main, ["pseudo-label", str(folder), str(sample_images[0]), *CLI_OPTIONS,
+                                       "--bands", "9,9,9", "--no-progress"])
+    assert result.exit_code == 1
+    assert "cannot be read with these settings or files" in result.output
+    assert "again to retry" not in result.output
+    assert "band index 9 is out of range" in (folder / "runs" / "run-1" / "images.jsonl").read_text()
+
+
+def test_overlap_rule_reaches_the_pipeline(tmp_path, sample_images):
+    folder = tmp_path / "p"
+    result = CliRunner().invoke(main, ["pseudo-label", str(folder), str(sample_images[0]), *CLI_OPTIONS,
+                                       "--overlap-rule", "priority", "--class-priority", "road, building",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with Project.open(folder) as project:
+        pipeline = project.runs()[0]["manifest"]["settings"]["pipeline"]
+    assert pipeline["overlap"] == "priority" and pipeline["class_priority"] == ["road", "building"]
+
+
 def test_litemedsam_alone_serves_no_text_branch(tmp_path, sample_images):
     folder = new_project(tmp_path / "p", sample_images[:1])
     settings = make_settings(models={"segmenter": "litemedsam"}, config={"branches": "auto"})

@@ -3,27 +3,63 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from text2seg_widgets.cli.common import fusion_options, priority_list
 from text2seg_widgets.cli.segment import parse_classes, parse_models
 from text2seg_widgets.errors import Text2SegError
 
 __all__ = ["COMMANDS", "pseudo_label"]
 
 
-def _open_project(folder: Path, images: tuple[Path, ...]):
-    """The project in ``folder``; created (empty: the run adds its classes) when IMAGES are given."""
+def _open_project(folder: Path, images: tuple[Path, ...]) -> tuple[Any, bool]:
+    """``(project, created)``: the project in ``folder``, or a new empty one (the run adds its
+    classes) when IMAGES are given."""
     from text2seg_widgets.store import DB_NAME, Project
 
     if (folder / DB_NAME).is_file():
-        return Project.open(folder)
+        return Project.open(folder), False
     if not images:
         raise click.ClickException(f"{folder} is not a project (no {DB_NAME}); give IMAGES and --classes "
                                    "to create it, or point at an existing project folder")
-    return Project.create(folder)
+    return Project.create(folder), True
+
+
+def _discard_new_project(folder: Path, folder_existed: bool) -> None:
+    """Remove a project this command created when the command failed before storing anything."""
+    from text2seg_widgets.store import DB_NAME, Project
+
+    with Project.open(folder) as project:
+        if project.candidates() or any(project.processed_images(r["id"]) for r in project.runs()):
+            return
+    if not folder_existed:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", "project.lock"):
+        (folder / name).unlink(missing_ok=True)
+    for sub in ("runs", "backups"):
+        shutil.rmtree(folder / sub, ignore_errors=True)
+    click.echo(f"the run failed before storing anything; the project it created in {folder} was "
+               "removed", err=True)
+
+
+def _failure_advice(failures: dict[int, str], log_dir: str) -> str:
+    """Retry advice only where a retry can help: an image refused for its content or the settings
+    (bands, window, tile size) needs a fix first."""
+    fixable = [i for i, e in failures.items() if e.startswith(("InputError", "UnreviewedError"))]
+    parts = [f"{len(failures)} image(s) failed; see {log_dir}/images.jsonl."]
+    if fixable:
+        parts.append(f"{len(fixable)} of them cannot be read with these settings or files (e.g. "
+                     "--bands, --tile-size, a damaged file): fix that, then run the same command.")
+    if len(fixable) < len(failures):
+        parts.append(f"{len(failures) - len(fixable)} failed for other reasons: run the same command "
+                     "again to retry them.")
+    return " ".join(parts)
 
 
 def _settings(classes, models_arg: str, opts: dict):
@@ -31,7 +67,8 @@ def _settings(classes, models_arg: str, opts: dict):
     from text2seg_widgets.pipeline import PipelineConfig
 
     config = PipelineConfig(branches=opts["branches"], box_threshold=opts["box_threshold"],
-                            text_threshold=opts["text_threshold"], min_area=opts["min_area"])
+                            text_threshold=opts["text_threshold"], min_area=opts["min_area"],
+                            overlap=opts["overlap_rule"], class_priority=priority_list(opts["class_priority"]))
     return BatchSettings(classes=classes, models=parse_models(models_arg), config=config, device=opts["device"],
                          dtype=opts["dtype"], tile_size=opts["tile_size"], overlap=opts["overlap"],
                          bands=opts["bands"], stretch=opts["stretch"], prefetch=opts["prefetch"],
@@ -64,6 +101,7 @@ def _settings(classes, models_arg: str, opts: dict):
 @click.option("--box-threshold", default=0.35, show_default=True, type=float)
 @click.option("--text-threshold", default=0.25, show_default=True, type=float)
 @click.option("--min-area", default=16, show_default=True, type=int, help="Smallest candidate in pixels.")
+@fusion_options
 @click.option("--resume", "resume", type=int, default=None, help="Continue this run id (same settings).")
 @click.option("--fresh", is_flag=True, help="Start a new run even if one with the same settings exists.")
 @click.option("--replace", is_flag=True, help="Drop each image's earlier proposed candidates first.")
@@ -84,15 +122,17 @@ def pseudo_label(project: Path, images: tuple[Path, ...], classes_arg: str | Non
 
     if engine == "local" and (workers is not None or ray_address is not None):
         raise click.UsageError("--workers and --ray-address need --engine ray")
+    folder_existed = project.exists()
+    created = False
     try:
-        proj = _open_project(project, images)
+        parsed = parse_classes(classes_arg, background) if classes_arg else None  # before creating
+        proj, created = _open_project(project, images)
         with proj:
             ids = [proj.add_image(path).id for path in images] if images else None
-            classes = parse_classes(classes_arg, background) if classes_arg else \
-                classes_from_project(proj, background)
+            classes = parsed if parsed is not None else classes_from_project(proj, background)
             # insights: pruned prompts and calibrated thresholds, recorded in the run manifest
             classes, review = review_for_run(proj, classes, prune=prune_prompts, calibrated=auto_accept_calibrated)
-            options = {"progress": progress}
+            options: dict[str, Any] = {"progress": progress}
             if engine == "ray":
                 options.update(workers=workers, address=ray_address)
             settings = _settings(classes, models_arg, opts)
@@ -101,7 +141,11 @@ def pseudo_label(project: Path, images: tuple[Path, ...], classes_arg: str | Non
             report = runner.run(proj, ids, resume=resume, fresh=fresh)
             auto = auto_accept_run(proj, sorted(proj.processed_images(report.run_id))) \
                 if auto_accept_calibrated else None
-    except Text2SegError as exc:
+    except (Text2SegError, click.ClickException) as exc:
+        if created:
+            _discard_new_project(project, folder_existed)
+        if isinstance(exc, click.ClickException):
+            raise
         raise click.ClickException(str(exc)) from exc
     summary = report.to_dict()
     summary["seconds"] = round(summary["seconds"], 3)
@@ -109,8 +153,7 @@ def pseudo_label(project: Path, images: tuple[Path, ...], classes_arg: str | Non
         summary["auto_accepted"] = auto
     click.echo(json.dumps(summary, indent=2, default=str))
     if report.failures:
-        click.echo(f"{len(report.failures)} image(s) failed; see {report.log_dir}/images.jsonl. Run the same "
-                   "command again to retry them.", err=True)
+        click.echo(_failure_advice(report.failures, report.log_dir), err=True)
         sys.exit(1)
 
 

@@ -12,9 +12,26 @@ import click
 
 from text2seg_widgets.errors import Text2SegError
 
-__all__ = ["project_arg", "errors", "open_project", "echo_json"]
+__all__ = ["project_arg", "errors", "open_project", "echo_json", "fusion_options", "priority_list"]
 
 project_arg = click.argument("project", type=click.Path(path_type=Path))
+
+#: the fusion rules (text2seg_widgets.pipeline.fusion.OVERLAP_RULES; not imported here so that
+#: `--help` does not load the pipeline)
+_OVERLAP_RULES = ("score", "smaller-on-top", "priority")
+
+
+def fusion_options(command: Any) -> Any:
+    """``--overlap-rule`` and ``--class-priority``: which class a pixel takes where masks of
+    different classes overlap (the pipeline's fusion rule)."""
+    command = click.option(
+        "--class-priority", default="",
+        help="With --overlap-rule priority: class names, top first, e.g. 'car,building'.")(command)
+    return click.option(
+        "--overlap-rule", type=click.Choice(_OVERLAP_RULES), default="smaller-on-top",
+        show_default=True,
+        help="Where masks of different classes overlap: the higher score wins (score), the smaller "
+             "mask is drawn on top (smaller-on-top), or --class-priority decides (priority).")(command)
 
 
 @contextmanager
@@ -34,3 +51,8 @@ def open_project(folder: Path) -> Any:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def priority_list(text: str) -> tuple[str, ...]:
+    """``--class-priority 'car, building'`` -> ``("car", "building")``."""
+    return tuple(c.strip() for c in text.split(",") if c.strip())

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import click
 
+from text2seg_widgets.cli.common import fusion_options, priority_list
 from text2seg_widgets.errors import Text2SegError
 
 __all__ = ["COMMANDS", "segment", "segment_scene", "cached_encoder", "SceneOutputs", "parse_classes",
@@ -162,9 +163,11 @@ def _fail(exc: Exception) -> None:
 @click.option("--box-threshold", default=0.35, show_default=True, type=float)
 @click.option("--text-threshold", default=0.25, show_default=True, type=float)
 @click.option("--min-area", default=16, show_default=True, type=int, help="Smallest candidate in pixels.")
+@fusion_options
 def segment(image: Path, classes_arg: str, background: bool, out_dir: Path, models_arg: str, branches: str,
             device: str, dtype: str, bands: str | None, tile_size: int, overlap: int, vectors: str | None,
-            stretch: str | None, stitch: str, gsd: float | None, box_threshold: float, text_threshold: float, min_area: int) -> None:
+            stretch: str | None, stitch: str, gsd: float | None, box_threshold: float, text_threshold: float,
+            min_area: int, overlap_rule: str, class_priority: str) -> None:
     """Propose masks for IMAGE (PNG, JPEG or a GeoTIFF of any size) and write them to --out:
     scene_candidates.json (candidates with COCO RLE masks in scene pixels), labels.png/labels.tif
     (class index), overlay.png (with legend), stretch.json and optional vectors."""
@@ -176,7 +179,8 @@ def segment(image: Path, classes_arg: str, background: bool, out_dir: Path, mode
             raise click.ClickException(f"image {image} does not exist")
         classes = parse_classes(classes_arg, background)
         config = PipelineConfig(branches=branches, box_threshold=box_threshold,
-                                text_threshold=text_threshold, min_area=min_area)
+                                text_threshold=text_threshold, min_area=min_area, overlap=overlap_rule,
+                                class_priority=priority_list(class_priority))
         start = time.perf_counter()
         models = load_models(parse_models(models_arg), device=device, dtype=dtype)
         pipeline = Text2SegPipeline(models, classes, config)

@@ -69,7 +69,8 @@ class PipelineConfig:
             self.class_priority = tuple(c.strip() for c in self.class_priority.split(",") if c.strip())
         self.class_priority = tuple(self.class_priority)
         if self.overlap == "priority" and not self.class_priority:
-            raise InputError("overlap='priority' needs class_priority: class names, top first (e.g. 'car,building')")
+            raise InputError("the priority overlap rule needs a class priority: class names, top first "
+                             "(CLI: --class-priority 'car,building'; Python: class_priority=('car', 'building'))")
         for name, low in (("amg_points_per_side", 1), ("amg_crop_layers", 0), ("amg_max_masks", 1)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < low):
