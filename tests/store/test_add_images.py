@@ -13,6 +13,7 @@ from PIL import Image
 from text2seg_widgets.cli import main
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store import Project
+from text2seg_widgets.store.imagemeta import read_image_meta
 from tests.store.helpers import write_geotiff, write_png
 
 
@@ -79,3 +80,57 @@ def test_cli_add_images_reports_each_bad_file_and_strict_adds_none(folder: Path,
     assert [(Path(ln.split(": ")[1]).name, reason in ln) for ln, (_, reason) in
             zip(lines, REASONS)] == [(name, True) for name, _ in REASONS]
     assert "2 image record(s)" in result.output and "5 file(s) not added" in result.output
+
+
+def _forged_jpeg(path: Path, claimed: int = 60000) -> Path:
+    """A real 1024 x 1024 JPEG whose frame header claims ``claimed`` x ``claimed`` pixels."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (1024, 1024, 3), dtype=np.uint8)).save(buf, "JPEG", quality=80)
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = claimed.to_bytes(2, "big") * 2
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_jpeg_whose_header_claims_60000_pixels_is_refused(tmp_path: Path) -> None:
+    bomb = _forged_jpeg(tmp_path / "bomb.jpg")
+    with Project.create(tmp_path / "p", classes=["building"]) as p:
+        batch = p.add_images_checked([bomb, write_png(tmp_path / "ok.png")])
+        assert [Path(r.path).name for r in batch.added] == ["ok.png"]
+        (bad,) = batch.failed
+        assert "claims more pixels than its" in bad.reason and "damaged or forged" in bad.reason
+        with pytest.raises(InputError, match="damaged or forged"):
+            p.add_image(bomb)
+    honest = _forged_jpeg(tmp_path / "honest.jpg", claimed=1024)  # the same file, true header
+    assert read_image_meta(honest).width == 1024
+
+
+def test_a_copy_of_a_project_image_is_skipped_with_a_warning(tmp_path: Path, caplog) -> None:
+    a = write_png(tmp_path / "a.png")
+    copy = tmp_path / "elsewhere" / "a-copy.png"
+    copy.parent.mkdir()
+    copy.write_bytes(a.read_bytes())
+    with Project.create(tmp_path / "p", classes=["building"]) as p:
+        first = p.add_image(a)
+        batch = p.add_images_checked([copy, write_png(tmp_path / "b.png", seed=3)])
+        assert [Path(r.path).name for r in batch.added] == ["b.png"]
+        assert [(Path(d.path).name, d.image_id) for d in batch.duplicates] == [("a-copy.png", first.id)]
+        with caplog.at_level("WARNING"):
+            assert p.add_image(copy).id == first.id
+        assert "same content as image" in caplog.text and len(p.images()) == 2
+        assert p.add_images_checked([copy], allow_duplicates=True).added[0].id not in (first.id,)
+        assert len(p.images()) == 3
+    result = CliRunner().invoke(main, ["project", "add-images", str(tmp_path / "p"), str(a.parent)])
+    assert result.exit_code == 0 and "skipped duplicate" not in result.output  # a.png, b.png: in
+    second = tmp_path / "q"
+    with Project.create(second, classes=["building"]) as q:
+        q.add_image(a)
+    result = CliRunner().invoke(main, ["project", "add-images", str(second), str(copy.parent)])
+    assert result.exit_code == 0 and "skipped duplicate: " in result.output
+    assert "--allow-duplicates" in result.output

@@ -67,14 +67,22 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
               help="Add big images as tiles of this many pixels (windows) instead of whole.")
 @click.option("--strict", is_flag=True,
               help="All or nothing: if any file is empty, truncated or not an image, add none.")
+@click.option("--allow-duplicates", is_flag=True,
+              help="Add files whose bytes the project already holds under another path.")
 def add_images_command(project: Path, images: tuple[Path, ...], tile: int | None,
-                       strict: bool) -> None:
+                       strict: bool, allow_duplicates: bool) -> None:
     """Add image files (or every image in given folders). Bad files (empty, truncated, not an
-    image) are reported one by one with their reason; the good ones are added."""
+    image) are reported one by one with their reason; the good ones are added. A copy of an image
+    the project holds (same sha256) is skipped with a warning."""
     with _errors(), _open(project) as p:
-        batch = p.add_images_checked(_expand(images), strict=strict, tile=tile)
+        batch = p.add_images_checked(_expand(images), strict=strict, tile=tile,
+                                     allow_duplicates=allow_duplicates)
         for bad in batch.failed:
             click.echo(f"not added: {bad.path}: {bad.reason}", err=True)
+        for twin in batch.duplicates:
+            click.echo(f"skipped duplicate: {twin.path} has the same content as image "
+                       f"{twin.image_id} ({twin.existing_path}); --allow-duplicates adds it anyway",
+                       err=True)
         click.echo(f"{len(batch.added)} image record(s) in {project} now total "
                    f"{len(p.images())}" + (f"; {len(batch.failed)} file(s) not added (see "
                                             "above)" if batch.failed else ""))

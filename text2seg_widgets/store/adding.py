@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from text2seg_widgets.store.db import Database
     from text2seg_widgets.store.records import ImageRecord
 
-__all__ = ["AddImagesMixin", "BadImage", "ImageBatch", "tile_windows"]
+__all__ = ["AddImagesMixin", "BadImage", "DuplicateImage", "ImageBatch", "tile_windows"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,22 @@ class BadImage:
 
 
 @dataclass(frozen=True)
+class DuplicateImage:
+    """A file left out because the project already holds the same bytes (sha256) and window."""
+
+    path: str
+    image_id: int
+    existing_path: str
+
+
+@dataclass(frozen=True)
 class ImageBatch:
     """What :meth:`AddImagesMixin.add_images_checked` did: image records added (or already
-    there), in order, and the files left out."""
+    there), in order, the files left out, and the copies of project images skipped."""
 
     added: tuple["ImageRecord", ...]
     failed: tuple[BadImage, ...]
+    duplicates: tuple[DuplicateImage, ...] = ()
 
 
 def tile_windows(width: int, height: int, tile: int) -> list[tuple[int, int, int, int]]:
@@ -59,12 +69,18 @@ class AddImagesMixin:
         def image(self, image_id: int) -> "ImageRecord": ...
         def _insert_image(self, tx: Any, path: Path, win: tuple[int, ...] | None,
                           meta: Any) -> int: ...
+        def _duplicate_of(self, tx: Any, path: Path, win: tuple[int, ...] | None,
+                          checksum: str) -> int | None: ...
+        def _path_of(self, tx: Any, image_id: int) -> str: ...
 
     def add_images_checked(self, paths: Iterable[str | Path], *, strict: bool = False,
-                           tile: int | None = None) -> ImageBatch:
+                           tile: int | None = None,
+                           allow_duplicates: bool = False) -> ImageBatch:
         """Add the readable files of ``paths`` and report the others (see the module doc).
 
-        ``tile``: add each file as windows of at most this many pixels instead of whole."""
+        ``tile``: add each file as windows of at most this many pixels instead of whole. A file
+        whose bytes the project (or this batch) already holds under another path is skipped and
+        listed in ``duplicates`` unless ``allow_duplicates``."""
         good: list[tuple[Path, tuple[int, ...] | None, ImageMeta]] = []
         failed: list[BadImage] = []
         for raw in paths:
@@ -84,9 +100,16 @@ class AddImagesMixin:
             raise InputError(f"{len(failed)} file(s) cannot be added, so nothing was added "
                              f"(strict): {listed}. Fix or remove them, or add without strict "
                              "to add the good files")
+        ids: list[int] = []
+        twins: list[DuplicateImage] = []
         with self._db.raw() as tx:
-            ids = [self._insert_image(tx, path, win, meta) for path, win, meta in good]
-        return ImageBatch(tuple(self.image(i) for i in ids), tuple(failed))
+            for path, win, meta in good:
+                twin = None if allow_duplicates else self._duplicate_of(tx, path, win, meta.checksum)
+                if twin is not None:
+                    twins.append(DuplicateImage(str(path), twin, self._path_of(tx, twin)))
+                else:
+                    ids.append(self._insert_image(tx, path, win, meta))
+        return ImageBatch(tuple(self.image(i) for i in ids), tuple(failed), tuple(twins))
 
 
 def _window_meta(meta: ImageMeta, win: tuple[int, int, int, int]) -> ImageMeta:

@@ -7,6 +7,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from text2seg_widgets.errors import InputError
 
 __all__ = ["ImageMeta", "read_image_meta", "file_checksum"]
@@ -30,6 +32,22 @@ def file_checksum(path: Path, chunk: int = 1 << 20) -> str:
     return "sha256:" + h.hexdigest()
 
 
+#: The most raw bytes per file byte a real file of these formats reaches (measured on constant
+#: 8000 x 8000 images: baseline JPEG 192, progressive 511; RGB PNG 948, 1-bit PNG 8163), with room.
+#: A header that claims more pixels than that lies (a damaged or forged file: a 1024 x 1024 JPEG
+#: whose header says 60000 x 60000 decodes for half a minute into grey).
+MAX_EXPANSION = {"JPEG": 4000, "PNG": 40000}
+
+
+def _check_plausible_size(path: Path, driver: str, raw_bytes: int) -> None:
+    limit = MAX_EXPANSION.get(driver)
+    size = path.stat().st_size
+    if limit is not None and raw_bytes > limit * size:
+        raise InputError(f"{path} claims more pixels than its {size} bytes can hold ({raw_bytes} "
+                         f"bytes of pixels, over {limit} per file byte): its header is damaged or "
+                         "forged. Copy the image again or re-save it with an image editor")
+
+
 def read_image_meta(path: Path, window: tuple[int, int, int, int] | None = None) -> ImageMeta:
     """Size, CRS (WKT) and affine transform of ``path`` (or of a ``(col, row, w, h)`` window).
 
@@ -49,6 +67,8 @@ def read_image_meta(path: Path, window: tuple[int, int, int, int] | None = None)
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
                 width, height, crs, transform = src.width, src.height, src.crs, src.transform
+                _check_plausible_size(path, src.driver, width * height * src.count *
+                                      np.dtype(src.dtypes[0]).itemsize)
                 try:
                     src.read(1, window=Window(0, height - 1, width, 1))
                 except RasterioIOError as exc:

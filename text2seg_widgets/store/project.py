@@ -249,17 +249,41 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
         return p if p.is_absolute() else self.folder / p
 
     def add_image(self, path: str | Path, *, window: Sequence[int] | None = None,
-                  user: str | None = None) -> ImageRecord:
+                  user: str | None = None, allow_duplicates: bool = False) -> ImageRecord:
         """Add an image (or a ``(col, row, width, height)`` window of a big scene).
 
-        Adding the same file and window again returns the existing record. A missing, empty,
-        unreadable or truncated file raises :class:`InputError` saying which."""
+        Adding the same file and window again returns the existing record; so does adding a copy
+        of a project image (same sha256) under another path, with a warning, unless
+        ``allow_duplicates``. A missing, empty, unreadable or truncated file raises
+        :class:`InputError` saying which."""
         path = Path(path)
         win = tuple(int(v) for v in window) if window is not None else None
         meta = read_image_meta(path, win)  # type: ignore[arg-type]
         with self._db.raw() as tx:
-            image_id = self._insert_image(tx, path, win, meta)
+            twin = None if allow_duplicates else self._duplicate_of(tx, path, win, meta.checksum)
+            if twin is not None:
+                log.warning("%s has the same content as image %d (%s); not added again (pass "
+                            "allow_duplicates=True to add it anyway)", path, twin, self._path_of(tx, twin))
+                image_id = twin
+            else:
+                image_id = self._insert_image(tx, path, win, meta)
         return self.image(image_id)
+
+    def _duplicate_of(self, tx: Any, path: Path, win: tuple[int, ...] | None,
+                      checksum: str) -> int | None:
+        """The id of another image with the same bytes and window under another path, if any."""
+        win_text = json.dumps(list(win)) if win else ""
+        if tx.conn.execute("SELECT 1 FROM images WHERE path = ? AND win = ?",
+                           (self._store_path(path), win_text)).fetchone():
+            return None  # the same file again: the existing record, not a duplicate
+        row = tx.conn.execute("SELECT id FROM images WHERE checksum = ? AND win = ? AND path != ? "
+                              "ORDER BY id LIMIT 1",
+                              (checksum, win_text, self._store_path(path))).fetchone()
+        return None if row is None else int(row["id"])
+
+    def _path_of(self, tx: Any, image_id: int) -> str:
+        row = tx.conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
+        return str(self._resolve(row["path"])) if row is not None else "?"
 
     def _insert_image(self, tx: Any, path: Path, win: tuple[int, ...] | None, meta: Any) -> int:
         """The id of the (path, window) image, inserted unless it is already there."""

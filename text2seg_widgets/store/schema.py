@@ -175,7 +175,8 @@ INVARIANT_MESSAGE = "unreviewed candidates on an image marked done"
 # Version 3: sharing work and knowing which project a file belongs to.
 # - claims: an image held by one worker (a pseudo-label run, an embed run) until ``expires_at``
 #   (seconds since the epoch); ``holder`` names the host, process and run (see :mod:`.claims`);
-# - meta.project_id: a random identity given once, kept by backups and checked by restore.
+# - meta.project_id: a random identity given once, kept by backups and checked by restore;
+# - an index on (checksum, win): adding a file whose bytes are already in the project is noticed.
 _V3 = """
 CREATE TABLE claims (
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
@@ -185,6 +186,7 @@ CREATE TABLE claims (
     PRIMARY KEY (image_id, kind)
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('project_id', lower(hex(randomblob(16))));
+CREATE INDEX images_checksum ON images(checksum, win);
 """
 
 #: version -> SQL that upgrades ``version - 1`` to ``version``. Append; never edit a shipped step.
