@@ -100,3 +100,17 @@ def test_eval_project_per_branch(tmp_path):
     assert road_row[1:] == ["100.00", "100.00", f"{100 * n_horizontal / n_road:.2f}"]
     data = json.loads((out / "metrics.json").read_text())
     assert set(data["results"]) == {"all", "concept", "detector"} and data["meta"]["per_branch"] is True
+
+
+def test_eval_on_an_empty_or_truncated_label_file_is_a_clear_error(tmp_path):
+    gt, pred = _constructed(tmp_path)
+    big = np.random.default_rng(0).integers(0, 4, (256, 256))
+    _png(gt / "c.png", big)
+    data = (gt / "c.png").read_bytes()
+    for name, content, message in [("empty", b"", "is empty (0 bytes)"),
+                                   ("truncated", data[: len(data) // 3], "truncated or not an image")]:
+        (pred / "c.png").write_bytes(content)
+        result = CliRunner().invoke(main, ["eval", "--pred", str(pred), "--gt", str(gt), "--mapping", "loveda",
+                                           "--out", str(tmp_path / name)])
+        assert result.exit_code == 1 and message in result.output, (name, result.output)
+        assert "Traceback" not in result.output

@@ -47,7 +47,7 @@ def test_default_preset_lists_every_missing_weight_at_once(empty_cache, no_build
         assert line.startswith(f"  - {name} {roles[name]}: expected at ")
         assert f"fetch with `text2seg-widgets weights fetch {name}`" in line  # the command beside its weight
         assert str(weights.expected_path(name)) in line and str(empty_cache) in line
-    assert "load_models('offline') works now" in message
+    assert "the offline preset (CLI: --models offline; Python: load_models('offline')) works now" in message
     assert no_builds == []  # nothing was built (no half-loaded model set, no wasted minutes)
 
 

@@ -101,3 +101,42 @@ def test_create_reads_class_files_and_inline_synonyms(tmp_path: Path) -> None:
         code, out = _run("project", "create", str(tmp_path / f"bad{i}"), "--classes", arg)
         assert code == 1 and message in out and "Traceback" not in out, out
         assert not (tmp_path / f"bad{i}" / "project.sqlite").exists()
+
+
+def test_classes_rename_and_remove_from_the_cli(tmp_path):
+    from tests.store.helpers import rect, small_project, write_png
+
+    import sqlite3
+
+    p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+    p.accept(ids[1])
+    p.close()
+    conn = sqlite3.connect(tmp_path / "p" / "project.sqlite")  # a name no import accepts today
+    conn.execute("UPDATE classes SET name = 'bad;name#1' WHERE name = 'road'")
+    conn.commit()
+    conn.close()
+    runner = CliRunner()
+    listed = runner.invoke(main, ["project", "classes", "list", str(tmp_path / "p")])
+    assert listed.exit_code == 0 and "'bad;name#1'" in listed.output
+    done = runner.invoke(main, ["project", "classes", "rename", str(tmp_path / "p"), "bad;name#1", "road"])
+    assert done.exit_code == 0 and "is now 'road'" in done.output, done.output
+    refused = runner.invoke(main, ["project", "classes", "remove", str(tmp_path / "p"), "road"])
+    assert refused.exit_code == 1 and "--cascade" in refused.output and "cascade=True" not in refused.output
+    gone = runner.invoke(main, ["project", "classes", "remove", str(tmp_path / "p"), "road", "--cascade"])
+    assert gone.exit_code == 0, gone.output
+    with Project.open(tmp_path / "p") as q:
+        assert [c.name for c in q.classes] == ["building"] and q.annotations() == []
+        assert q.backups()  # removal took an automatic backup
+
+
+def test_relink_refusal_names_the_cli_flag(tmp_path):
+    from tests.store.helpers import small_project
+
+    p, image_id, _ = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+    p.close()
+    other = write_png(tmp_path / "other.png", seed=9)
+    result = CliRunner().invoke(main, ["project", "relink", str(tmp_path / "p"), str(image_id), str(other)])
+    assert result.exit_code == 1 and "--no-check" in result.output, result.output
+    result = CliRunner().invoke(main, ["project", "relink", str(tmp_path / "p"), str(image_id), str(other),
+                                       "--no-check"])
+    assert result.exit_code == 0

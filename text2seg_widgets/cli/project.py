@@ -14,6 +14,7 @@ from text2seg_widgets.cli.common import echo_json as _echo_json
 from text2seg_widgets.cli.common import errors as _errors
 from text2seg_widgets.cli.common import open_project as _open
 from text2seg_widgets.cli.common import project_arg as _project_arg
+from text2seg_widgets.errors import InputError
 
 __all__ = ["COMMANDS", "project_group"]
 
@@ -241,6 +242,48 @@ def backup_command(project: Path, dest: Path | None, keep_auto: int | None) -> N
         path = p.backup(dest)
         click.echo(f"backup written to {path} ({len(p.backups())} backup(s) in "
                    f"{p.backups_folder}; automatic ones kept: {p.keep_backups})")
+
+
+@project_group.group("classes")
+def classes_group() -> None:
+    """List, rename or remove the project's classes (e.g. a badly named class from a COCO import)."""
+
+
+@classes_group.command("list")
+@_project_arg
+def classes_list_command(project: Path) -> None:
+    """Each class: id, name, colour and prompts."""
+    with _errors(), _open(project) as p:
+        for c in p.classes:
+            click.echo(f"{c.id}\t{c.name!r}\t{c.color}\t{', '.join(c.prompts)}")
+
+
+@classes_group.command("rename")
+@_project_arg
+@click.argument("old")
+@click.argument("new")
+def classes_rename_command(project: Path, old: str, new: str) -> None:
+    """Rename class OLD (its name or id) to NEW; annotations keep their class. Undoable."""
+    with _errors(), _open(project) as p:
+        key: str | int = int(old) if old.isdigit() and not any(c.name == old for c in p.classes) else old
+        info = p.update_class(key, name=new)
+    click.echo(f"class {old!r} is now {info.name!r}")
+
+
+@classes_group.command("remove")
+@_project_arg
+@click.argument("name")
+@click.option("--cascade", is_flag=True, help="Also delete the annotations of this class.")
+def classes_remove_command(project: Path, name: str, cascade: bool) -> None:
+    """Remove class NAME (or id) and its unreviewed candidates; an automatic backup is taken first.
+    Refused while annotations use it, unless --cascade."""
+    with _errors(), _open(project) as p:
+        key: str | int = int(name) if name.isdigit() and not any(c.name == name for c in p.classes) else name
+        try:
+            p.remove_class(key, cascade=cascade)
+        except InputError as exc:
+            raise InputError(str(exc).replace("pass cascade=True", "pass --cascade")) from exc
+    click.echo(f"class {name!r} removed")
 
 
 @project_group.command("restore")

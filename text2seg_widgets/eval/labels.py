@@ -340,6 +340,16 @@ def read_raster(path: str | Path, *, rgb: bool = False) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"label file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"label file {path} is empty (0 bytes); write or copy it again")
+    try:
+        return _read_raster(path, rgb)
+    except (OSError, ValueError, SyntaxError) as exc:  # Pillow: OSError/UnidentifiedImageError
+        raise InputError(f"label file {path} cannot be read: it is truncated or not an image "
+                         f"({exc}); write or copy it again") from exc
+
+
+def _read_raster(path: Path, rgb: bool) -> np.ndarray:
     if path.suffix.lower() in (".tif", ".tiff"):
         import rasterio
 

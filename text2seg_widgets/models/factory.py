@@ -168,8 +168,8 @@ def _missing_error(mapping: Mapping[str, str], names: list[str], label: str) -> 
     lines.append(f"Run those commands on a machine with internet access, then copy each NAME/ folder from its "
                  f"weight cache (~/.cache/text2seg-widgets or ${weights.CACHE_ENV}) to {weights.cache_dir()} "
                  f"here (or point {weights.CACHE_ENV} at it). `text2seg-widgets weights list` shows what is cached.")
-    lines.append("Without them, load_models('offline') works now: review of stored candidates, LiteMedSAM box "
-                 "prompts and hand-drawn polygons.")
+    lines.append("Without them, the offline preset (CLI: --models offline; Python: load_models('offline')) "
+                 "works now: review of stored candidates, LiteMedSAM box prompts and hand-drawn polygons.")
     return MissingWeightsError("\n".join(lines))
 
 
@@ -281,7 +281,7 @@ def capabilities(models: ModelSet | None) -> str:
     if seg is not None:
         works.append(f"box prompts -> masks with {getattr(seg, 'name', 'the segmenter')}")
     else:
-        needs.append(f"box prompts: {_fetch_hint([DEFAULT_SPECS['segmenter']])} or load_models('offline')")
+        needs.append(f"box prompts: {_fetch_hint([DEFAULT_SPECS['segmenter']])} or the offline preset (--models offline)")
     if seg is not None and getattr(seg, "supports_points", True):
         works.append("+/- point clicks that refine a mask")
     else:

@@ -341,7 +341,8 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
                              f"{image_id} is {rec.width} x {rec.height}; it is not the same image")
         if check and meta.checksum != rec.checksum:
             raise InputError(f"{new_path} has different content from the image that was added "
-                             f"({rec.path}); pass check=False to relink it anyway")
+                             f"({rec.path}); relink it anyway with `project relink --no-check` "
+                             "(Python: check=False)")
         with self._db.raw() as tx:
             tx.update("images", rec.id, {"path": self._store_path(new_path),
                                          "checksum": file_checksum(new_path)})
