@@ -42,7 +42,7 @@ def _items(project: Any, ids: list[int], failed: dict[Any, str], claim: Any,
     import numpy as np
 
     from text2seg_widgets.engines.batching import EmbedItem
-    from text2seg_widgets.imagery.scene import open_scene
+    from text2seg_widgets.imagery.scene import check_whole_image, open_scene
 
     for image_id in ids:
         if not claim(image_id):
@@ -50,6 +50,9 @@ def _items(project: Any, ids: list[int], failed: dict[Any, str], claim: Any,
             continue
         rec = project.image(image_id)
         try:
+            check_whole_image(rec.width, rec.height, f"image {image_id} ({rec.path}) cannot be embedded whole",
+                              "Add the scene as tiles instead: `text2seg-widgets project add-images PROJECT "
+                              "FILE --tile 2048`, then embed those")
             with open_scene(rec.path) as scene:
                 rgb = np.ascontiguousarray(scene.read_rgb(rec.window))
         except (OSError, Text2SegError) as exc:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.imagery.scene import check_whole_image
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.export.common import (protected_by, DEFAULT_STATES, IGNORE, class_index, classes_table,
                                             image_stem, label_raster, left_out, pixel_reader,
@@ -100,6 +101,9 @@ def _write_image_chip(path_stem: Path, rec: ImageRecord, data: np.ndarray, col: 
 def _image_chips(project: Project, rec: ImageRecord, tmp: Path, opts: dict[str, Any],
                  counts: dict[str, int]) -> list[dict[str, Any]]:
     size, rows = opts["size"], []
+    check_whole_image(rec.width, rec.height, f"image {rec.id} ({rec.path}) is too big to cut into chips "
+                      "from one label array", "Export it as COCO (masks stay run-length encoded), or add "
+                      "the scene as tiles (`project add-images PROJECT FILE --tile 4096`) and export those")
     labels = label_raster(rec, project.annotations(rec.id), opts["index"], opts["unlabelled"])
     padded = np.full((max(rec.height, size), max(rec.width, size)), IGNORE, np.uint8)
     padded[:rec.height, :rec.width] = labels

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.imagery.scene import check_whole_image
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
 from text2seg_widgets.export.common import (protected_by, DEFAULT_STATES, IGNORE, class_index, classes_table,
                                             UNLABELLED_MODES, image_stem, label_raster, left_out,
@@ -64,6 +65,10 @@ def export_semantic(project: Project, out: str | Path, *,
     if unlabelled not in UNLABELLED_MODES:
         raise InputError(f"unlabelled must be one of {UNLABELLED_MODES}, got {unlabelled!r}")
     images = select_images(project, states)
+    for rec in images:
+        check_whole_image(rec.width, rec.height, f"image {rec.id} ({rec.path}) is too big for one "
+                          "label file", "Export it as COCO (masks stay run-length encoded), or add the "
+                          "scene as tiles (`project add-images PROJECT FILE --tile 4096`) and export those")
     index, table = class_index(project), classes_table(project)
     palette = palette_of(table)
     entries, pixel_counts = [], {r["name"]: 0 for r in table}

@@ -37,6 +37,21 @@ WindowLike = Union[Window, Sequence[int], None]
 _SUPPORTED_DTYPES = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
 
 
+#: The most pixels a whole-image operation (an embedding of the whole image, a label array of the
+#: whole image) takes on: 20000 x 20000 (1.2 GB of RGB, 0.4 GB of labels). Bigger images are
+#: worked in windows or tiles; operations that cannot refuse with :func:`check_whole_image`.
+MAX_WHOLE_IMAGE_PIXELS = 20000 * 20000
+
+
+def check_whole_image(width: int, height: int, what: str, way_out: str) -> None:
+    """:class:`InputError` naming the size, the memory it would take and ``way_out`` when a
+    ``width`` x ``height`` image is too big for ``what`` (see :data:`MAX_WHOLE_IMAGE_PIXELS`)."""
+    if width * height > MAX_WHOLE_IMAGE_PIXELS:
+        raise InputError(f"{what}: the image is {width} x {height} pixels ({width * height / 1e6:.0f} "
+                         f"million; up to {MAX_WHOLE_IMAGE_PIXELS / 1e6:.0f} million are handled whole, "
+                         f"this one would need about {width * height * 4 / 1e9:.1f} GB of memory). {way_out}")
+
+
 def as_window(window: WindowLike, width: int, height: int) -> Window:
     """A rasterio Window from a Window, a ``(col, row, width, height)`` tuple or None (everything)."""
     if window is None:
