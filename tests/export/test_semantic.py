@@ -83,3 +83,30 @@ def test_georeferenced_labels_as_geotiff_with_source_crs(tmp_path: Path) -> None
         assert ds.read(1)[:5, :5].tolist() == [[2] * 5] * 5
     assert read_class_names(tmp_path / "sem" / entries[0]["label_tif"]) == [
         "background", "water", "field"]
+
+
+def test_cli_semantic_copies_images_and_takes_unlabelled(tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from text2seg_widgets.cli import main
+    from tests.store.helpers import small_project
+
+    source = write_png(tmp_path / "a.png")
+    p, image_id, ids = small_project(tmp_path / "p", source)
+    p.accept(ids[0])
+    p.finish_image(image_id, rest="reject")
+    p.close()
+    runner = CliRunner()
+    for mode, fill in (("ignore", 255), ("background", 0)):
+        out = tmp_path / f"sem-{mode}"
+        result = runner.invoke(main, ["project", "export", str(tmp_path / "p"), str(out), "--format", "semantic",
+                                      "--unlabelled", mode])
+        assert result.exit_code == 0, result.output
+        moved = shutil.move(str(out), str(tmp_path / f"moved-{mode}"))  # the folder travels whole
+        (entry,) = json.loads((Path(moved) / "images.json").read_text())
+        assert entry["image"] == "images/000001_a.png" and entry["path"] == str(source)
+        assert (Path(moved) / entry["image"]).read_bytes() == source.read_bytes()
+        labels = np.array(Image.open(Path(moved) / entry["label_png"]))
+        assert labels[0, 0] == fill and labels[5, 10] == 1  # inside the accepted building box

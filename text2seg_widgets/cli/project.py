@@ -148,17 +148,21 @@ def _exporter(fmt: str) -> Callable[..., Any]:
 @click.option("--candidates", is_flag=True, help="COCO: also write unreviewed candidates.")
 @click.option("--images", "images", type=click.Choice(["copy", "link", "none"]), default="copy",
               show_default=True,
-              help="COCO: copy the images into OUT/images (windows of big scenes written as "
-                   "files, GeoTIFF kept georeferenced), symlink whole files, or leave them out "
-                   "(file_name relative to OUT).")
+              help="COCO, semantic: copy the images into OUT/images (windows of big scenes "
+                   "written as files, GeoTIFF kept georeferenced), symlink whole files, or leave "
+                   "them out (COCO file_name relative to OUT).")
+@click.option("--unlabelled", type=click.Choice(["ignore", "background"]), default="ignore",
+              show_default=True,
+              help="Semantic, chips: pixels no annotation covers are 255 (ignore), or 0 "
+                   "(background) in images marked done (the annotator saw the whole image).")
 @click.option("--size", type=int, default=512, show_default=True, help="Chips: chip size.")
 @click.option("--stride", type=int, default=None, help="Chips: step (default: the size).")
 @click.option("--split-by", type=click.Choice(["image", "block"]), default="image",
               show_default=True, help="Chips: split unit.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chips: split seed.")
 def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: tuple[str, ...],
-                   polygons: bool, candidates: bool, images: str, size: int, stride: int | None,
-                   split_by: str, seed: int) -> None:
+                   polygons: bool, candidates: bool, images: str, unlabelled: str, size: int,
+                   stride: int | None, split_by: str, seed: int) -> None:
     """Export the project to OUT (a folder, written atomically)."""
     kwargs: dict[str, Any] = {"overwrite": overwrite}
     if fmt != "stats":
@@ -169,8 +173,11 @@ def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: 
             kwargs["states"] = wanted
     if fmt == "coco":
         kwargs |= {"polygons": polygons, "include_candidates": candidates, "images": images}
+    if fmt == "semantic":
+        kwargs |= {"images": images, "unlabelled": unlabelled}
     if fmt == "chips":
-        kwargs |= {"size": size, "stride": stride, "split_by": split_by, "seed": seed}
+        kwargs |= {"size": size, "stride": stride, "split_by": split_by, "seed": seed,
+                   "unlabelled": unlabelled}
     with _errors(), _open(project) as p:
         result = _exporter(fmt)(p, out, **kwargs)
     counts = result.get("counts", result.get("images")) if isinstance(result, dict) else result

@@ -48,7 +48,7 @@ from text2seg_widgets.export.common import (protected_by, DEFAULT_STATES, left_o
 from text2seg_widgets.core import rle_area, rle_bbox
 from text2seg_widgets.store import ImageRecord, Project
 
-__all__ = ["export_coco", "build_coco", "mask_to_coco_polygons", "IMAGE_MODES"]
+__all__ = ["export_coco", "build_coco", "mask_to_coco_polygons", "IMAGE_MODES", "place_images"]
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,11 @@ def _write_window(project: Project, rec: ImageRecord, folder: Path) -> str:
     return name
 
 
-def _place_images(project: Project, images: list[ImageRecord], folder: Path,
+def place_images(project: Project, images: list[ImageRecord], folder: Path,
                   mode: str) -> dict[int, str]:
-    """Put each image into ``folder/images`` (``copy`` or ``link``); return id -> file_name."""
+    """Put each image into ``folder/images`` (``copy`` or ``link``; a window of a big scene, or a
+    format other tools cannot read, is written as its own file); return id -> file name relative
+    to ``folder``. Shared by the COCO and the semantic export."""
     (folder / "images").mkdir()
     names = {}
     for rec in images:
@@ -198,7 +200,7 @@ def export_coco(project: Project, out: str | Path, *,
     records = select_images(project, states)
     root = Path(image_root) if image_root is not None else Path(out)
     with atomic_dir(out, overwrite=overwrite, protected=protected_by(project)) as tmp:
-        names = _place_images(project, records, tmp, mode) if mode != "none" else None
+        names = place_images(project, records, tmp, mode) if mode != "none" else None
         coco, stats = build_coco(project, records, polygons=polygons, image_root=root,
                                  file_names=names)
         write_json(tmp / "annotations.json", coco)

@@ -6,8 +6,10 @@ background, ``i`` = i-th class, ``255`` ignore; see :mod:`.common` for the overl
 ``<out>/labels/<stem>.tif``: for georeferenced images, the same labels as a cloud-optimised
 GeoTIFF with the source CRS and transform (written by
 :func:`text2seg_widgets.export.rasters.write_label_geotiff`).
-``<out>/classes.json``: index, name, colour, project class id, prompts; ``<out>/images.json``:
-which label file belongs to which source image (path, window, size, state).
+``<out>/images/``: the source images (copied like the COCO export; windows of big scenes as their
+own files). ``<out>/classes.json``: index, name, colour, project class id, prompts;
+``<out>/images.json``: which label file belongs to which image (``image``: the copy, relative to
+``<out>``; ``path``: the source file; window, size, state).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.scene import check_whole_image
 from text2seg_widgets.export.atomic import atomic_dir, write_json, write_manifest
+from text2seg_widgets.export.coco import IMAGE_MODES, place_images
 from text2seg_widgets.export.common import (protected_by, DEFAULT_STATES, IGNORE, class_index, classes_table,
                                             UNLABELLED_MODES, image_stem, label_raster, left_out,
                                             select_images)
@@ -60,10 +63,18 @@ def _write_geotiff(path: Path, rec: ImageRecord, labels: np.ndarray,
 
 def export_semantic(project: Project, out: str | Path, *,
                     states: Iterable[str] | None = DEFAULT_STATES, unlabelled: str = "ignore",
-                    geotiff: bool = True, overwrite: bool = False) -> dict[str, Any]:
-    """Write the semantic dataset atomically; return its manifest."""
+                    geotiff: bool = True, images: str = "copy",
+                    overwrite: bool = False) -> dict[str, Any]:
+    """Write the semantic dataset atomically; return its manifest.
+
+    ``images``: ``copy`` (default) or ``link`` puts each source image into ``<out>/images`` as
+    the COCO export does (``images.json``'s ``image`` is then relative to ``<out>``: the folder
+    moves to another machine whole); ``none`` leaves them out (``image`` is null)."""
     if unlabelled not in UNLABELLED_MODES:
         raise InputError(f"unlabelled must be one of {UNLABELLED_MODES}, got {unlabelled!r}")
+    if images not in IMAGE_MODES:
+        raise InputError(f"images must be one of {', '.join(IMAGE_MODES)}, got {images!r}")
+    images_mode = images
     images = select_images(project, states)
     for rec in images:
         check_whole_image(rec.width, rec.height, f"image {rec.id} ({rec.path}) is too big for one "
@@ -74,11 +85,13 @@ def export_semantic(project: Project, out: str | Path, *,
     entries, pixel_counts = [], {r["name"]: 0 for r in table}
     with atomic_dir(out, overwrite=overwrite, protected=protected_by(project)) as tmp:
         (tmp / "labels").mkdir()
+        placed = place_images(project, images, tmp, images_mode) if images_mode != "none" else {}
         for rec in images:
             labels = label_raster(rec, project.annotations(rec.id), index, unlabelled)
             stem = image_stem(rec)
             write_palette_png(tmp / "labels" / f"{stem}.png", labels, palette)
-            entry: dict[str, Any] = {"image_id": rec.id, "path": rec.path, "window": rec.window,
+            entry: dict[str, Any] = {"image_id": rec.id, "image": placed.get(rec.id),
+                                     "path": rec.path, "window": rec.window,
                                      "width": rec.width, "height": rec.height, "state": rec.state,
                                      "label_png": f"labels/{stem}.png", "label_tif": None}
             if geotiff and rec.georeferenced:
@@ -96,7 +109,7 @@ def export_semantic(project: Project, out: str | Path, *,
             counts={"images": len(images), "geotiffs": sum(bool(e["label_tif"]) for e in entries),
                     "pixels": pixel_counts},
             options={"states": None if states is None else list(states),
-                     "unlabelled": unlabelled, "ignore_value": IGNORE,
+                     "unlabelled": unlabelled, "ignore_value": IGNORE, "images": images_mode,
                      "overlap_rule": "highest score wins; equal scores: newest annotation"},
             images=entries,
             left_out=left_out(project, images, states))
