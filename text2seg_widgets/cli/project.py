@@ -131,14 +131,15 @@ def _exporter(fmt: str) -> Callable[..., Any]:
 
     return {"coco": export.export_coco, "semantic": export.export_semantic,
             "chips": export.export_chips, "vectors": export.export_vectors,
-            "stats": export.export_review_stats}[fmt]
+            "yolo-seg": export.export_yolo_seg, "stats": export.export_review_stats}[fmt]
 
 
 @project_group.command("export")
 @_project_arg
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["coco", "semantic", "chips", "vectors",
-                                                    "stats"]), default="coco", show_default=True)
+                                                    "yolo-seg", "stats"]),
+              default="coco", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a previous export at OUT.")
 @click.option("--state", "--states", "states", multiple=True,
               help="Export images in these review states: repeat the option or give a comma "
@@ -148,7 +149,7 @@ def _exporter(fmt: str) -> Callable[..., Any]:
 @click.option("--candidates", is_flag=True, help="COCO: also write unreviewed candidates.")
 @click.option("--images", "images", type=click.Choice(["copy", "link", "none"]), default="copy",
               show_default=True,
-              help="COCO, semantic: copy the images into OUT/images (windows of big scenes "
+              help="COCO, semantic, yolo-seg: copy the images into OUT/images (windows of big scenes "
                    "written as files, GeoTIFF kept georeferenced), symlink whole files, or leave "
                    "them out (COCO file_name relative to OUT).")
 @click.option("--unlabelled", type=click.Choice(["ignore", "background"]), default="ignore",
@@ -159,7 +160,7 @@ def _exporter(fmt: str) -> Callable[..., Any]:
 @click.option("--stride", type=int, default=None, help="Chips: step (default: the size).")
 @click.option("--split-by", type=click.Choice(["image", "block"]), default="image",
               show_default=True, help="Chips: split unit.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Chips: split seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Chips, yolo-seg: split seed.")
 def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: tuple[str, ...],
                    polygons: bool, candidates: bool, images: str, unlabelled: str, size: int,
                    stride: int | None, split_by: str, seed: int) -> None:
@@ -175,6 +176,8 @@ def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: 
         kwargs |= {"polygons": polygons, "include_candidates": candidates, "images": images}
     if fmt == "semantic":
         kwargs |= {"images": images, "unlabelled": unlabelled}
+    if fmt == "yolo-seg":
+        kwargs |= {"images": images, "seed": seed}
     if fmt == "chips":
         kwargs |= {"size": size, "stride": stride, "split_by": split_by, "seed": seed,
                    "unlabelled": unlabelled}

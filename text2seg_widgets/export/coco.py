@@ -145,32 +145,32 @@ IMAGE_MODES = ("copy", "link", "none")
 _COPYABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".jp2"}
 
 
-def _write_window(project: Project, rec: ImageRecord, folder: Path) -> str:
+def _write_window(project: Project, rec: ImageRecord, folder: Path, subdir: str = "images") -> str:
     """Write one image's pixels (a window, or a file that is not self-contained) as a file:
     GeoTIFF when georeferenced, else PNG for 8-bit 1/3/4 bands, else TIFF."""
     import rasterio
 
     data = read_pixels(project, rec)
     png = rec.crs is None and data.dtype == np.uint8 and data.shape[0] in (1, 3, 4)
-    name = f"images/{image_stem(rec)}.{'png' if png else 'tif'}"
+    name = f"{subdir}/{image_stem(rec)}.{'png' if png else 'tif'}"
     write_pixels(folder / name, data, crs=rec.crs,
                  transform=rasterio.Affine(*rec.transform) if rec.crs else None)
     return name
 
 
 def place_images(project: Project, images: list[ImageRecord], folder: Path,
-                  mode: str) -> dict[int, str]:
-    """Put each image into ``folder/images`` (``copy`` or ``link``; a window of a big scene, or a
-    format other tools cannot read, is written as its own file); return id -> file name relative
-    to ``folder``. Shared by the COCO and the semantic export."""
-    (folder / "images").mkdir()
+                 mode: str, subdir: str = "images") -> dict[int, str]:
+    """Put each image into ``folder/<subdir>`` (``copy`` or ``link``; a window of a big scene, or
+    a format other tools cannot read, is written as its own file); return id -> file name
+    relative to ``folder``. Shared by the COCO, semantic and YOLO exports."""
+    (folder / subdir).mkdir(parents=True, exist_ok=True)
     names = {}
     for rec in images:
         src = project.image_path(rec.id)  # InputError naming relink() when the file moved
         if rec.window is not None or src.suffix.lower() not in _COPYABLE:
-            names[rec.id] = _write_window(project, rec, folder)
+            names[rec.id] = _write_window(project, rec, folder, subdir)
             continue
-        name = f"images/{image_stem(rec)}{src.suffix.lower()}"
+        name = f"{subdir}/{image_stem(rec)}{src.suffix.lower()}"
         if mode == "link":
             os.symlink(src.absolute(), folder / name)
         else:
