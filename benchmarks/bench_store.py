@@ -7,10 +7,16 @@ Measures:
    (WAL; synchronous=FULL, the default, and NORMAL), plus the undo/redo rate;
 2. export time for 10,000 annotations: COCO (RLE and polygons), semantic dataset, vectors;
 3. the crash soak: SIGKILL a child doing actions at random moments (``--kills``, default 300),
-   reopen after each kill and count acknowledged actions lost (must be 0).
+   reopen after each kill and count acknowledged actions lost (must be 0);
+4. restore under misuse (issue 15): SIGKILL a child restoring a backup at random moments
+   (``--restore-kills``, default 100): after each kill the project must open whole, holding either
+   the backup's or the live state; and restores attempted while a session has the project open
+   (all refused, the session's writes all kept);
+5. two ``pseudo-label`` processes started at once on one project (``--pl-pairs`` rounds, tiny
+   models, four real tiles): candidates stored versus one uninterrupted run (duplicates must be 0).
 
     .venv/bin/python benchmarks/bench_store.py                 # everything (several minutes)
-    .venv/bin/python benchmarks/bench_store.py --kills 30 --annotations 2000   # quick look
+    .venv/bin/python benchmarks/bench_store.py --kills 30 --annotations 2000 --restore-kills 20 --pl-pairs 2
 
 Saves ``benchmarks/results/bench_store.json`` and prints it.
 """
@@ -133,12 +139,130 @@ def bench_crash(folder: Path, kills: int) -> dict[str, Any]:
     return result
 
 
+_RESTORE_CHILD = """
+import sys
+from text2seg_widgets.store import restore_backup
+flip = [sys.argv[2], sys.argv[3]]
+k = 0
+while True:
+    restore_backup(sys.argv[1], flip[k % 2], yes=True)
+    k += 1
+"""
+
+
+def bench_restore(folder: Path, kills: int, seed: int = 11) -> dict[str, Any]:
+    """Kill restores at random moments; restore while a session is open (see the module doc)."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.store.helpers import rect, write_png
+    from text2seg_widgets.errors import InputError
+    from text2seg_widgets.store import Project
+
+    rng = np.random.default_rng(seed)
+    p = Project.create(folder / "restore", classes=["building"])
+    rec = p.add_image(write_png(folder / "r.png", 256, 256))
+    items = [{"image_id": rec.id, "mask": rect(256, 256, k % 200, 0, k % 200 + 20, 30 + k % 100),
+              "class_name": "building"} for k in range(300)]
+    p.add_annotations(items[:100])
+    small = p.backup(folder / "small.sqlite")
+    p.add_annotations(items[100:])
+    large = p.backup(folder / "large.sqlite")
+    refused = kept = 0
+    for k in range(10):  # a session writes while restores are attempted
+        try:
+            from text2seg_widgets.store import restore_backup
+
+            restore_backup(folder / "restore", small, yes=True)
+        except InputError:
+            refused += 1
+        p.add_annotation(rec.id, rect(256, 256, 0, 0, 5 + k, 5), "building")
+    kept = len(p.annotations())
+    p.close()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    whole = other = 0
+    start = time.perf_counter()
+    for _ in range(kills):
+        child = subprocess.Popen([sys.executable, "-c", _RESTORE_CHILD, str(folder / "restore"), str(small),
+                                  str(large)], env=env, cwd=ROOT)
+        time.sleep(float(rng.uniform(0.3, 1.5)))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        with Project.open(folder / "restore") as q:
+            n = len(q.annotations())
+            ok = q.integrity_check() == "ok"
+        whole += ok and n in (100, 300, 310)
+        other += not (ok and n in (100, 300, 310))
+    return {"kills": kills, "whole_after_kill": whole, "missing_or_wrong_after_kill": other,
+            "restores_while_open": 10, "refused_while_open": refused,
+            "session_writes_kept": kept == 310, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def bench_two_pseudo_label_runs(folder: Path, rounds: int) -> dict[str, Any]:
+    """Two `pseudo-label` processes at once, ``rounds`` times, against one uninterrupted run."""
+    import subprocess
+
+    from tests.engines.helpers import CLI_OPTIONS, candidates_by_path, new_project
+
+    samples = ROOT.parent / "shared" / "data" / "rs-samples"
+    images = [samples / "epfl_roads" / "images" / "satImage_001.png",
+              samples / "epfl_roads" / "images" / "satImage_002.png",
+              *sorted((samples / "potsdam" / "images").glob("*.png"))[:1],
+              samples / "loveda" / "images" / "0.png"]
+    cmd = [sys.executable, "-c", "from text2seg_widgets.cli import main; main()", "pseudo-label"]
+
+    def run(project: Path, n: int) -> list[dict[str, Any]]:
+        procs = [subprocess.Popen([*cmd, str(project), *CLI_OPTIONS, "--no-progress"], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(n)]
+        outs = []
+        for proc in procs:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(err.decode()[-2000:])
+            text = out.decode()
+            outs.append(json.loads(text[text.index("{"):]))
+        return outs
+
+    reference = new_project(folder / "pl-ref", images)
+    run(reference, 1)
+    expected = candidates_by_path(reference)
+    stored = duplicates = identical = shared = 0
+    start = time.perf_counter()
+    for r in range(rounds):
+        project = new_project(folder / f"pl-{r}", images)
+        a, b = run(project, 2)
+        got = candidates_by_path(project)
+        stored += sum(len(v) for v in got.values())
+        duplicates += sum(len(v) for v in got.values()) - sum(len(v) for v in expected.values())
+        identical += got == expected
+        shared += a["images_done"] > 0 and b["images_done"] > 0
+    return {"rounds": rounds, "images": len(images), "candidates_expected_per_round":
+            sum(len(v) for v in expected.values()), "candidates_stored": stored,
+            "duplicates": duplicates, "rounds_identical_to_one_run": identical,
+            "rounds_where_both_processes_did_work": shared, "seconds": round(time.perf_counter() - start, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--actions", type=int, default=3000)
     parser.add_argument("--annotations", type=int, default=10000)
     parser.add_argument("--kills", type=int, default=300)
+    parser.add_argument("--restore-kills", type=int, default=100)
+    parser.add_argument("--pl-pairs", type=int, default=5)
+    parser.add_argument("--only", choices=["restore", "pseudo-label"], default=None,
+                        help="Run one of the issue-15 scenarios alone (merged into the saved JSON).")
     args = parser.parse_args()
+    if args.only is not None:
+        saved = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+        with tempfile.TemporaryDirectory() as d:
+            if args.only == "restore":
+                saved["restore_soak"] = bench_restore(Path(d), args.restore_kills)
+            else:
+                saved["two_pseudo_label_runs"] = bench_two_pseudo_label_runs(Path(d), args.pl_pairs)
+        RESULT.write_text(json.dumps(saved, indent=2))
+        print(json.dumps(saved, indent=2))
+        return
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         result = {"machine": {"python": platform.python_version(), "cpus": __import__("os")
@@ -146,7 +270,9 @@ def main() -> None:
                   "store_actions": bench_actions(folder, args.actions),
                   "store_actions_normal_sync": bench_actions(folder, args.actions, "NORMAL"),
                   "exports": bench_exports(folder, args.annotations),
-                  "crash_soak": bench_crash(folder, args.kills)}
+                  "crash_soak": bench_crash(folder, args.kills),
+                  "restore_soak": bench_restore(folder, args.restore_kills),
+                  "two_pseudo_label_runs": bench_two_pseudo_label_runs(folder, args.pl_pairs)}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
