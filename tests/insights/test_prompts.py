@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from text2seg_widgets.cli import main
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.insights import (decisions, format_class_file, prompt_stats, prune_prompts)
+from text2seg_widgets.insights import (decisions, prompt_stats, prune_prompts)
 from text2seg_widgets.pipeline.classes import ClassSet
 from tests.insights.helpers import build_project
 

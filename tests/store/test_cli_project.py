@@ -104,9 +104,9 @@ def test_create_reads_class_files_and_inline_synonyms(tmp_path: Path) -> None:
 
 
 def test_classes_rename_and_remove_from_the_cli(tmp_path):
-    from tests.store.helpers import rect, small_project, write_png
-
     import sqlite3
+
+    from tests.store.helpers import small_project
 
     p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
     p.accept(ids[1])

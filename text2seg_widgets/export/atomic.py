@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from text2seg_widgets.core.processes import pid_alive
 from text2seg_widgets.errors import InputError
 
 __all__ = ["atomic_dir", "write_json", "write_manifest", "MANIFEST", "read_manifest",
@@ -92,16 +93,6 @@ def write_manifest(folder: Path, kind: str, *, project_id: str | None = None,
     return manifest
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _clean_stale(parent: Path, name: str) -> None:
     """Remove temporary folders left by killed exports into ``parent/name``."""
     for entry in parent.glob(f".{name}{_PARTIAL}*"):
@@ -109,7 +100,7 @@ def _clean_stale(parent: Path, name: str) -> None:
             pid = int(entry.name[len(name) + 1 + len(_PARTIAL):].split("-")[0])
         except ValueError:
             continue
-        if not _pid_alive(pid) or pid == os.getpid():
+        if not pid_alive(pid) or pid == os.getpid():
             shutil.rmtree(entry, ignore_errors=True)
             log.info("removed the leftover of an interrupted export: %s", entry)
 

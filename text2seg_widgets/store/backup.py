@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from text2seg_widgets.core.processes import pid_alive
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store.db import DB_NAME
 from text2seg_widgets.store.sessions import exclusive
@@ -79,7 +80,7 @@ def clean_partials(folder: Path) -> list[Path]:
     for path in folder.glob(f"*{_PARTIAL}*"):
         tail = path.name.rsplit(_PARTIAL, 1)[1].removesuffix("-journal")
         if tail.startswith("-"):
-            stale = tail[1:].isdigit() and not _alive(int(tail[1:]))
+            stale = tail[1:].isdigit() and not pid_alive(int(tail[1:]))
         else:
             stale = tail == "" and time.time() - path.stat().st_mtime > 60
         if stale:
@@ -87,16 +88,6 @@ def clean_partials(folder: Path) -> list[Path]:
             removed.append(path)
             log.info("removed the leftover of an interrupted backup: %s", path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def list_backups(folder: Path) -> list[Path]:

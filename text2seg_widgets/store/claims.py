@@ -22,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+from text2seg_widgets.core.processes import pid_alive
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store.db import Database
 
@@ -45,13 +46,7 @@ def holder_alive(holder: str) -> bool:
     pid_text = rest.split(":", 1)[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return True
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(pid_text))
 
 
 class Claims:
