@@ -13,7 +13,8 @@ Measures:
    the backup's or the live state; and restores attempted while a session has the project open
    (all refused, the session's writes all kept);
 5. two ``pseudo-label`` processes started at once on one project (``--pl-pairs`` rounds, tiny
-   models, four real tiles): candidates stored versus one uninterrupted run (duplicates must be 0).
+   models, four real tiles and sixteen windows): candidates stored versus one uninterrupted run
+   (duplicates must be 0), and how the images were split between the two processes.
 
     .venv/bin/python benchmarks/bench_store.py                 # everything (several minutes)
     .venv/bin/python benchmarks/bench_store.py --kills 30 --annotations 2000 --restore-kills 20 --pl-pairs 2
@@ -224,20 +225,34 @@ def bench_two_pseudo_label_runs(folder: Path, rounds: int) -> dict[str, Any]:
             outs.append(json.loads(text[text.index("{"):]))
         return outs
 
-    reference = new_project(folder / "pl-ref", images)
+    def project_of(name: str) -> Path:
+        """The four tiles plus sixteen 256 px windows of the LoveDA tile: enough work to share."""
+        from text2seg_widgets.store import Project
+
+        path = new_project(folder / name, images)
+        with Project.open(path) as p:
+            for row in range(0, 1024, 256):
+                for col in range(0, 1024, 256):
+                    p.add_image(images[-1], window=(col, row, 256, 256))
+        return path
+
+    reference = project_of("pl-ref")
     run(reference, 1)
     expected = candidates_by_path(reference)
     stored = duplicates = identical = shared = 0
+    split: list[list[int]] = []
     start = time.perf_counter()
     for r in range(rounds):
-        project = new_project(folder / f"pl-{r}", images)
+        project = project_of(f"pl-{r}")
         a, b = run(project, 2)
+        split.append([a["images_done"], b["images_done"]])
         got = candidates_by_path(project)
         stored += sum(len(v) for v in got.values())
         duplicates += sum(len(v) for v in got.values()) - sum(len(v) for v in expected.values())
         identical += got == expected
         shared += a["images_done"] > 0 and b["images_done"] > 0
-    return {"rounds": rounds, "images": len(images), "candidates_expected_per_round":
+    return {"rounds": rounds, "images": len(images) + 16, "images_done_per_process": split,
+            "candidates_expected_per_round":
             sum(len(v) for v in expected.values()), "candidates_stored": stored,
             "duplicates": duplicates, "rounds_identical_to_one_run": identical,
             "rounds_where_both_processes_did_work": shared, "seconds": round(time.perf_counter() - start, 1)}

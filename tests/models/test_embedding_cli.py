@@ -134,3 +134,22 @@ def test_pseudo_label_writes_the_cache_for_free(project, tmp_path, monkeypatch, 
     with Project.open(project) as proj:
         engine2.run(proj, fresh=True)
     assert models.segmenter.encoder_calls == 0
+
+
+def test_embed_checks_entries_and_verify_rereads_them(project, tmp_path):
+    cache_dir = tmp_path / "cache"
+    assert _embed(project, cache_dir)["encoded"] == 3
+    files = sorted(cache_dir.rglob("*.safetensors"))
+    header_damaged, data_damaged = files[0], files[1]
+    raw = header_damaged.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = raw[8:8 + n].replace(b'"dtype":"F32"', b'"dtype":"I32"', 1)
+    header_damaged.write_bytes(raw[:8] + header + raw[8 + n:])  # same size: an existing file
+    data = bytearray(data_damaged.read_bytes())
+    data[-5] ^= 0xFF
+    data_damaged.write_bytes(bytes(data))
+    again = _embed(project, cache_dir)  # the header check drops the first, not the second
+    assert (again["encoded"], again["cached"]) == (1, 2)
+    verified = _embed(project, cache_dir, "--verify")  # a full read finds the flipped tensor byte
+    assert (verified["encoded"], verified["cached"]) == (1, 2)
+    assert _embed(project, cache_dir, "--verify")["encoded"] == 0
