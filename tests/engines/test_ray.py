@@ -66,7 +66,9 @@ def test_ray_engine_gives_the_local_engines_candidates(local_ray, tmp_path, refe
     every other image gets exactly the local engine's candidates."""
     broken = tmp_path / "broken.png"
     shutil.copy(reference.images[0], broken)
-    folder = new_project(tmp_path / "p", [*reference.images, broken])
+    folder = new_project(tmp_path / "p", reference.images)
+    with Project.open(folder) as project:
+        project.add_image(broken, allow_duplicates=True)  # a copy, broken after it was added
     broken.write_bytes(b"truncated")
     engine = RayEngine(make_settings(), workers=2, max_retries=1, progress=False)
     with Project.open(folder) as project:

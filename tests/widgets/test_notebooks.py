@@ -119,7 +119,7 @@ def test_quickstart_tiny_proposes_counts_drawn_and_exports(tmp_path: Path, share
     text = outputs_text(nb)
     assert "1 annotation(s); by class {'building': 0, 'road': 0, 'tree': 1}" in text
     assert "'manual': 1" in text
-    coco = read_coco(proj / "export" / "coco")
+    coco = read_coco(proj.parent / f"{proj.name}-export" / "coco")
     assert [coco.imgs[i]["height"] for i in coco.getImgIds()] == [rec.height]
     (ann,) = coco.anns.values()
     assert coco.cats[ann["category_id"]]["name"] == "tree"
@@ -144,7 +144,7 @@ def test_geotiff_walkthrough_is_safe_to_rerun(tmp_path: Path, shared_data: Path)
         mask = p.annotation(ann_id).mask()
         rec = p.image(image_id)
     assert x0 >= 60 - 1 and y0 >= 60 - 1 and x0 + w <= 260 + 1 and y0 + h <= 220 + 1
-    labels = sorted((proj / "export" / "semantic").rglob("*.tif"))
+    labels = sorted((proj.parent / f"{proj.name}-export" / "semantic" / "labels").glob("*.tif"))
     assert len(labels) == 1, labels
     with rasterio.open(labels[0]) as src:
         assert src.crs.to_string() == "EPSG:26914" and src.transform[:6] == tuple(rec.transform[:6])
@@ -163,6 +163,6 @@ def test_batch_export_is_safe_to_rerun(tmp_path: Path, shared_data: Path) -> Non
         assert len(p.annotations()) == expected == len(snap["annotations"])
         assert not any(c.status == "proposed" for c in p.candidates())
         stored = sorted(a.area for a in p.annotations())
-    coco = read_coco(proj / "export" / "coco")
+    coco = read_coco(proj.parent / f"{proj.name}-export" / "coco")
     assert len(coco.getImgIds()) == 3
     assert sorted(int(coco.annToMask(a).sum()) for a in coco.anns.values()) == stored

@@ -281,7 +281,7 @@ def capabilities(models: ModelSet | None) -> str:
     if seg is not None:
         works.append(f"box prompts -> masks with {getattr(seg, 'name', 'the segmenter')}")
     else:
-        needs.append(f"box prompts: {_fetch_hint([DEFAULT_SPECS['segmenter']])} or the offline preset (--models offline)")
+        needs.append(f"box prompts: {_fetch_hint([DEFAULT_SPECS['segmenter']])} or load_models('offline')")
     if seg is not None and getattr(seg, "supports_points", True):
         works.append("+/- point clicks that refine a mask")
     else:
