@@ -2,7 +2,7 @@
 #   make install   venv + torch + the package with its dev/geo/ray extras (reused while up to date)
 #   make lab       JupyterLab on the quickstart notebook (offline-capable)
 #   make segment   the command-line pseudo-labeller on a sample image
-#   make test      everything above plus Debian chromium, then the whole test suite
+#   make test      everything above plus Debian chromium, then mypy and the whole test suite
 #   make bench     every CPU benchmark (slow); make bench-gpu: the pipeline on a CUDA GPU
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -37,6 +37,7 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: install browser
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: install

@@ -44,9 +44,9 @@ def eval_command(pred: str, gt: str, mapping: str, pred_mapping: str | None, sou
 
     try:
         label_mapping = load_mapping(mapping)
-        results = evaluate(pred, gt, label_mapping, pred_mapping=pred_mapping, source=source,  # type: ignore[arg-type]
-                           per_branch=per_branch, statuses=statuses or None, unknown=unknown,  # type: ignore[arg-type]
-                           unknown_classes=unknown_classes)  # type: ignore[arg-type]
+        results = evaluate(pred, gt, label_mapping, pred_mapping=pred_mapping, source=source,  # type: ignore[arg-type]  # click Choice values are the Literal names
+                           per_branch=per_branch, statuses=statuses or None, unknown=unknown,  # type: ignore[arg-type]  # click Choice values are the Literal names
+                           unknown_classes=unknown_classes)  # type: ignore[arg-type]  # click Choice values are the Literal names
     except Text2SegError as exc:
         raise click.ClickException(str(exc)) from exc
     out_dir = Path(out)

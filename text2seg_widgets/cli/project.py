@@ -129,9 +129,10 @@ def _echo_effort(rows: list[dict[str, Any]]) -> None:
 def _exporter(fmt: str) -> Callable[..., Any]:
     from text2seg_widgets import export
 
-    return {"coco": export.export_coco, "semantic": export.export_semantic,
+    table: dict[str, Callable[..., Any]] = {"coco": export.export_coco, "semantic": export.export_semantic,
             "chips": export.export_chips, "vectors": export.export_vectors,
-            "yolo-seg": export.export_yolo_seg, "stats": export.export_review_stats}[fmt]
+            "yolo-seg": export.export_yolo_seg, "stats": export.export_review_stats}
+    return table[fmt]
 
 
 @project_group.command("export")

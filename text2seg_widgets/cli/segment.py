@@ -49,6 +49,14 @@ class SceneOutputs:
     candidates: list[Any] = field(default_factory=list, repr=False)
 
 
+def _written(paths: dict[str, Path | None], name: str) -> Path:
+    """A file the writer always writes (its path is never None)."""
+    path = paths[name]
+    if path is None:
+        raise RuntimeError(f"the scene writer wrote no {name}")
+    return path
+
+
 def cached_encoder(models: Any) -> Any:
     """The embedding hook ``pseudo-label`` uses when the persistent embedding cache is on (see
     :mod:`text2seg_widgets.models.embedding_cache`), so both commands get their embeddings the same
@@ -110,8 +118,9 @@ def segment_scene(path: str | os.PathLike, pipeline: Any, out_dir: str | os.Path
                         "n_tiles_skipped": assembler.skipped, "min_area_px": min_area_px}
             paths = writer.finish(cands, image=str(path), stretch=plan.stretch, settings=settings, vectors=vectors,
                                   min_area_px=min_area_px)
-    outputs = SceneOutputs(Path(out_dir), paths["labels_tif"], paths["candidates_json"], paths["overlay_png"],
-                           paths["stretch_json"], paths["labels_png"], paths["vectors"], plan.width, plan.height,
+    outputs = SceneOutputs(Path(out_dir), _written(paths, "labels_tif"), _written(paths, "candidates_json"),
+                           _written(paths, "overlay_png"), _written(paths, "stretch_json"), paths["labels_png"],
+                           paths["vectors"], plan.width, plan.height,
                            len(plan.tiles), assembler.skipped, len(cands), round(time.perf_counter() - start, 3),
                            cands)
     log.info("segmented %s: %d tiles (%d skipped), %d candidates in %.1f s", path, outputs.n_tiles,

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from text2seg_widgets.models.embedding import Embedding, image_digest
+from text2seg_widgets.models.protocols import PromptableSegmenter
 
 if TYPE_CHECKING:
     from text2seg_widgets.models.embedding_cache import EmbeddingCache
@@ -198,9 +199,10 @@ class _EmbedActor:
 
         if threads:
             torch.set_num_threads(int(threads))
-        self.segmenter = load_models(models, device=device, dtype=dtype).segmenter
-        if self.segmenter is None:
+        segmenter = load_models(models, device=device, dtype=dtype).segmenter
+        if segmenter is None:
             raise ValueError(f"the models {models!r} have no segmenter to embed with")
+        self.segmenter: PromptableSegmenter = segmenter
 
     def identity(self) -> Any:
         return self.segmenter.identity

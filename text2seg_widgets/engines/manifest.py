@@ -125,7 +125,7 @@ class _Described:
 def described_models(models: str | dict[str, str]) -> ModelSet:
     """A :class:`ModelSet` of names only, for choosing branches and writing the manifest on a
     machine that does not load the models."""
-    return ModelSet(**{role: _Described(name) for role, name in model_roles(models).items()})  # type: ignore[arg-type]
+    return ModelSet(**{role: _Described(name) for role, name in model_roles(models).items()})  # type: ignore[arg-type]  # descriptions stand in for models: only names are read
 
 
 def _checksums(weights: dict[str, Any]) -> dict[str, Any]:

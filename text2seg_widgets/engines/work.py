@@ -48,7 +48,7 @@ class ImageJob:
         """From a :class:`text2seg_widgets.store.ImageRecord`."""
         win = tuple(int(v) for v in record.window) if record.window else None
         return cls(int(record.id), str(record.path), int(record.width), int(record.height),
-                   win)  # type: ignore[arg-type]
+                   win)  # type: ignore[arg-type]  # a 4-tuple read from the store
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,7 +57,7 @@ class ImageJob:
     def from_dict(cls, data: dict[str, Any]) -> "ImageJob":
         win = data.get("window")
         return cls(int(data["image_id"]), str(data["path"]), int(data["width"]), int(data["height"]),
-                   tuple(int(v) for v in win) if win is not None and len(win) else None)  # type: ignore[arg-type]
+                   tuple(int(v) for v in win) if win is not None and len(win) else None)  # type: ignore[arg-type]  # a 4-tuple from the job dict
 
 
 @dataclass
@@ -174,7 +174,7 @@ def segment_job(runner: TileRunner, job: ImageJob, settings: BatchSettings) -> I
 
     def flush() -> None:
         for result in runner.run(batch):
-            assembler.add(result)  # type: ignore[union-attr]
+            assembler.add(result)  # type: ignore[union-attr]  # set by open() before add() runs
         batch.clear()
 
     for item in read_tiles(job, settings):

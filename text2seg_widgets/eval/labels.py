@@ -248,7 +248,7 @@ def _parse_mapping(data: Mapping[str, Any], *, source: str) -> LabelMapping:
         raise InputError(f"mapping {source}: class names must be unique, got {classes}")
     if len(classes) >= IGNORE_INDEX:
         raise InputError(f"mapping {source}: at most {IGNORE_INDEX - 1} classes are supported")
-    mapping = LabelMapping(classes=classes, encoding=encoding,  # type: ignore[arg-type]
+    mapping = LabelMapping(classes=classes, encoding=encoding,  # type: ignore[arg-type]  # validated against ENCODINGS above
                            name=str(data.get("name", source)), description=str(data.get("description", "")))
     if encoding == "index":
         mapping.values = {_int_key(k, source): _class_ref(v, classes, source)
@@ -360,8 +360,8 @@ def _read_raster(path: Path, rgb: bool) -> np.ndarray:
 
     with Image.open(path) as img:
         if rgb and img.mode not in ("RGB", "RGBA"):
-            img = img.convert("RGB")
-        elif img.mode in ("I;16", "I;16B", "I;16L"):
+            return np.array(img.convert("RGB"))
+        if img.mode in ("I;16", "I;16B", "I;16L"):
             return np.array(img).astype(np.uint16)
         return np.array(img)
 

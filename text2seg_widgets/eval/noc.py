@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Protocol, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -184,7 +184,7 @@ def mask_to_low_res_logits(mask: np.ndarray, size: int = 256, value: float = 10.
     h, w = mask.shape
     scale = size / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.array(Image.fromarray(mask.astype(np.uint8) * 255).resize((new_w, new_h), Image.BILINEAR)) >= 128
+    small = np.array(Image.fromarray(mask.astype(np.uint8) * 255).resize((new_w, new_h), Image.Resampling.BILINEAR)) >= 128
     out = np.full((1, size, size), -value, dtype=np.float32)
     out[0, :new_h, :new_w] = np.where(small, value, -value)
     return out
@@ -193,10 +193,21 @@ def mask_to_low_res_logits(mask: np.ndarray, size: int = 256, value: float = 10.
 # ----------------------------------------------------------------------------------- simulation
 
 
+class Prompter(Protocol):
+    """What the click simulation asks of a segmenter: decode one prompt (its image already set)."""
+
+    name: str
+    supports_points: bool
+
+    def predict(self, *, points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
+                box: np.ndarray | None = None, mask_input: np.ndarray | None = None,
+                multimask: bool = False) -> MaskPrediction: ...
+
+
 class _Session:
     """The prompts given so far for one object, and the segmenter's last answer."""
 
-    def __init__(self, segmenter: PromptableSegmenter, feed_logits: bool) -> None:
+    def __init__(self, segmenter: Prompter, feed_logits: bool) -> None:
         self.segmenter = segmenter
         self.feed_logits = feed_logits
         self.points: list[tuple[int, int]] = []
@@ -225,12 +236,12 @@ class _Session:
         return masks[best].astype(bool)
 
 
-def _box_only_flag(segmenter: PromptableSegmenter) -> bool | None:
+def _box_only_flag(segmenter: Prompter) -> bool | None:
     flag = getattr(segmenter, "supports_points", None)
     return None if flag is None else not bool(flag)
 
 
-def simulate_object(segmenter: PromptableSegmenter, gt: np.ndarray, *, start: Start = "none",
+def simulate_object(segmenter: Prompter, gt: np.ndarray, *, start: Start = "none",
                     init_mask: np.ndarray | None = None, ignore: np.ndarray | None = None,
                     max_clicks: int = DEFAULT_MAX_CLICKS, feed_logits: bool = True,
                     stop_at: float | None = None, class_name: str = "") -> ObjectTrace:
@@ -310,13 +321,15 @@ class _BoxOnly:
 
     supports_points = False
 
-    def __init__(self, inner: PromptableSegmenter) -> None:
+    def __init__(self, inner: Prompter) -> None:
         self._inner = inner
         self.name = getattr(inner, "name", "?")
 
-    def predict(self, **kwargs: Any) -> MaskPrediction:
-        kwargs["mask_input"] = None
-        return self._inner.predict(**kwargs)
+    def predict(self, *, points: np.ndarray | None = None, point_labels: np.ndarray | None = None,
+                box: np.ndarray | None = None, mask_input: np.ndarray | None = None,
+                multimask: bool = False) -> MaskPrediction:
+        return self._inner.predict(points=points, point_labels=point_labels, box=box, mask_input=None,
+                                   multimask=multimask)
 
 
 def _finish(trace: ObjectTrace, max_clicks: int, *, box_only: bool) -> ObjectTrace:

@@ -85,6 +85,9 @@ def evaluate(pred: Any, gt: "str | Path | np.ndarray", mapping: "str | Path | La
     if isinstance(pred, np.ndarray):
         gt_map = _gt_array(gt, mapping, unknown)
         return {"prediction": evaluate_arrays([("prediction", gt_map, pred)], mapping.classes)}
+    if isinstance(gt, np.ndarray):
+        raise InputError("a ground-truth array pairs with a prediction array only; give ground-truth "
+                         "label files for a project or prediction files")
     if hasattr(pred, "images") and hasattr(pred, "candidates"):
         return evaluate_project(pred, gt, mapping, source=source, per_branch=per_branch, statuses=statuses,
                                 unknown=unknown, unknown_classes=unknown_classes)
@@ -287,6 +290,7 @@ def _instance_groups(project: Any, rec: Any, source: Source, branches: Sequence[
     per_branch = branches is not None
     main_group = "all" if per_branch else source
     groups[main_group] = []
+    records: list[tuple[str, float, np.ndarray, str | None]]
     if source == "annotations":
         records = [(r.class_name, float(r.score if r.score is not None else 1.0), r.mask(), None)
                    for r in project.annotations(rec.id)]
@@ -296,13 +300,13 @@ def _instance_groups(project: Any, rec: Any, source: Source, branches: Sequence[
                    if statuses is None or r.status in statuses]
     for branch in branches or ():
         groups[branch] = []
-    for class_name, score, mask, branch in records:
+    for class_name, score, mask, item_branch in records:
         index = mapping.class_index(class_name)
         if index is None:
             unknown_names.add(class_name)
             continue
         groups[main_group].append((index, score, mask))
         if per_branch:
-            groups[str(branch)].append((index, score, mask))
+            groups[str(item_branch)].append((index, score, mask))
     return groups
 

@@ -113,7 +113,8 @@ def build_coco(project: Project, images: list[ImageRecord], *, polygons: bool = 
     categories = [{"id": i, "name": c.name, "supercategory": "", "color": c.color,
                    "text2seg_class_id": c.id} for i, c in enumerate(project.classes, start=1)]
     stats = {"polygons": 0, "rle_fallback_holes": 0, "skipped_empty": 0}
-    coco_images, anns = [], []
+    coco_images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for coco_img_id, rec in enumerate(images, start=1):
         name = (file_names or {}).get(rec.id)
         coco_images.append(_image_entry(coco_img_id, rec, name or _file_name(rec, image_root),

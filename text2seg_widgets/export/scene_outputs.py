@@ -114,7 +114,8 @@ class SceneWriter:
         paths["labels_png"] = self._write_png()
         paths["vectors"] = None
         if vectors is not None:
-            boxes = [(c.class_name, *c.bbox, c.score) for c in candidates]
+            boxes = [(c.class_name, float(c.bbox[0]), float(c.bbox[1]), float(c.bbox[2]), float(c.bbox[3]),
+                      float(c.score)) for c in candidates]
             records = raster_to_records(self.labels_tif, self.names, min_px=min_area_px, boxes=boxes)
             paths["vectors"] = write_features(records, self.out / f"vectors.{vectors}", self.crs,
                                               "GPKG" if vectors == "gpkg" else "GeoJSON")

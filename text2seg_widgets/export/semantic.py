@@ -75,8 +75,8 @@ def export_semantic(project: Project, out: str | Path, *,
     if images not in IMAGE_MODES:
         raise InputError(f"images must be one of {', '.join(IMAGE_MODES)}, got {images!r}")
     images_mode = images
-    images = select_images(project, states)
-    for rec in images:
+    records = select_images(project, states)
+    for rec in records:
         check_whole_image(rec.width, rec.height, f"image {rec.id} ({rec.path}) is too big for one "
                           "label file", "Export it as COCO (masks stay run-length encoded), or add the "
                           "scene as tiles (`project add-images PROJECT FILE --tile 4096`) and export those")
@@ -85,8 +85,8 @@ def export_semantic(project: Project, out: str | Path, *,
     entries, pixel_counts = [], {r["name"]: 0 for r in table}
     with atomic_dir(out, overwrite=overwrite, protected=protected_by(project)) as tmp:
         (tmp / "labels").mkdir()
-        placed = place_images(project, images, tmp, images_mode) if images_mode != "none" else {}
-        for rec in images:
+        placed = place_images(project, records, tmp, images_mode) if images_mode != "none" else {}
+        for rec in records:
             labels = label_raster(rec, project.annotations(rec.id), index, unlabelled)
             stem = image_stem(rec)
             write_palette_png(tmp / "labels" / f"{stem}.png", labels, palette)
@@ -106,10 +106,10 @@ def export_semantic(project: Project, out: str | Path, *,
         write_json(tmp / "images.json", entries, indent=2)
         return write_manifest(
             tmp, "semantic", project=str(project.folder.absolute()), project_id=project.project_id, classes=table,
-            counts={"images": len(images), "geotiffs": sum(bool(e["label_tif"]) for e in entries),
+            counts={"images": len(records), "geotiffs": sum(bool(e["label_tif"]) for e in entries),
                     "pixels": pixel_counts},
             options={"states": None if states is None else list(states),
                      "unlabelled": unlabelled, "ignore_value": IGNORE, "images": images_mode,
                      "overlap_rule": "highest score wins; equal scores: newest annotation"},
             images=entries,
-            left_out=left_out(project, images, states))
+            left_out=left_out(project, records, states))

@@ -53,10 +53,11 @@ def _field_types(records: Sequence[Mapping[str, Any]], schema: Mapping[str, str]
 def _column(records: Sequence[Mapping[str, Any]], key: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
     values = [rec.get(key) for rec in records]
     missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values], bool)
+    arr: np.ndarray
     if kind == "int":
-        arr = np.array([0 if m else int(v) for v, m in zip(values, missing)], np.int64)
+        arr = np.array([0 if v is None or m else int(v) for v, m in zip(values, missing)], np.int64)
     elif kind == "float":
-        arr = np.array([math.nan if m else float(v) for v, m in zip(values, missing)], np.float64)
+        arr = np.array([math.nan if v is None or m else float(v) for v, m in zip(values, missing)], np.float64)
     else:
         arr = np.array(["" if m else str(v) for v, m in zip(values, missing)], dtype=object)
     return arr, missing

@@ -35,7 +35,8 @@ def _records(project: Project, images: list[Any]) -> tuple[list[dict[str, Any]],
 
     from text2seg_widgets.imagery.vectors import area_m2
 
-    geo, pixel = [], []
+    geo: list[dict[str, Any]] = []
+    pixel: list[dict[str, Any]] = []
     class_ids = {c.name: c.id for c in project.classes}
     for rec in images:
         grid = rec.transform if rec.georeferenced else (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)

@@ -179,14 +179,14 @@ class Scene:
         win = self._check_window(window, False)
         if data is None:
             data = self.read(win, bands, out_shape=out_shape, resampling=Resampling.nearest)
-        valid = np.ones(data.shape[1:], bool)
+        valid: np.ndarray = np.ones(data.shape[1:], bool)
         if self.nodata is not None or np.issubdtype(data.dtype, np.floating):
             bad = np.zeros(data.shape, bool)
             if self.nodata is not None:
                 bad |= data == self.nodata if not np.isnan(self.nodata) else np.isnan(data)
             if np.issubdtype(data.dtype, np.floating):
                 bad |= ~np.isfinite(data)
-            valid = ~bad.all(axis=0)
+            valid = np.asarray(~bad.all(axis=0))
         flags = self._mask_flags[0] if self._mask_flags else []
         if self.nodata is None and (MaskFlags.per_dataset in flags or MaskFlags.alpha in flags):
             kwargs: dict[str, Any] = {"window": win}

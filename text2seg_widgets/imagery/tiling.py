@@ -78,7 +78,7 @@ def tile_grid(width: int, height: int, tile_size: int = 1024, overlap: int = 128
     xs, ys = axis_offsets(width, tile_size, overlap), axis_offsets(height, tile_size, overlap)
     x_cores, y_cores = axis_cores(width, xs, tile_size), axis_cores(height, ys, tile_size)
     tw, th = min(tile_size, width), min(tile_size, height)
-    tiles = []
+    tiles: list[Tile] = []
     for r, (y, (cy0, cy1)) in enumerate(zip(ys, y_cores)):
         for c, (x, (cx0, cx1)) in enumerate(zip(xs, x_cores)):
             tiles.append(Tile(len(tiles), r, c, Window(x, y, tw, th), Window(cx0, cy0, cx1 - cx0, cy1 - cy0)))

@@ -153,14 +153,14 @@ def raster_to_records(path: str | os.PathLike, class_names: Sequence[str], *, mi
         crs, tr = ds.crs, ds.transform
     pixel_area = abs(tr.a * tr.e - tr.b * tr.d)
     by_class: dict[str, list[tuple[Any, float]]] = {}
-    for name, x, y, w, h, score in boxes:
-        by_class.setdefault(name, []).append((box(x, y, x + w, y + h), float(score)))
+    for name, x, y, w, h, box_score in boxes:
+        by_class.setdefault(name, []).append((box(x, y, x + w, y + h), float(box_score)))
     trees = {k: (STRtree([b for b, _ in v]), [s for _, s in v]) for k, v in by_class.items()}
     records = []
     for value, poly in polygonize_raster(path, min_px=min_px, strip_rows=strip_rows):
         name = class_names[value - 1] if 1 <= value <= len(class_names) else f"class_{value}"
         c0, r0, c1, r1 = _pixel_rows(poly, tr)
-        score = None
+        score: float | None = None
         if name in trees:
             tree, scores = trees[name]
             hits = tree.query(box(c0, r0, c1, r1))

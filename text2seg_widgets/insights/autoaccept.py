@@ -53,7 +53,8 @@ class AcceptPlan:
 
     @property
     def expected_wrong(self) -> float:
-        return 0.0 if not self.count else self.count * (1.0 - float(self.estimated_precision))
+        precision = self.estimated_precision
+        return 0.0 if precision is None else self.count * (1.0 - precision)
 
     def summary(self) -> str:
         where = "the whole project" if self.image_id is None else f"image {self.image_id}"
@@ -105,8 +106,8 @@ def preview_accept_calibrated(project: Any, image_id: int | None = None, *,
         t = table[key]
         items = sorted(chosen[key], key=lambda s: (-s[0], s[1]))
         ids += [cid for _, cid in items]
-        groups.append(GroupPlan(key[0], key[1], float(t.threshold),  # type: ignore[arg-type]
-                                float(t.precision), len(items)))  # type: ignore[arg-type]
+        groups.append(GroupPlan(key[0], key[1], float(t.threshold),  # type: ignore[arg-type]  # ok thresholds carry threshold and precision
+                                float(t.precision), len(items)))  # type: ignore[arg-type]  # ok thresholds carry threshold and precision
     notes = []
     for key in sorted(missing):
         t = table.get(key)

@@ -76,10 +76,12 @@ class Threshold:
 
 def _fit_group(key: Key, rows: list[Decision], target: float, min_decisions: int,
                confidence: float) -> Threshold:
-    base = dict(class_name=key[0], branch=key[1], decisions=len(rows), target_precision=target,
-                min_decisions=min_decisions)
+    def threshold(**found: Any) -> Threshold:
+        return Threshold(class_name=key[0], branch=key[1], decisions=len(rows), target_precision=target,
+                         min_decisions=min_decisions, **found)
+
     if len(rows) < min_decisions:
-        return Threshold(threshold=None, precision=None, low=None, high=None, above=0, status="too few", **base)
+        return threshold(threshold=None, precision=None, low=None, high=None, above=0, status="too few")
     rows = sorted(rows, key=lambda d: -d.score)
     best: tuple[float, int, int, float] | None = None  # (precision, k, n, score) of the best valid cut
     found: tuple[int, int, float] | None = None
@@ -96,13 +98,14 @@ def _fit_group(key: Key, rows: list[Decision], target: float, min_decisions: int
         if k / n >= target:
             found = (k, n, d.score)  # lower scores come later: the last hit is the lowest cut
     if found is None:
-        prec, kb, nb, _ = best  # type: ignore[misc]
+        if best is None:  # every cut had fewer than min_decisions decisions
+            return threshold(threshold=None, precision=None, low=None, high=None, above=0, status="too few")
+        prec, kb, nb, _ = best
         low, high = wilson_interval(kb, nb, confidence)
-        return Threshold(threshold=None, precision=prec, low=low, high=high, above=nb, status="unreachable",
-                         **base)
+        return threshold(threshold=None, precision=prec, low=low, high=high, above=nb, status="unreachable")
     k, n, score = found
     low, high = wilson_interval(k, n, confidence)
-    return Threshold(threshold=float(score), precision=k / n, low=low, high=high, above=n, status="ok", **base)
+    return threshold(threshold=float(score), precision=k / n, low=low, high=high, above=n, status="ok")
 
 
 def fit_thresholds(rows: Iterable[Decision], *, target_precision: float = 0.95, min_decisions: int = 20,

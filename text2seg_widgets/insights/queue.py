@@ -126,7 +126,7 @@ def _threshold_doubt(item: _Live, t: Threshold | None, near: float) -> tuple[flo
                      f"{item.branch} yet")
     gap = round(abs(item.score - float(t.threshold)), 9)  # type: ignore[arg-type]  # 0.9 - 0.8 is 0.0999..
     if gap >= near:
-        side = "above" if item.score >= float(t.threshold) else "below"  # type: ignore[arg-type]
+        side = "above" if item.score >= float(t.threshold) else "below"  # type: ignore[arg-type]  # only calibrated thresholds (not None) reach here
         return 0.0, f"score {item.score:.2f} well {side} the calibrated threshold {t.threshold:.2f}"
     return 1.0 - gap / near, (f"score {item.score:.2f} is near the calibrated threshold {t.threshold:.2f} "
                               f"for {item.class_name} / {item.branch}")
@@ -164,7 +164,7 @@ def review_queue(project: Any, *, limit: int | None = None, thresholds: Mapping[
             c = rec.candidate
             by_image.setdefault(rec.image_id, []).append(_Live(
                 rec.id, rec.image_id, rec.class_name, str(c.branch), float(c.score), status,
-                tuple(float(v) for v in c.bbox), int(c.area), c.rle))  # type: ignore[arg-type]
+                tuple(float(v) for v in c.bbox), int(c.area), c.rle))  # type: ignore[arg-type]  # a 4-float bbox
     items = []
     for image_id in sorted(by_image):
         live = by_image[image_id]
@@ -185,7 +185,7 @@ def _change(cand: _Live, threshold: Threshold | None, kn: tuple[int, int]) -> tu
     """Chance that a look changes the outcome, and the acceptance evidence behind it."""
     p = (kn[0] + 1) / (kn[1] + 2)
     auto = (threshold is not None and threshold.status == "ok"
-            and cand.score >= float(threshold.threshold))  # type: ignore[arg-type]
+            and cand.score >= float(threshold.threshold))  # type: ignore[arg-type]  # only calibrated thresholds (not None) reach here
     lo = _tenth(cand.score) / 10
     why = None if not kn[1] else (f"{kn[0]} of {kn[1]} {cand.class_name} / {cand.branch} candidates scoring "
                                   f"{lo:.1f}-{lo + 0.1:.1f} were accepted")

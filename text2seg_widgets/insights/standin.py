@@ -128,7 +128,8 @@ def plan_prompts(objects: Sequence[GTObject], shape: tuple[int, int], rng: np.ra
                 n_true += 1
         n_fp = int(round(rate / (1.0 - rate) * n_true)) if n_true else 0
         others = [i for i, o in enumerate(objects) if o.class_name != cls]
-        sizes = [(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in objects] or [(width / 8, height / 8)]
+        sizes: list[tuple[float, float]] = [(float(o.box[2] - o.box[0]), float(o.box[3] - o.box[1]))
+                                            for o in objects] or [(width / 8, height / 8)]
         for k in range(n_fp):
             # half of a class's false positives come from its bad prompts (when it has any)
             prompt = str(rng.choice(bad[cls]) if bad.get(cls) and rng.random() < 0.5 else rng.choice(good))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,10 @@ from PIL import Image
 from text2seg_widgets.errors import InputError, MissingWeightsError, UnknownModelError
 from text2seg_widgets.models._validate import check_rgb
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
+
+if TYPE_CHECKING:  # open_clip ships no type hints: these name the real classes for readers
+    from open_clip.model import CLIP as OpenClipModel
+    from open_clip.transformer import VisionTransformer
 
 __all__ = ["OpenClipScorer", "heatmap_points", "surgery_forward", "feature_surgery"]
 
@@ -57,7 +61,7 @@ def _vv_attention(block: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
     return attn.out_proj(out.transpose(1, 2).reshape(b, n, d))
 
 
-def surgery_forward(visual: torch.nn.Module, x: torch.Tensor,
+def surgery_forward(visual: "VisionTransformer", x: torch.Tensor,
                     depth: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run an open_clip ``VisionTransformer`` on normalised pixels ``x`` (B, 3, S, S).
 
@@ -149,12 +153,12 @@ class OpenClipScorer:
     ``surgery_depth`` is the number of final blocks given the v-v path (default: 6, as the authors
     use for ViT-B, or all blocks of a shallower tower)."""
 
-    def __init__(self, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, name: str = "clip",
+    def __init__(self, model: "OpenClipModel", preprocess: Callable, tokenizer: Callable, name: str = "clip",
                  device: str | torch.device = "auto", dtype: str | torch.dtype | None = "auto",
                  surgery_depth: int | None = None) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.model = model.to(self.device).eval()
+        self.model: OpenClipModel = model.to(self.device).eval()
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.name = name
@@ -200,7 +204,8 @@ class OpenClipScorer:
 
     @property
     def grid_size(self) -> tuple[int, int]:
-        return tuple(int(v) for v in self.model.visual.grid_size)  # type: ignore[return-value]
+        gh, gw = self.model.visual.grid_size
+        return int(gh), int(gw)
 
     def _text(self, prompts: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(prompts)).to(self.device)

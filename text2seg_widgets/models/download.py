@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import http.client
 import logging
 import os
@@ -251,14 +252,8 @@ def _open_file(path: str, offset: int) -> tuple[BinaryIO, int, int | None]:
     return handle, start, total
 
 
-class _EmptyStream:
-    """A closed-at-once stream, for a resume that finds nothing left to read."""
-
-    def read(self, _n: int = -1) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        return None
+class _EmptyStream(io.BytesIO):
+    """A stream with nothing in it, for a resume that finds nothing left to read."""
 
     def __enter__(self) -> "_EmptyStream":
         return self

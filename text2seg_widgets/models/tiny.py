@@ -74,7 +74,8 @@ def clip_bpe_tokenizer() -> Any:
     rename = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
     vocab = {rename.get(k, k): v for k, v in simple.encoder.items()}
     merges = [tuple(pair) for pair, _ in sorted(simple.bpe_ranks.items(), key=lambda kv: kv[1])]
-    return CLIPTokenizer(vocab=vocab, merges=merges)
+    # transformers hints merges as list[str]; its BPE loader takes (a, b) pairs as well
+    return CLIPTokenizer(vocab=vocab, merges=merges)  # type: ignore[arg-type]  # transformers hints list[str]; its BPE loader takes pairs too
 
 
 # -- SAM ---------------------------------------------------------------------------------------

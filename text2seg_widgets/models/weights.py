@@ -255,10 +255,13 @@ def expected_path(name_or_spec: str | WeightSpec, *, cache_dir: PathArg = None) 
 
 
 def _relative_name(spec: WeightSpec) -> str:
-    """The path of a cached spec inside its ``<root>/<name>/`` folder (``""`` for a folder spec)."""
+    """The path of a cached spec inside its ``<root>/<name>/`` folder (``""`` for a folder spec
+    or a source that is not downloaded into the cache)."""
     if isinstance(spec.source, UrlSource):
         return spec.source.filename
-    return spec.source.files[0] if spec.kind == "file" else ""
+    if isinstance(spec.source, HubSource) and spec.kind == "file":
+        return spec.source.files[0]
+    return ""
 
 
 def _top_level_importable(package: str) -> bool:

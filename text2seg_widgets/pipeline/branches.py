@@ -143,8 +143,8 @@ def _generate(gen: object, image: np.ndarray, config: PipelineConfig) -> list:
     overrides = config.amg_overrides()
     settings = getattr(gen, "settings", None)
     if overrides and settings is not None and dataclasses.is_dataclass(settings):
-        return gen.generate(image, settings=dataclasses.replace(settings, **overrides))  # type: ignore[attr-defined]
-    return gen.generate(image)  # type: ignore[attr-defined]
+        return gen.generate(image, settings=dataclasses.replace(settings, **overrides))  # type: ignore[attr-defined, type-var]  # duck-typed: FastMaskGenerator takes settings
+    return gen.generate(image)  # type: ignore[attr-defined]  # duck-typed mask generator
 
 
 def _crop_features(clip: object, image: np.ndarray, masks: list) -> np.ndarray:
@@ -152,7 +152,7 @@ def _crop_features(clip: object, image: np.ndarray, masks: list) -> np.ndarray:
     out = []
     for start in range(0, len(masks), CROP_BATCH):
         crops = [masked_crop(image, m.mask) for m in masks[start:start + CROP_BATCH]]
-        out.append(np.asarray(clip.encode_crops(crops), dtype=np.float64))  # type: ignore[attr-defined]
+        out.append(np.asarray(clip.encode_crops(crops), dtype=np.float64))  # type: ignore[attr-defined]  # duck-typed CLIP scorer
     return np.concatenate(out)
 
 

@@ -307,7 +307,7 @@ def run_tiles(pipeline: _Pipeline, items: Sequence[TileInput], *, encoder: TileE
         embeddings = encode_tiles(encoder, images)
         for n, k in enumerate(todo):
             if embeddings is not None:
-                encoder.install(images[n], embeddings[n])  # type: ignore[union-attr]
+                encoder.install(images[n], embeddings[n])  # type: ignore[union-attr]  # encoder is the batcher whenever embeddings exist
             result = pipeline.run(images[n])
             labels, scores = _labels_at_source(result, items[k].valid)
             out[k] = TileResult(items[k], list(result.candidates), labels, scores, False)

@@ -103,12 +103,12 @@ class AddImagesMixin:
         ids: list[int] = []
         twins: list[DuplicateImage] = []
         with self._db.raw() as tx:
-            for path, win, meta in good:
-                twin = None if allow_duplicates else self._duplicate_of(tx, path, win, meta.checksum)
+            for path, window, meta in good:
+                twin = None if allow_duplicates else self._duplicate_of(tx, path, window, meta.checksum)
                 if twin is not None:
                     twins.append(DuplicateImage(str(path), twin, self._path_of(tx, twin)))
                 else:
-                    ids.append(self._insert_image(tx, path, win, meta))
+                    ids.append(self._insert_image(tx, path, window, meta))
         return ImageBatch(tuple(self.image(i) for i in ids), tuple(failed), tuple(twins))
 
 

@@ -102,7 +102,7 @@ class Claims:
 
     def held(self, kind: str | None = None) -> list[tuple[int, str, str, float]]:
         """Live and stale claims: ``(image_id, kind, holder, expires_at)``."""
-        sql, params = "SELECT image_id, kind, holder, expires_at FROM claims", ()
+        sql, params = "SELECT image_id, kind, holder, expires_at FROM claims", tuple[str, ...]()
         if kind is not None:
             sql, params = sql + " WHERE kind = ?", (kind,)
         return [(int(r[0]), str(r[1]), str(r[2]), float(r[3]))

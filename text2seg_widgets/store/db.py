@@ -75,7 +75,7 @@ class Tx:
         marks = ", ".join("?" for _ in values)
         cur = self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})",
                                 tuple(values.values()))
-        row_id = int(cur.lastrowid)  # type: ignore[arg-type]
+        row_id = int(cur.lastrowid)  # type: ignore[arg-type]  # lastrowid is set after an INSERT
         self._log(table, row_id, None, self.row(table, row_id))
         return row_id
 
@@ -177,7 +177,7 @@ class Database:
                     cur = self.conn.execute(
                         "INSERT INTO actions (description, user, at) VALUES (?, ?, ?)",
                         (description, user, now()))
-                    action_id = int(cur.lastrowid)  # type: ignore[arg-type]
+                    action_id = int(cur.lastrowid)  # type: ignore[arg-type]  # lastrowid is set after an INSERT
                 tx = Tx(self.conn, action_id)
                 yield tx
                 if action_id is not None:

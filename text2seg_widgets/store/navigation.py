@@ -132,8 +132,8 @@ class NavigationMixin:
             return self.image(ids[0]) if ids else None
         ahead = [i for i in ids if (i > start if forward else i < start)]
         behind = [i for i in ids if (i < start if forward else i > start)]
-        found = (ahead or behind or [None])[0]
-        return None if found is None else self.image(found)
+        found = ahead or behind
+        return self.image(found[0]) if found else None
 
 
 def _names(rec: "ImageRecord") -> dict[str, str]:

@@ -258,7 +258,7 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
         :class:`InputError` saying which."""
         path = Path(path)
         win = tuple(int(v) for v in window) if window is not None else None
-        meta = read_image_meta(path, win)  # type: ignore[arg-type]
+        meta = read_image_meta(path, win)  # type: ignore[arg-type]  # a 4-tuple window
         with self._db.raw() as tx:
             twin = None if allow_duplicates else self._duplicate_of(tx, path, win, meta.checksum)
             if twin is not None:

@@ -138,7 +138,7 @@ def image_from_row(row: Any, resolve: Any) -> ImageRecord:
     return ImageRecord(id=row["id"], path=str(resolve(row["path"])), width=row["width"],
                        height=row["height"], crs=row["crs"],
                        transform=tuple(json.loads(row["transform"])), checksum=row["checksum"],
-                       state=row["state"], window=win,  # type: ignore[arg-type]
+                       state=row["state"], window=win,
                        state_user=row["state_user"], state_at=row["state_at"],
                        state_note=row["state_note"])
 

@@ -112,7 +112,7 @@ class ReviewMixin:
         with self._db.raw() as tx:
             if mark_processed and tx.conn.execute(
                     "SELECT 1 FROM processed WHERE image_id = ? AND run_id = ?",
-                    (rec.id, int(run_id))).fetchone():  # type: ignore[arg-type]
+                    (rec.id, run_id)).fetchone():
                 log.warning("image %d was already stored by run %s (another process of the same "
                             "run); these %d candidates are not stored twice", rec.id, run_id,
                             len(rows))
@@ -125,14 +125,14 @@ class ReviewMixin:
             ids = [tx.insert("candidates", row) for row in rows]
             if mark_processed:
                 tx.conn.execute("INSERT OR IGNORE INTO processed (image_id, run_id, at) VALUES "
-                                "(?, ?, ?)", (rec.id, int(run_id), now()))  # type: ignore[arg-type]
+                                "(?, ?, ?)", (rec.id, run_id, now()))
         return ids
 
     def candidates(self, image_id: int | None = None,
                    status: str | None = None) -> list[CandidateRecord]:
         if status is not None and status not in CANDIDATE_STATUSES:
             raise InputError(f"unknown status {status!r}; use one of {CANDIDATE_STATUSES}")
-        sql, params = "SELECT * FROM candidates WHERE 1=1", []
+        sql, params = "SELECT * FROM candidates WHERE 1=1", list[Any]()
         if image_id is not None:
             sql, params = sql + " AND image_id = ?", [*params, int(image_id)]
         if status is not None:
@@ -278,7 +278,9 @@ class ReviewMixin:
         """Add many masks as ONE undoable action (e.g. an import). Each item: ``image_id``,
         ``mask`` (array or RLE), ``class_name``, optional ``source`` (default ``import``) and
         ``score``. Empty masks are skipped."""
-        who, stamp, rows, images = user or self.user, now(), [], {}
+        who, stamp = user or self.user, now()
+        rows: list[dict[str, Any]] = []
+        images: dict[int, ImageRecord] = {}
         ids_by_name = {c.name: c.id for c in self.classes}
         for item in items:
             rec = images.get(item["image_id"]) or self.image(item["image_id"])

@@ -354,14 +354,15 @@ class Annotator:
         return lambda *args: self._ui(action, *args)
 
     def _panel_actions(self) -> dict[str, Callable[..., Any]]:
-        return {name: self._ui_of(action) for name, action in {
+        actions: dict[str, Callable[..., Any]] = {
             "accept": self.accept_selected, "reject": self.reject_selected, "relabel": self.relabel_selected,
             "delete": self.delete_selected, "accept_above": self.accept_above, "next": self.next_image,
             "undo": self.undo, "redo": self.redo, "run": self.run_prompt, "tool": self.set_mode,
             "class": self.set_class, "item": self._item_picked, "previous": self.go_previous,
             "forward": self.go_next, "done_reject": self.finish_reject_rest, "skip": self.skip_image,
             "filter": self.set_filter, "goto": self.navigation.goto_typed,
-            "image": self.navigation.image_picked, "order": self.set_order}.items()}
+            "image": self.navigation.image_picked, "order": self.set_order}
+        return {name: self._ui_of(action) for name, action in actions.items()}
 
     def _item_picked(self, value: Any) -> None:
         if value and value != self.state.selection:

@@ -67,9 +67,11 @@ class Display:
         if class_name not in names:
             raise InputError(f"unknown class {class_name!r}; choose one of {', '.join(names) or '(none)'}")
 
-    def require_image(self) -> None:
+    def require_image(self) -> int:
+        """The open image's id; :class:`InputError` when none is open."""
         if self.state.image_id is None:
             raise InputError("no image is open: add images with project.add_image(path), then refresh()")
+        return self.state.image_id
 
     def require_selection(self) -> MaskItem:
         item = self.selected_item()

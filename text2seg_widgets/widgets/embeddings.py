@@ -51,7 +51,7 @@ class EmbeddingKeeper:
 
             cache = EmbeddingCache.from_env()
         self.segmenter = segmenter
-        self.cache: EmbeddingCache | None = cache  # type: ignore[assignment]
+        self.cache: EmbeddingCache | None = cache
         self.lock = threading.RLock()
         self.current: Any = None
         self._worker: Worker | None = None

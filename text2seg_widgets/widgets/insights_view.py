@@ -120,7 +120,7 @@ class InsightsView:
         self.widget.selected_index = None
 
     def _bind(self, ui: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-        clicks = {self.calibrate_button: self.calibrate, self.accept_button: self.accept_above_calibrated,
+        clicks: dict[w.Button, Callable[..., Any]] = {self.calibrate_button: self.calibrate, self.accept_button: self.accept_above_calibrated,
                   self.prune_button: self.prune}
         for button, action in clicks.items():
             handler = _on_click(ui(action))

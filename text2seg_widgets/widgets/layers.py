@@ -166,11 +166,12 @@ class MaskLayers:
         """Outline ``item`` (None: nothing) in the selection layer, which stays on the map in its
         own pane (see :data:`SELECTED_PANE`); nothing is sent when the outline is unchanged."""
         geom = self.geometry(item) if item is not None else None
-        shown = None if geom is None else (item.key, item.digest)
+        shown = None if geom is None or item is None else (item.key, item.digest)
         if shown == self._highlighted:
             return
-        feats = [] if geom is None else [{"type": "Feature", "geometry": geom,
-                                          "properties": {"kind": item.kind, "id": item.id, "style": SELECTED_STYLE}}]
+        feats = [] if geom is None or item is None else [
+            {"type": "Feature", "geometry": geom,
+             "properties": {"kind": item.kind, "id": item.id, "style": SELECTED_STYLE}}]
         self.selected.data = _collection(feats)
         self._highlighted = shown
 

@@ -98,6 +98,7 @@ def update_detail(m: ipyleaflet.Map, detail: ipyleaflet.ImageOverlay | None, ima
             m.remove(detail)
         return None
     x0, y0, x1, y1 = needed
+    assert image is not None  # a detail window is only computed for an image
     url = png_data_url(image.rgb[y0:y1, x0:x1], max_side=max_side)
     bounds = ((-float(y1), float(x0)), (-float(y0), float(x1)))
     if detail is None or detail not in m.layers:

@@ -126,7 +126,7 @@ class SidePanel:
                                             **slider)
 
     def _layout(self, width: str) -> w.VBox:
-        settings = w.VBox([_row(self.branches.values()), self.box_threshold, self.clip_threshold],
+        settings = w.VBox([_row(list(self.branches.values())), self.box_threshold, self.clip_threshold],
                           layout=w.Layout(width="100%", overflow="hidden")).add_class("t2s-settings")
         extras = w.Accordion(children=[settings, self.help], titles=("prompt settings", "help"),
                              layout=w.Layout(width="95%"))

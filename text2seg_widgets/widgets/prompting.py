@@ -93,7 +93,7 @@ class Prompting:
         """Run the pipeline for ``class_name`` described by ``prompt`` (default: every class with its
         own prompts). With ``wait`` the run happens here and the new candidate ids are returned;
         otherwise it runs on a background worker (returned) and the map updates when it ends."""
-        self.display.require_image()
+        image_id = self.display.require_image()
         if self.state.image is None:
             raise InputError("the image pixels are not available (file missing?); cannot run prompts")
         if self.models is None:
@@ -101,7 +101,6 @@ class Prompting:
                              "the Annotator; " + WEIGHTS_HINT)
         pipe = self._pipeline(prompt, class_name, branches)
         rgb, window = self._run_region()
-        image_id = self.state.image_id
 
         def work() -> list[Any]:
             from text2seg_widgets.pipeline import tiles
@@ -167,6 +166,8 @@ class Prompting:
             raise InputError("the project has no classes: add one with project.add_class(name)")
         if prompt and prompt.strip():
             name = class_name or self.state.current_class
+            if name is None:
+                raise InputError("pick the class this prompt describes first (the class menu)")
             self.display.check_class(name)
             classes = ClassSet.from_names({name: [prompt.strip()]})
         elif class_name:
