@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
 from text2seg_widgets.cli.segment import parse_models
-from text2seg_widgets.errors import Text2SegError
+from text2seg_widgets.errors import InputError, Text2SegError
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["COMMANDS", "embed", "segmenter_spec"]
 
@@ -35,7 +38,7 @@ def segmenter_spec(models_arg: str) -> dict[str, str]:
     return {"segmenter": _PRESET_SEGMENTER.get(parsed, parsed)}
 
 
-def _items(project: Any, ids: list[int], failed: dict[Any, str], claim: Any,
+def _items(project: "Project", ids: list[int], failed: dict[Any, str], claim: Any,
            elsewhere: list[int]) -> Iterator[Any]:
     """The project's images as :class:`EmbedItem` (pixels as the Annotator reads them); an image
     another ``embed`` holds (``claim`` says no) is passed over into ``elsewhere``."""
@@ -74,6 +77,8 @@ def _run(proj: Any, ids: list[int], failed: dict[Any, str], elsewhere: list[int]
     from text2seg_widgets.models.factory import load_models
 
     segmenter = load_models(spec, device=options["device"], dtype=options["dtype"]).segmenter
+    if segmenter is None:
+        raise InputError(f"the models {spec} hold no segmenter to embed with")
     return embed_items(segmenter, items, cache, batch=batch, progress=progress, verify=verify)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,9 @@ from text2seg_widgets.cli.common import echo_json as _echo_json
 from text2seg_widgets.cli.common import errors as _errors
 from text2seg_widgets.cli.common import open_project as _open
 from text2seg_widgets.cli.common import project_arg as _project_arg
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["COMMANDS", "review_group"]
 
@@ -96,7 +99,7 @@ def accept_calibrated_command(project: Path, image_key: str | None, yes: bool, d
         click.echo(f"accepted {done.count} candidate(s) (undo with project.undo())")
 
 
-def _image_id(project: Any, key: str | None) -> int | None:
+def _image_id(project: "Project", key: str | None) -> int | None:
     """An image id from an id, file name or stem (None stays None: the whole project)."""
     if key is None:
         return None
@@ -106,7 +109,7 @@ def _image_id(project: Any, key: str | None) -> int | None:
     return int(project.image(int(key)).id) if key.isdigit() else _by_name(project, key)
 
 
-def _by_name(project: Any, key: str) -> int:
+def _by_name(project: "Project", key: str) -> int:
     for rec in project.images():
         if Path(rec.path).name == key or Path(rec.path).stem == key:
             return int(rec.id)
@@ -171,7 +174,7 @@ def queue_command(project: Path, top: int, min_decisions: int, as_json: bool) ->
 
 
 # ---------------------------------------------------------------- used by `pseudo-label` (cli/batch.py)
-def review_for_run(project: Any, classes: Any, *, prune: bool, calibrated: bool) -> tuple[Any, dict[str, Any]]:
+def review_for_run(project: "Project", classes: Any, *, prune: bool, calibrated: bool) -> tuple[Any, dict[str, Any]]:
     """The run's classes (flagged prompts dropped when ``prune``) and what to record in its
     manifest: ``pruned_prompts`` and/or the calibrated ``thresholds`` the run will auto-accept with."""
     from text2seg_widgets.insights import load_calibration, prune_prompts
@@ -193,7 +196,7 @@ def review_for_run(project: Any, classes: Any, *, prune: bool, calibrated: bool)
     return classes, record
 
 
-def auto_accept_run(project: Any, image_ids: list[int]) -> dict[str, Any]:
+def auto_accept_run(project: "Project", image_ids: list[int]) -> dict[str, Any]:
     """Accept above the calibrated thresholds on each image (one undoable action per image)."""
     from text2seg_widgets.insights import accept_above_calibrated
 

@@ -36,6 +36,7 @@ from text2seg_widgets.models.embedding import Embedding, image_digest
 from text2seg_widgets.models.protocols import PromptableSegmenter
 
 if TYPE_CHECKING:
+    from text2seg_widgets.models.protocols import PromptableSegmenter
     from text2seg_widgets.models.embedding_cache import EmbeddingCache
 
 __all__ = ["EmbeddingBatcher", "encode_tiles", "supports_embeddings", "EmbedItem", "EmbedReport", "embed_items",
@@ -44,12 +45,12 @@ __all__ = ["EmbeddingBatcher", "encode_tiles", "supports_embeddings", "EmbedItem
 log = logging.getLogger(__name__)
 
 
-def supports_embeddings(segmenter: Any) -> bool:
+def supports_embeddings(segmenter: "PromptableSegmenter") -> bool:
     """Whether ``segmenter`` speaks the embedding-value API (``encode_batch``, ``use_embedding``)."""
     return all(callable(getattr(segmenter, name, None)) for name in ("encode_batch", "use_embedding"))
 
 
-def encode_tiles(segmenter: Any, images: Sequence[np.ndarray], *, cache: "EmbeddingCache | None" = None,
+def encode_tiles(segmenter: "PromptableSegmenter", images: Sequence[np.ndarray], *, cache: "EmbeddingCache | None" = None,
                  sources: Sequence[str | None] | None = None,
                  windows: Sequence[Any] | None = None) -> list[Embedding]:
     """One embedding per image, in order: cache hits are loaded, the misses are encoded together in
@@ -77,13 +78,13 @@ class EmbeddingBatcher:
     """Encode tiles together (:meth:`encode`), then :meth:`install` one embedding at a time.
     ``batches`` counts encoder passes that ran; ``cache`` (optional) is read and written."""
 
-    def __init__(self, segmenter: Any, cache: "EmbeddingCache | None" = None) -> None:
+    def __init__(self, segmenter: "PromptableSegmenter", cache: "EmbeddingCache | None" = None) -> None:
         self.segmenter = segmenter
         self.cache = cache
         self.batches = 0
 
     @staticmethod
-    def for_segmenter(segmenter: Any, cache: "EmbeddingCache | None" = None) -> "EmbeddingBatcher | None":
+    def for_segmenter(segmenter: "PromptableSegmenter", cache: "EmbeddingCache | None" = None) -> "EmbeddingBatcher | None":
         """The batcher for this segmenter, or None when it cannot encode batches (then tiles are
         encoded one by one by the pipeline)."""
         if supports_embeddings(segmenter):
@@ -166,7 +167,7 @@ def _batches_to_encode(items: Iterable[EmbedItem], identity: Any, cache: "Embedd
         yield pending
 
 
-def embed_items(segmenter: Any, items: Iterable[EmbedItem], cache: "EmbeddingCache", *, batch: int = 1,
+def embed_items(segmenter: "PromptableSegmenter", items: Iterable[EmbedItem], cache: "EmbeddingCache", *, batch: int = 1,
                 progress: Callable[[int], None] | None = None, verify: bool = False) -> EmbedReport:
     """Encode every item the cache does not hold yet (``batch`` images per encoder pass) and write
     it to ``cache``. Resumable: run it again and it skips what is there: an entry is skipped only

@@ -27,13 +27,16 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.eval.confusion import IGNORE_INDEX, ConfusionMatrix, EvalResult
 from text2seg_widgets.eval.labels import LabelMapping, find_label_files, load_label, load_mapping, read_raster
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["rasterize", "evaluate", "evaluate_arrays", "evaluate_label_files", "evaluate_project",
            "is_project"]
@@ -220,7 +223,7 @@ def _listing(names: Sequence[str], limit: int = 12) -> str:
 # ------------------------------------------------------------------------------------ projects
 
 
-def evaluate_project(project: Any, gt: str | Path, mapping: "str | Path | LabelMapping", *,
+def evaluate_project(project: "Project", gt: str | Path, mapping: "str | Path | LabelMapping", *,
                      source: Source = "candidates", per_branch: bool = False,
                      statuses: Sequence[str] | None = None, unknown: Unknown = "error",
                      unknown_classes: Unknown = "error") -> dict[str, EvalResult]:
@@ -280,7 +283,7 @@ def _project_gt(rec: Any, label_path: Path, mapping: LabelMapping, unknown: Unkn
     return gt_map
 
 
-def _instance_groups(project: Any, rec: Any, source: Source, branches: Sequence[str] | None,
+def _instance_groups(project: "Project", rec: Any, source: Source, branches: Sequence[str] | None,
                      statuses: Sequence[str] | None, mapping: LabelMapping,
                      unknown_names: set[str]) -> dict[str, list[tuple[int, float, np.ndarray]]]:
     """Every group (``all`` and each of ``branches``, or just the source when ``branches`` is None)

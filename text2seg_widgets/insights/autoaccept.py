@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.insights.calibration import Key, Threshold, load_calibration
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["GroupPlan", "AcceptPlan", "preview_accept_calibrated", "accept_above_calibrated"]
 
@@ -76,7 +79,7 @@ class AcceptPlan:
                 "annotation_ids": list(self.annotation_ids), "done": self.done}
 
 
-def _thresholds(project: Any, thresholds: Mapping[Key, Threshold] | None) -> Mapping[Key, Threshold]:
+def _thresholds(project: "Project", thresholds: Mapping[Key, Threshold] | None) -> Mapping[Key, Threshold]:
     found = load_calibration(project) if thresholds is None else thresholds
     if not found:
         raise InputError("no calibrated thresholds in this project yet; fit them with "
@@ -84,7 +87,7 @@ def _thresholds(project: Any, thresholds: Mapping[Key, Threshold] | None) -> Map
     return found
 
 
-def preview_accept_calibrated(project: Any, image_id: int | None = None, *,
+def preview_accept_calibrated(project: "Project", image_id: int | None = None, *,
                               thresholds: Mapping[Key, Threshold] | None = None) -> AcceptPlan:
     """The plan for ``image_id`` (None: the whole project); changes nothing.
 
@@ -116,7 +119,7 @@ def preview_accept_calibrated(project: Any, image_id: int | None = None, *,
     return AcceptPlan(None if image_id is None else int(image_id), tuple(ids), tuple(groups), tuple(notes))
 
 
-def accept_above_calibrated(project: Any, image_id: int | None = None, *,
+def accept_above_calibrated(project: "Project", image_id: int | None = None, *,
                             thresholds: Mapping[Key, Threshold] | None = None, dry_run: bool = False,
                             user: str | None = None) -> AcceptPlan:
     """Accept the plan's candidates as ONE undoable action (``dry_run``: only the preview)."""

@@ -24,11 +24,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.insights.decisions import Decision, decisions
 from text2seg_widgets.insights.wilson import wilson_interval
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["Threshold", "fit_thresholds", "calibrate", "save_calibration", "load_calibration",
            "CALIBRATION_FILE", "Key"]
@@ -122,7 +125,7 @@ def fit_thresholds(rows: Iterable[Decision], *, target_precision: float = 0.95, 
             for key in sorted(groups)}
 
 
-def calibrate(project: Any, *, target_precision: float = 0.95, min_decisions: int = 20,
+def calibrate(project: "Project", *, target_precision: float = 0.95, min_decisions: int = 20,
               confidence: float = 0.95) -> dict[Key, Threshold]:
     """Thresholds fitted from every decision in ``project`` (not saved; see :func:`save_calibration`)."""
     return fit_thresholds(decisions(project), target_precision=target_precision, min_decisions=min_decisions,

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["Decision", "decisions", "OUTCOMES"]
 
@@ -60,7 +63,7 @@ def _outcome(record: Any, annotation: Any | None) -> tuple[str, str | None, int]
     return ("corrected" if edited else "accepted"), annotation.class_name, actions
 
 
-def decisions(project: Any, *, image_ids: Iterable[int] | None = None) -> list[Decision]:
+def decisions(project: "Project", *, image_ids: Iterable[int] | None = None) -> list[Decision]:
     """Every reviewed candidate of ``project`` (optionally only on ``image_ids``), by candidate id."""
     wanted = None if image_ids is None else {int(i) for i in image_ids}
     by_candidate = {a.candidate_id: a for a in project.annotations() if a.candidate_id is not None}

@@ -18,12 +18,15 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from text2seg_widgets.core.classfile import format_class_text
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.insights.decisions import Decision, decisions
 from text2seg_widgets.insights.wilson import wilson_interval
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["PromptStat", "PruneResult", "prompt_stats", "prune_prompts", "prune_classes", "format_class_file",
            "write_class_file"]
@@ -76,7 +79,7 @@ def prompt_stats(rows: Iterable[Decision], *, min_decisions: int = 5,
     return out
 
 
-def prune_prompts(project: Any, *, min_decisions: int = 5,
+def prune_prompts(project: "Project", *, min_decisions: int = 5,
                   classes: Mapping[str, Sequence[str]] | None = None) -> PruneResult:
     """The project's classes (or ``classes``: name -> prompts) with flagged prompts dropped."""
     if classes is None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from text2seg_widgets.core import boxes_overlap, rle_to_mask
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.insights.calibration import Key, Threshold, fit_thresholds
 from text2seg_widgets.insights.decisions import decisions
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["QueueItem", "review_queue", "WEIGHTS", "OVERLAP", "AGREE_IOU", "AGREEMENT"]
 
@@ -132,7 +135,7 @@ def _threshold_doubt(item: _Live, t: Threshold | None, near: float) -> tuple[flo
                               f"for {item.class_name} / {item.branch}")
 
 
-def review_queue(project: Any, *, limit: int | None = None, thresholds: Mapping[Key, Threshold] | None = None,
+def review_queue(project: "Project", *, limit: int | None = None, thresholds: Mapping[Key, Threshold] | None = None,
                  target_precision: float = 0.95, min_decisions: int = 20, near: float = 0.1,
                  image_ids: Sequence[int] | None = None,
                  weights: Mapping[str, float] | None = None) -> list[QueueItem]:

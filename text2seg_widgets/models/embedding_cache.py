@@ -35,13 +35,16 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.models.embedding import Embedding, ModelIdentity, image_digest
+
+if TYPE_CHECKING:
+    from text2seg_widgets.models.protocols import PromptableSegmenter
 
 __all__ = ["EmbeddingCache", "CACHE_DIR_ENV", "CACHE_GB_ENV", "DEFAULT_GB", "FORMAT"]
 
@@ -206,7 +209,7 @@ class EmbeddingCache:
         self.evict()
         return path
 
-    def get_or_encode(self, segmenter: Any, image: np.ndarray, *, source: str | None = None,
+    def get_or_encode(self, segmenter: "PromptableSegmenter", image: np.ndarray, *, source: str | None = None,
                       window: Any = None) -> Embedding:
         """The cached embedding of ``image`` for ``segmenter``, else ``segmenter.encode(image)``
         (then written to the cache)."""

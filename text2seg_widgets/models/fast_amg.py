@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from text2seg_widgets.core.masks import mask_bbox_xywh
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.models._validate import check_rgb
 from text2seg_widgets.models.protocols import AutoMask
+
+if TYPE_CHECKING:
+    from text2seg_widgets.models.protocols import PromptableSegmenter
 
 __all__ = ["FastMaskGenerator", "AmgSettings", "amg_defaults", "box_prompts", "mask_generator", "MASK_GENERATORS"]
 
@@ -150,13 +153,15 @@ class _Backend:
     ``ResizeLongestSide``; upsampling through ``Sam.postprocess_masks``) and LiteMedSAM (boxes only;
     coordinates scaled to the 256 px frame; bilinear upsampling of the unpadded logits)."""
 
-    def __init__(self, segmenter: Any) -> None:
+    def __init__(self, segmenter: "PromptableSegmenter") -> None:
         from segment_anything.modeling import Sam
 
-        for attr in ("model", "set_image", "encode"):
-            if not hasattr(segmenter, attr):
-                raise InputError(f"FastMaskGenerator needs a SAM-family segmenter with a public {attr!r} "
-                                 f"(SamSegmenter, LiteMedSamSegmenter); got {type(segmenter).__name__}")
+        from text2seg_widgets.models.litemedsam import LiteMedSamSegmenter
+        from text2seg_widgets.models.sam import SamSegmenter
+
+        if not isinstance(segmenter, (SamSegmenter, LiteMedSamSegmenter)):
+            raise InputError("FastMaskGenerator needs a SAM-family segmenter (SamSegmenter, "
+                             f"LiteMedSamSegmenter); got {type(segmenter).__name__}")
         self.seg = segmenter
         self.model = segmenter.model
         self.is_sam = isinstance(self.model, Sam)
@@ -239,7 +244,7 @@ class FastMaskGenerator:
         settings: :class:`AmgSettings`; keyword arguments override single fields.
     """
 
-    def __init__(self, segmenter: Any, settings: AmgSettings | None = None, **overrides: Any) -> None:
+    def __init__(self, segmenter: "PromptableSegmenter", settings: AmgSettings | None = None, **overrides: Any) -> None:
         unknown = set(overrides) - {f.name for f in fields(AmgSettings)}
         if unknown:
             raise InputError(f"unknown mask generator setting(s) {sorted(unknown)}; see AmgSettings")
@@ -432,7 +437,7 @@ class FastMaskGenerator:
 MASK_GENERATORS = ("fast", "reference")
 
 
-def mask_generator(segmenter: Any, kind: str = "fast", **settings: Any) -> Any:
+def mask_generator(segmenter: "PromptableSegmenter", kind: str = "fast", **settings: Any) -> Any:
     """A mask generator sharing ``segmenter``'s embedding: ``kind="fast"`` gives
     :class:`FastMaskGenerator` (``settings``: :class:`AmgSettings` fields), ``"reference"`` gives
     :class:`~text2seg_widgets.models.sam.SamMaskGenerator` (``settings``: its keyword arguments)."""
@@ -441,5 +446,10 @@ def mask_generator(segmenter: Any, kind: str = "fast", **settings: Any) -> Any:
     if kind == "reference":
         from text2seg_widgets.models.sam import SamMaskGenerator
 
+        from text2seg_widgets.models.sam import SamSegmenter
+
+        if not isinstance(segmenter, SamSegmenter):
+            raise InputError("the reference mask generator needs a segment-anything SAM segmenter; "
+                             f"got {type(segmenter).__name__} (use kind='fast')")
         return SamMaskGenerator(segmenter, **settings)
     raise InputError(f"unknown mask generator {kind!r}; use one of {', '.join(MASK_GENERATORS)}")

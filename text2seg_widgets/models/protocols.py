@@ -95,10 +95,6 @@ class PromptableSegmenter(Protocol):
     def embedding(self) -> "Embedding | None":
         """The embedding ``predict*`` decode against now (None before any image)."""
 
-    @property
-    def image_hw(self) -> tuple[int, int]:
-        """(H, W) of the image held now."""
-
     def encode_batch(self, images: Sequence[np.ndarray]) -> "list[Embedding]":
         """One embedding per image, the encoder run once over the batch."""
 

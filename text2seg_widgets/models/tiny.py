@@ -21,11 +21,14 @@ from __future__ import annotations
 import string
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from text2seg_widgets.models.modelset import ModelSet
+
+if TYPE_CHECKING:
+    from text2seg_widgets.models.sam import SamSegmenter
 
 __all__ = [
     "tiny_model_set",
@@ -109,7 +112,7 @@ def tiny_sam_segmenter(seed: int = 0, device: str = "cpu") -> Any:
     return SamSegmenter(tiny_sam(seed), name="tiny-sam", device=device, dtype=None)
 
 
-def tiny_mask_generator(segmenter: Any, points_per_side: int = 8) -> Any:
+def tiny_mask_generator(segmenter: "SamSegmenter", points_per_side: int = 8) -> Any:
     """Automatic masks over an 8 x 8 grid with the quality filters off (random weights score low),
     decoded at the tiny encoder's 256 px input size and upsampled (``full_resolution=False``)."""
     from text2seg_widgets.models.sam import SamMaskGenerator

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import ipyleaflet
 import ipywidgets as w
@@ -46,6 +46,9 @@ from text2seg_widgets.widgets.runner import BackgroundRunner
 from text2seg_widgets.widgets.shortcuts import KEYMAP, event_to_key, normalize_key
 from text2seg_widgets.widgets.state import AnnotatorState
 from text2seg_widgets.widgets.tools import Tools
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["Annotator"]
 
@@ -84,7 +87,7 @@ class Annotator:
     last_error = _state_field("last_error", "The last error message shown (None after a success).")
     last_refine_seconds = _state_field("last_refine_seconds", "Decode time of the last SAM click/box.")
 
-    def __init__(self, project: Any, models: Any = None, *, image_id: int | None = None,
+    def __init__(self, project: "Project", models: Any = None, *, image_id: int | None = None,
                  pipeline_config: Any = None, basemap: bool = False, max_display: int = 2048,
                  map_height: str = "600px", show_rejected: bool = False) -> None:
         check_height(map_height)

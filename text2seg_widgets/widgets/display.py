@@ -8,13 +8,16 @@ current image. Every action part calls :meth:`Display.refresh` after writing to 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets import storeview as sv
 from text2seg_widgets.widgets.layers import MaskItem, MaskLayers, legend_html
 from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.state import AnnotatorState
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["Display"]
 
@@ -32,7 +35,7 @@ class Display:
             when a georeferenced image follows a plain one).
     """
 
-    def __init__(self, project: Any, state: AnnotatorState, panel: SidePanel, layers: Any) -> None:
+    def __init__(self, project: "Project", state: AnnotatorState, panel: SidePanel, layers: Any) -> None:
         self.project = project
         self.state = state
         self.panel = panel

@@ -16,6 +16,7 @@ import numpy as np
 from text2seg_widgets.core.workers import Worker
 
 if TYPE_CHECKING:
+    from text2seg_widgets.models.protocols import PromptableSegmenter
     from text2seg_widgets.models.embedding import Embedding
     from text2seg_widgets.models.embedding_cache import EmbeddingCache
 
@@ -24,7 +25,7 @@ __all__ = ["EmbeddingKeeper"]
 log = logging.getLogger(__name__)
 
 
-def _speaks_embeddings(segmenter: Any) -> bool:
+def _speaks_embeddings(segmenter: "PromptableSegmenter") -> bool:
     return all(callable(getattr(segmenter, n, None)) for n in ("encode", "use_embedding", "is_set"))
 
 
@@ -43,7 +44,7 @@ class EmbeddingKeeper:
             configured by the environment, see :meth:`EmbeddingCache.from_env`; None when disabled).
     """
 
-    def __init__(self, segmenter: Any, cache: "EmbeddingCache | str | None" = "default") -> None:
+    def __init__(self, segmenter: "PromptableSegmenter", cache: "EmbeddingCache | str | None" = "default") -> None:
         if isinstance(cache, str):
             if cache != "default":
                 raise ValueError(f"cache must be an EmbeddingCache, None or 'default', got {cache!r}")
@@ -61,7 +62,7 @@ class EmbeddingKeeper:
         self.cache_hits = 0
 
     # -- current image -------------------------------------------------------------------------
-    def _cached(self, segmenter: Any, rgb: np.ndarray) -> "Embedding | None":
+    def _cached(self, segmenter: "PromptableSegmenter", rgb: np.ndarray) -> "Embedding | None":
         if self.cache is None:
             return None
         try:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -39,6 +39,9 @@ from text2seg_widgets.insights import AcceptPlan, PromptStat, PruneResult, Thres
 from text2seg_widgets.insights.calibration import Key
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.state import AnnotatorState
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["SCOPES", "TARGETS", "InsightsView"]
 
@@ -76,7 +79,7 @@ class InsightsView:
         prune_min_decisions: decisions a prompt needs before it can be flagged.
     """
 
-    def __init__(self, project: Any, state: AnnotatorState, display: Display,
+    def __init__(self, project: "Project", state: AnnotatorState, display: Display,
                  after_edit: Callable[[str], None],
                  ui: Callable[[Callable[..., Any]], Callable[..., Any]] = lambda f: f, *,
                  min_decisions: int = 20, prune_min_decisions: int = 5) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import logging
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from text2seg_widgets.errors import InputError, UnreviewedError
 from text2seg_widgets.widgets import storeview as sv
@@ -26,6 +26,9 @@ from text2seg_widgets.widgets.mapview import MapView
 from text2seg_widgets.widgets.overlay import load_image
 from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.state import AnnotatorState
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["Navigation", "GUARD_HINT"]
 
@@ -49,7 +52,7 @@ class Navigation:
         clock: times the open image; its seconds go to ``project.add_time`` when it is left.
     """
 
-    def __init__(self, project: Any, state: AnnotatorState, display: Display, view: MapView,
+    def __init__(self, project: "Project", state: AnnotatorState, display: Display, view: MapView,
                  panel: SidePanel, keeper: Any, clock: ImageClock) -> None:
         self.project = project
         self.state = state
@@ -114,8 +117,7 @@ class Navigation:
     def next_image(self) -> int | None:
         """Mark this image done and open the next one to review; returns its id (None: stayed, or
         nothing is left). With candidates left nothing changes: the message offers the ways out."""
-        self.display.require_image()
-        current = self.state.image_id
+        current = self.display.require_image()
         try:
             self.project.finish_image(current, rest="require")
         except UnreviewedError as exc:
@@ -128,16 +130,14 @@ class Navigation:
 
     def finish_reject_rest(self) -> int | None:
         """Reject the candidates left, mark this image done (one undoable step), open the next."""
-        self.display.require_image()
-        current = self.state.image_id
+        current = self.display.require_image()
         rejected = self.project.finish_image(current, rest="reject")
         return self._open_next_to_review(
             f"image {current} done: {sv.plural(rejected, 'candidate')} rejected (undo: z)")
 
     def skip_image(self, reason: str = "") -> int | None:
         """Mark this image skipped (left out of exports; its candidates untouched), open the next."""
-        self.display.require_image()
-        current = self.state.image_id
+        current = self.display.require_image()
         self.project.skip_image(current, reason=reason)
         return self._open_next_to_review(f"image {current} skipped (undo: z)")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.runner import BackgroundRunner
 from text2seg_widgets.widgets.state import AnnotatorState
 from text2seg_widgets.widgets.storeview import plural
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ class Prompting:
         visible_window: the visible pixel window of the map (big images are prompted there only).
     """
 
-    def __init__(self, project: Any, models: Any, state: AnnotatorState, display: Display,
+    def __init__(self, project: "Project", models: Any, state: AnnotatorState, display: Display,
                  panel: SidePanel, runner: BackgroundRunner, keeper: Any, *, pipeline_config: Any = None,
                  visible_window: Callable[[], tuple[int, int, int, int] | None] = lambda: None) -> None:
         self.project = project

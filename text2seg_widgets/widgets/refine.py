@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from text2seg_widgets.core.masks import mask_bbox_xyxy
 from text2seg_widgets.errors import InputError
+
+if TYPE_CHECKING:
+    from text2seg_widgets.models.protocols import PromptableSegmenter
 
 __all__ = ["RefineSession", "RefineResult"]
 
@@ -52,7 +55,7 @@ class RefineSession:
         self.box = np.asarray(box, dtype=np.float64)
         self.logits = None  # a new box starts a fresh answer
 
-    def predict(self, segmenter: Any) -> RefineResult:
+    def predict(self, segmenter: "PromptableSegmenter") -> RefineResult:
         """Decode the accumulated prompts with ``segmenter`` (its image must already be set)."""
         if not self.points and self.box is None:
             raise InputError("nothing to refine with: click on the image or draw a box")

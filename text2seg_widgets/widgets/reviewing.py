@@ -8,13 +8,16 @@ through the :class:`~text2seg_widgets.widgets.display.Display`. Bad input raises
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.layers import MaskItem
 from text2seg_widgets.widgets.state import AnnotatorState
 from text2seg_widgets.widgets.storeview import plural
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["ReviewActions", "target_key"]
 
@@ -28,7 +31,7 @@ class ReviewActions:
         display: redraws and messages.
     """
 
-    def __init__(self, project: Any, state: AnnotatorState, display: Display) -> None:
+    def __init__(self, project: "Project", state: AnnotatorState, display: Display) -> None:
         self.project = project
         self.state = state
         self.display = display
@@ -108,8 +111,7 @@ class ReviewActions:
         self.after_edit(f"deleted annotation {item.id}")
 
     def accept_above(self, min_score: float) -> list[int]:
-        self.display.require_image()
-        ids = self.project.accept_above(self.state.image_id, float(min_score))
+        ids = self.project.accept_above(self.display.require_image(), float(min_score))
         self.after_edit(f"accepted {plural(len(ids), 'candidate')} with score >= {float(min_score):.2f}")
         return ids
 

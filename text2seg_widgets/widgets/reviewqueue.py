@@ -10,7 +10,7 @@ left it says so.
 from __future__ import annotations
 
 import html
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets.display import Display
@@ -19,13 +19,16 @@ from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.reviewing import ReviewActions
 from text2seg_widgets.widgets.state import AnnotatorState
 
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
+
 __all__ = ["QueueOrder", "ORDERS"]
 
 #: the orders previous/next can follow
 ORDERS = ("images", "queue")
 
 
-def _default_queue(project: Any) -> list[Any]:
+def _default_queue(project: "Project") -> list[Any]:
     from text2seg_widgets.insights import review_queue
 
     return review_queue(project)
@@ -44,7 +47,7 @@ class QueueOrder:
         build_queue: ``project -> list[QueueItem]`` (default: ``insights.review_queue``).
     """
 
-    def __init__(self, project: Any, state: AnnotatorState, display: Display, panel: SidePanel,
+    def __init__(self, project: "Project", state: AnnotatorState, display: Display, panel: SidePanel,
                  navigation: Navigation, review: ReviewActions,
                  build_queue: Callable[[Any], list[Any]] = _default_queue) -> None:
         self.project = project

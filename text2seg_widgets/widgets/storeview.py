@@ -7,7 +7,7 @@ drawable masks of an image, list labels, and the progress line.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rasterio.crs import CRS
 from rasterio.transform import Affine
@@ -15,6 +15,9 @@ from rasterio.transform import Affine
 from text2seg_widgets.widgets.geometry import Frame, GeoFrame, PixelFrame
 from text2seg_widgets.widgets.layers import MaskItem
 from text2seg_widgets.widgets.overlay import LoadedImage
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["class_list", "first_image_id", "next_image_id", "frame_of", "mask_items", "item_label",
            "progress_html", "summary_label", "plural", "DONE_STATE", "OPEN_STATES"]
@@ -29,12 +32,12 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def class_list(project: Any) -> list[tuple[str, str]]:
+def class_list(project: "Project") -> list[tuple[str, str]]:
     """(name, colour) of every class, in the project's order."""
     return [(c.name, c.color) for c in project.classes]
 
 
-def first_image_id(project: Any) -> int | None:
+def first_image_id(project: "Project") -> int | None:
     """The image being worked on (in progress), else the first unreviewed one, else the first image,
     else None (no images): reopening a project resumes where the annotator stopped."""
     for state in reversed(OPEN_STATES):
@@ -45,7 +48,7 @@ def first_image_id(project: Any) -> int | None:
     return int(images[0].id) if images else None
 
 
-def next_image_id(project: Any, after: int | None) -> int | None:
+def next_image_id(project: "Project", after: int | None) -> int | None:
     """The next image after ``after`` that is unreviewed (then in progress); None if none is left."""
     for state in OPEN_STATES:
         nxt = project.next_image(after, filter=state)
@@ -65,7 +68,7 @@ def frame_of(record: Any, image: LoadedImage | None) -> Frame:
     return PixelFrame(width=width, height=height)
 
 
-def mask_items(project: Any, image_id: int, cache: dict[Any, MaskItem] | None = None) -> list[MaskItem]:
+def mask_items(project: "Project", image_id: int, cache: dict[Any, MaskItem] | None = None) -> list[MaskItem]:
     """Proposed candidates (best score first), then annotations, then rejected candidates.
 
     Read with the store's light query (:meth:`Project.mask_rows`: no record decoded). With
@@ -94,7 +97,7 @@ def item_label(item: MaskItem) -> str:
     return f"{mark} {item.class_name}  {item.score:.2f}  {item.branch}  [{kind} {item.id}]"
 
 
-def progress_html(project: Any, image_id: int | None, items: list[MaskItem]) -> str:
+def progress_html(project: "Project", image_id: int | None, items: list[MaskItem]) -> str:
     """Images done / total for the project, and candidates left on this image."""
     images = project.images()
     done = sum(1 for r in images if r.state in (DONE_STATE, "skipped"))

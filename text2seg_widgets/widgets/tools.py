@@ -14,7 +14,7 @@ corner can never be taken for a point.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from text2seg_widgets.widgets.mapview import MapView
 from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.refine import RefineSession
 from text2seg_widgets.widgets.state import AnnotatorState
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store import Project
 
 __all__ = ["Tools", "POINTS_NEED_SAM", "NO_SEGMENTER", "MODES", "DRAW_SHAPES"]
 
@@ -58,7 +61,7 @@ class Tools:
         after_edit: redraw and say what changed (the review part's ``after_edit``).
     """
 
-    def __init__(self, project: Any, state: AnnotatorState, display: Display, panel: SidePanel,
+    def __init__(self, project: "Project", state: AnnotatorState, display: Display, panel: SidePanel,
                  view: MapView, keeper: Any, *, busy: Callable[[], bool], prefetch_next: Callable[[], None],
                  after_edit: Callable[[str], None]) -> None:
         self.project = project
@@ -180,7 +183,7 @@ class Tools:
         if target is None:
             if st.current_class is None:
                 raise InputError("the project has no classes: add one with project.add_class(name)")
-            ident = self.project.add_annotation(st.image_id, mask, st.current_class, source=source,
+            ident = self.project.add_annotation(self.display.require_image(), mask, st.current_class, source=source,
                                                 actions=actions)
         else:
             kind, ident = target
