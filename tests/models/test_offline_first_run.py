@@ -100,10 +100,16 @@ def test_capabilities_of_full_and_empty_model_sets():
     assert len(_bullets(empty)) == 2 + 6  # review + polygons work; boxes, points, 4 branches need weights
 
 
-def test_branch_roles_match_the_pipeline():
+def test_every_pipeline_branch_has_its_roles_in_one_table():
+    from text2seg_widgets.models.modelset import BRANCH_ROLES
+    from text2seg_widgets.models.litemedsam import LiteMedSamSegmenter
     from text2seg_widgets.pipeline.branches import BRANCH_FUNCTIONS
 
-    assert factory.BRANCH_ROLES == {name: roles for name, (_fn, roles) in BRANCH_FUNCTIONS.items()}
+    assert set(BRANCH_FUNCTIONS) == set(BRANCH_ROLES)
+    lite = ModelSet(segmenter=LiteMedSamSegmenter.from_checkpoint(device="cpu"))
+    assert lite.missing_roles("detector") == ["detector"]
+    assert lite.missing_roles("heatmap") == ["clip", "segmenter"]  # box-only: no point prompts
+    assert ModelSet().missing_roles("concept") == ["concept"]
 
 
 def test_litemedsam_load_prints_no_timm_warnings():

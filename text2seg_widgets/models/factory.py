@@ -24,9 +24,9 @@ from typing import Any, Callable, Mapping
 
 from text2seg_widgets.errors import InputError, MissingWeightsError, UnknownModelError
 from text2seg_widgets.models import weights
-from text2seg_widgets.models.modelset import ModelSet
+from text2seg_widgets.models.modelset import BRANCH_ROLES, ModelSet
 
-__all__ = ["load_models", "build_adapter", "missing_for", "missing_weights", "capabilities", "BUILDERS",
+__all__ = ["load_models", "build_adapter", "missing_for", "missing_weights", "capabilities", "branch_needs", "BUILDERS",
            "PRESETS", "ROLES", "ROLE_FAMILIES"]
 
 log = logging.getLogger(__name__)
@@ -243,27 +243,13 @@ def missing_for(spec: str | Mapping[str, str]) -> list[str]:
     return out
 
 
-#: text-prompt branch -> the ModelSet roles it needs (kept equal to ``pipeline.branches.BRANCH_FUNCTIONS``
-#: by a test; ``models`` may not import ``pipeline``). The heatmap branch also needs point prompts.
-BRANCH_ROLES: dict[str, tuple[str, ...]] = {
-    "detector": ("detector", "segmenter"),
-    "heatmap": ("clip", "segmenter"),
-    "filter": ("mask_generator", "clip"),
-    "concept": ("concept",),
-}
-
-
 def _fetch_hint(names: list[str]) -> str:
     return ", ".join(f"{n} (`{weights.fetch_command(n)}`)" for n in names)
 
 
-def _branch_needs(models: ModelSet, branch: str) -> list[str]:
-    """Default weight names a branch still needs in ``models`` (empty: it can run)."""
-    needs = [DEFAULT_SPECS[r] for r in BRANCH_ROLES[branch] if getattr(models, r, None) is None]
-    seg = models.segmenter
-    if branch == "heatmap" and seg is not None and not getattr(seg, "supports_points", True):
-        needs.append(DEFAULT_SPECS["segmenter"])  # a box-only segmenter cannot take the heatmap's points
-    return sorted(set(needs), key=needs.index)
+def branch_needs(models: ModelSet | None, branch: str) -> list[str]:
+    """Default weight names ``branch`` still needs with ``models`` (empty: it can run)."""
+    return [DEFAULT_SPECS[role] for role in (models or ModelSet()).missing_roles(branch)]
 
 
 def capabilities(models: ModelSet | None) -> str:
@@ -279,15 +265,15 @@ def capabilities(models: ModelSet | None) -> str:
              "polygons drawn by hand (add to a mask or cut from it)"]
     needs: list[str] = []
     if seg is not None:
-        works.append(f"box prompts -> masks with {getattr(seg, 'name', 'the segmenter')}")
+        works.append(f"box prompts -> masks with {seg.name}")
     else:
         needs.append(f"box prompts: {_fetch_hint([DEFAULT_SPECS['segmenter']])} or load_models('offline')")
-    if seg is not None and getattr(seg, "supports_points", True):
+    if seg is not None and seg.supports_points:
         works.append("+/- point clicks that refine a mask")
     else:
         needs.append(f"+/- point clicks: {_fetch_hint([DEFAULT_SPECS['segmenter']])}")
     for branch in BRANCH_ROLES:
-        missing = _branch_needs(models, branch)
+        missing = branch_needs(models, branch)
         if missing:
             needs.append(f"text prompts, {branch} branch: {_fetch_hint(missing)}")
         else:

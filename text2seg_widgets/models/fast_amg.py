@@ -262,7 +262,7 @@ class FastMaskGenerator:
         """``settings`` (default: the generator's) with device defaults and the prompt kind filled in."""
         s = (settings or self.settings).resolved(getattr(self.segmenter, "device", "cpu"))
         if s.prompt == "auto":
-            s = replace(s, prompt="points" if getattr(self.segmenter, "supports_points", True) else "boxes")
+            s = replace(s, prompt="points" if self.segmenter.supports_points else "boxes")
         return s
 
     def generate(self, image: np.ndarray, settings: AmgSettings | None = None) -> list[AutoMask]:

@@ -212,10 +212,6 @@ def run_concept(image: np.ndarray, ctx: BranchContext) -> list[Candidate]:
     return out
 
 
-#: branch name -> (function, the ModelSet roles it needs)
-BRANCH_FUNCTIONS = {
-    "detector": (run_detector, ("detector", "segmenter")),
-    "heatmap": (run_heatmap, ("clip", "segmenter")),  # and a segmenter that takes points
-    "filter": (run_filter, ("mask_generator", "clip")),
-    "concept": (run_concept, ("concept",)),
-}
+#: branch name -> its function (the roles each needs: ``models.modelset.BRANCH_ROLES``)
+BRANCH_FUNCTIONS = {"detector": run_detector, "heatmap": run_heatmap, "filter": run_filter,
+                    "concept": run_concept}

@@ -53,8 +53,8 @@ class Text2SegPipeline:
         wanted = ALL_BRANCHES if self.config.branches == "auto" else tuple(self.config.branches)
         chosen = []
         for name in wanted:
-            missing = [role for role in BRANCH_FUNCTIONS[name][1] if getattr(self.models, role) is None]
-            if name == "heatmap" and not missing and not getattr(self.models.segmenter, "supports_points", True):
+            missing = self.models.missing_roles(name)
+            if name == "heatmap" and missing == ["segmenter"] and self.models.segmenter is not None:
                 missing = ["point-prompt segmenter (a SAM checkpoint; LiteMedSAM takes boxes only)"]
             if not missing:
                 chosen.append(name)
@@ -83,7 +83,7 @@ class Text2SegPipeline:
         seconds: dict[str, float] = {}
         for name in self.branches:
             start = time.perf_counter()
-            by_branch[name] = BRANCH_FUNCTIONS[name][0](rgb, self._ctx)
+            by_branch[name] = BRANCH_FUNCTIONS[name](rgb, self._ctx)
             seconds[name] = time.perf_counter() - start
             log.info("%s branch: %d candidates in %.2fs", name, len(by_branch[name]), seconds[name])
         start = time.perf_counter()

@@ -23,6 +23,7 @@ from text2seg_widgets.widgets.state import AnnotatorState
 from text2seg_widgets.widgets.storeview import plural
 
 if TYPE_CHECKING:
+    from text2seg_widgets.models.modelset import ModelSet
     from text2seg_widgets.store import Project
 
 log = logging.getLogger(__name__)
@@ -33,20 +34,13 @@ WEIGHTS_HINT = ("see which weights are cached with `text2seg-widgets weights lis
                 "ones with `text2seg-widgets weights fetch NAME` (needs internet once)")
 
 
-def available_branches(models: Any) -> dict[str, list[str]]:
+def available_branches(models: "ModelSet | None") -> dict[str, list[str]]:
     """Branch name -> the weights (default weight spec names) it still needs with ``models``
-    (empty list: it can run). A box-only segmenter (LiteMedSAM) cannot serve the heatmap
-    branch's point prompts, so that branch then needs a SAM checkpoint too."""
-    from text2seg_widgets.models.factory import BRANCH_ROLES, DEFAULT_SPECS
+    (empty list: it can run); :meth:`ModelSet.missing_roles` decides."""
+    from text2seg_widgets.models.factory import branch_needs
+    from text2seg_widgets.models.modelset import BRANCH_ROLES
 
-    seg = getattr(models, "segmenter", None)
-    out: dict[str, list[str]] = {}
-    for branch, roles in BRANCH_ROLES.items():
-        needs = [DEFAULT_SPECS[r] for r in roles if getattr(models, r, None) is None]
-        if branch == "heatmap" and seg is not None and not getattr(seg, "supports_points", True):
-            needs.append(DEFAULT_SPECS["segmenter"])
-        out[branch] = list(dict.fromkeys(needs))
-    return out
+    return {branch: branch_needs(models, branch) for branch in BRANCH_ROLES}
 
 
 def missing_weights_html(status: dict[str, list[str]], branches: Any = None) -> str:
