@@ -203,7 +203,9 @@ def test_a_damaged_file_is_detected_dropped_and_recomputed(cache, damage):
     assert cache.get(seg.identity, image) is None
     assert cache.corrupt == 1 and not path.exists()
     calls = seg.encoder_calls
-    again = cache.get_or_encode(seg, image)
+    from text2seg_widgets.models.embedding_source import EmbeddingSource
+
+    again = EmbeddingSource(seg, cache).embed(image)
     assert seg.encoder_calls == calls + 1 and path.is_file()
     assert torch.equal(cache.get(seg.identity, image).features, again.features)
 

@@ -72,18 +72,16 @@ def test_prefetch_encodes_on_a_clone_and_writes_the_cache(cache):
         assert seg.encoder_calls == 1 and keeper.current == 2
 
 
-def test_keeper_without_cache_and_a_segmenter_that_cannot_be_cloned():
-    class Plain:
-        name, encoder_calls, supports_points = "plain", 0, True
-
-        def set_image(self, image):
-            self.encoder_calls += 1
-
-    plain = Plain()
-    keeper = EmbeddingKeeper(plain, cache=None)
+def test_keeper_without_cache_encodes_each_image_once():
+    seg = tiny_sam_segmenter(seed=1)
+    keeper = EmbeddingKeeper(seg, cache=None)
     keeper.ensure(1, synthetic_rgb(8, 8))
-    assert plain.encoder_calls == 1 and keeper.current == 1
-    assert keeper.prefetch(2, lambda: synthetic_rgb(8, 8)) is None
+    keeper.ensure(1, synthetic_rgb(8, 8))
+    assert seg.encoder_calls == 1 and keeper.current == 1 and keeper.cache_hits == 0
+    worker = keeper.prefetch(2, lambda: synthetic_rgb(8, 8, seed=5))
+    assert worker is not None and keeper.join(60)
+    keeper.ensure(2, synthetic_rgb(8, 8, seed=5))  # the prefetched embedding: no encode here
+    assert seg.encoder_calls == 1 and keeper.prefetch_encodes == 1
     assert keeper.close() is True
 
 

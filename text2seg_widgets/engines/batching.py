@@ -5,17 +5,17 @@ on a GPU a batch of tiles through it costs little more than one. Everything here
 segmenter's public embedding API (``encode_batch`` / ``use_embedding``, see
 :mod:`text2seg_widgets.models.embedding`); nothing touches an adapter's insides.
 
-* :func:`encode_tiles` returns one :class:`Embedding` per tile: read from the persistent
-  :class:`~text2seg_widgets.models.embedding_cache.EmbeddingCache` when it holds the tile, the rest
-  encoded in ONE forward pass and written to the cache (so a pseudo-label run fills the cache for
-  the Annotator at no extra cost).
-* :class:`EmbeddingBatcher` is the tile loop's handle on that: ``encode(images)`` then, tile by
+* :class:`EmbeddingBatcher` returns one :class:`Embedding` per tile through the one cache-through
+  path (:class:`~text2seg_widgets.models.embedding_source.EmbeddingSource`): read from the
+  persistent cache when it holds the tile, the rest encoded in ONE forward pass and written to the
+  cache (so a pseudo-label run fills the cache for the Annotator at no extra cost). It is the tile
+  loop's handle on that: ``encode(images)`` then, tile by
   tile, ``install(image, embedding)`` just before the pipeline runs on it; the pipeline's own
   ``set_image`` then finds the embedding held and encodes nothing.
 
 * :func:`embed_items` / :class:`RayEmbedder` embed whole projects into the cache (the ``embed``
   command): resumable (what the cache holds is skipped), locally or on a Ray actor pool whose
-  actors return fp16 features to the driver, the single writer of the cache.
+  actors return float32 features to the driver, the single writer of the cache.
 
 What batches: SAM v1 and LiteMedSAM (any segmenter with ``encode_batch`` and ``use_embedding``).
 What does not (one forward pass per tile, batched *within* the tile by the adapters): Grounding
@@ -33,72 +33,42 @@ import numpy as np
 import torch
 
 from text2seg_widgets.models.embedding import Embedding, image_digest
+from text2seg_widgets.models.embedding_source import EmbeddingSource
 from text2seg_widgets.models.protocols import PromptableSegmenter
 
 if TYPE_CHECKING:
-    from text2seg_widgets.models.protocols import PromptableSegmenter
     from text2seg_widgets.models.embedding_cache import EmbeddingCache
 
-__all__ = ["EmbeddingBatcher", "encode_tiles", "supports_embeddings", "EmbedItem", "EmbedReport", "embed_items",
+__all__ = ["EmbeddingBatcher", "EmbedItem", "EmbedReport", "embed_items",
            "RayEmbedder"]
 
 log = logging.getLogger(__name__)
 
 
-def supports_embeddings(segmenter: "PromptableSegmenter") -> bool:
-    """Whether ``segmenter`` speaks the embedding-value API (``encode_batch``, ``use_embedding``)."""
-    return all(callable(getattr(segmenter, name, None)) for name in ("encode_batch", "use_embedding"))
-
-
-def encode_tiles(segmenter: "PromptableSegmenter", images: Sequence[np.ndarray], *, cache: "EmbeddingCache | None" = None,
-                 sources: Sequence[str | None] | None = None,
-                 windows: Sequence[Any] | None = None) -> list[Embedding]:
-    """One embedding per image, in order: cache hits are loaded, the misses are encoded together in
-    one encoder pass and written to ``cache`` (with ``sources``/``windows`` recorded as metadata).
-    Without a cache every image is encoded. The segmenter's held image is not changed."""
-    if not images:
-        return []
-    out: list[Embedding | None] = [None] * len(images)
-    if cache is not None:
-        identity = segmenter.identity
-        for k, img in enumerate(images):
-            out[k] = cache.get(identity, img)
-    todo = [k for k, emb in enumerate(out) if emb is None]
-    if todo:
-        fresh = segmenter.encode_batch([images[k] for k in todo])
-        for k, emb in zip(todo, fresh):
-            out[k] = emb
-            if cache is not None:
-                cache.put(emb, source=sources[k] if sources else None, window=windows[k] if windows else None)
-    log.debug("encode_tiles: %d tile(s), %d from the cache", len(images), len(images) - len(todo))
-    return [emb for emb in out if emb is not None]
-
-
 class EmbeddingBatcher:
     """Encode tiles together (:meth:`encode`), then :meth:`install` one embedding at a time.
-    ``batches`` counts encoder passes that ran; ``cache`` (optional) is read and written."""
+    ``batches`` counts encoder passes that ran; ``cache`` (optional) is read and written through
+    the one cache-through path, :class:`~text2seg_widgets.models.embedding_source.EmbeddingSource`."""
 
     def __init__(self, segmenter: "PromptableSegmenter", cache: "EmbeddingCache | None" = None) -> None:
         self.segmenter = segmenter
         self.cache = cache
+        self.source = EmbeddingSource(segmenter, cache)
         self.batches = 0
 
     @staticmethod
-    def for_segmenter(segmenter: "PromptableSegmenter", cache: "EmbeddingCache | None" = None) -> "EmbeddingBatcher | None":
-        """The batcher for this segmenter, or None when it cannot encode batches (then tiles are
-        encoded one by one by the pipeline)."""
-        if supports_embeddings(segmenter):
-            return EmbeddingBatcher(segmenter, cache)
-        if segmenter is not None:
-            log.info("no batched encoder for %s; tiles are encoded one at a time", type(segmenter).__name__)
-        return None
+    def for_segmenter(segmenter: "PromptableSegmenter | None",
+                      cache: "EmbeddingCache | None" = None) -> "EmbeddingBatcher | None":
+        """The batcher for this segmenter, or None without a segmenter (then tiles are encoded
+        one by one by the pipeline)."""
+        return None if segmenter is None else EmbeddingBatcher(segmenter, cache)
 
     def encode(self, images: Sequence[np.ndarray], *, sources: Sequence[str | None] | None = None,
                windows: Sequence[Any] | None = None) -> list[Embedding]:
-        """One embedding per image (see :func:`encode_tiles`)."""
-        before = self.segmenter.encoder_calls
-        out = encode_tiles(self.segmenter, images, cache=self.cache, sources=sources, windows=windows)
-        if self.segmenter.encoder_calls != before:
+        """One embedding per image: hits from the cache, the rest in ONE encoder pass."""
+        before = self.source.encoded
+        out = self.source.embed_many(images, sources=sources, windows=windows)
+        if self.source.encoded != before:
             self.batches += 1
         return out
 
@@ -176,11 +146,12 @@ def embed_items(segmenter: "PromptableSegmenter", items: Iterable[EmbedItem], ca
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     report, start = EmbedReport(), time.perf_counter()
+    source = EmbeddingSource(segmenter, cache)
     for chunk in _batches_to_encode(items, segmenter.identity, cache, batch, report, progress, verify):
         t0 = time.perf_counter()
         try:
-            encode_tiles(segmenter, [i.rgb for i in chunk], cache=cache, sources=[i.source for i in chunk],
-                         windows=[i.window for i in chunk])
+            source.embed_many([i.rgb for i in chunk], sources=[i.source for i in chunk],
+                              windows=[i.window for i in chunk])
             report.encoded += len(chunk)
         except Exception as exc:  # noqa: BLE001 - one bad batch must not end an overnight run
             log.warning("embedding %s failed: %s", [i.key for i in chunk], exc)

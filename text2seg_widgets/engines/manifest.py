@@ -117,15 +117,18 @@ def model_roles(models: str | dict[str, str]) -> dict[str, str]:
 
 @dataclass
 class _Described:
-    """Stands in for a model that is not loaded here (the Ray driver): just its name."""
+    """Stands in for a model that is not loaded here (the Ray driver): its name, and for a
+    segmenter whether it takes point prompts (LiteMedSAM does not)."""
 
     name: str
+    supports_points: bool = True
 
 
 def described_models(models: str | dict[str, str]) -> ModelSet:
     """A :class:`ModelSet` of names only, for choosing branches and writing the manifest on a
     machine that does not load the models."""
-    return ModelSet(**{role: _Described(name) for role, name in model_roles(models).items()})  # type: ignore[arg-type]  # descriptions stand in for models: only names are read
+    return ModelSet(**{role: _Described(name, supports_points=not name.startswith("litemedsam"))  # type: ignore[arg-type]  # descriptions stand in for models: only names and supports_points are read
+                       for role, name in model_roles(models).items()})
 
 
 def _checksums(weights: dict[str, Any]) -> dict[str, Any]:

@@ -209,17 +209,6 @@ class EmbeddingCache:
         self.evict()
         return path
 
-    def get_or_encode(self, segmenter: "PromptableSegmenter", image: np.ndarray, *, source: str | None = None,
-                      window: Any = None) -> Embedding:
-        """The cached embedding of ``image`` for ``segmenter``, else ``segmenter.encode(image)``
-        (then written to the cache)."""
-        found = self.get(segmenter.identity, image)
-        if found is not None:
-            return found
-        embedding = segmenter.encode(image)
-        self.put(embedding, source=source, window=window)
-        return embedding
-
     # -- size ----------------------------------------------------------------------------------
     def _entries(self) -> list[tuple[float, int, Path]]:
         """(mtime, size, path) of every cache file; stale temporary files are removed."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from text2seg_widgets.core.workers import Worker
+from text2seg_widgets.models.embedding_source import EmbeddingSource
 
 if TYPE_CHECKING:
     from text2seg_widgets.models.protocols import PromptableSegmenter
@@ -23,10 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddingKeeper"]
 
 log = logging.getLogger(__name__)
-
-
-def _speaks_embeddings(segmenter: "PromptableSegmenter") -> bool:
-    return all(callable(getattr(segmenter, n, None)) for n in ("encode", "use_embedding", "is_set"))
 
 
 class EmbeddingKeeper:
@@ -48,11 +45,11 @@ class EmbeddingKeeper:
         if isinstance(cache, str):
             if cache != "default":
                 raise ValueError(f"cache must be an EmbeddingCache, None or 'default', got {cache!r}")
-            from text2seg_widgets.models.embedding_cache import EmbeddingCache
-
-            cache = EmbeddingCache.from_env()
+            self.source = EmbeddingSource.from_env(segmenter)
+        else:
+            self.source = EmbeddingSource(segmenter, cache)
         self.segmenter = segmenter
-        self.cache: EmbeddingCache | None = cache
+        self.cache: EmbeddingCache | None = self.source.cache
         self.lock = threading.RLock()
         self.current: Any = None
         self._worker: Worker | None = None
@@ -62,31 +59,10 @@ class EmbeddingKeeper:
         self.cache_hits = 0
 
     # -- current image -------------------------------------------------------------------------
-    def _cached(self, segmenter: "PromptableSegmenter", rgb: np.ndarray) -> "Embedding | None":
-        if self.cache is None:
-            return None
-        try:
-            return self.cache.get(segmenter.identity, rgb)
-        except Exception:  # noqa: BLE001 - a cache problem only costs the encode
-            log.warning("embedding cache read failed; encoding instead", exc_info=True)
-            return None
-
-    def _store(self, embedding: "Embedding") -> None:
-        if self.cache is None:
-            return
-        try:
-            self.cache.put(embedding)
-        except Exception:  # noqa: BLE001 - a full disk must not stop the annotator
-            log.warning("could not write the embedding cache", exc_info=True)
-
     def ensure(self, key: Any, rgb: np.ndarray) -> None:
         """Make the segmenter hold image ``key`` whose pixels are ``rgb``."""
         seg = self.segmenter
         with self.lock:
-            if not _speaks_embeddings(seg):
-                seg.set_image(rgb)
-                self.current = key
-                return
             ready = self._ready.pop(key, None)
             if seg.is_set(rgb):
                 pass  # the segmenter (maybe shared with a pipeline run) still holds these pixels
@@ -94,23 +70,17 @@ class EmbeddingKeeper:
                 seg.use_embedding(ready)
                 log.debug("image %s: using the prefetched embedding", key)
             else:
-                embedding = self._cached(seg, rgb)
-                if embedding is not None:
+                hits = self.source.hits
+                seg.use_embedding(self.source.embed(rgb))
+                if self.source.hits != hits:
                     self.cache_hits += 1
                     log.debug("image %s: embedding read from the cache", key)
-                else:
-                    embedding = seg.encode(rgb)
-                    self._store(embedding)
-                seg.use_embedding(embedding)
             self.current = key
 
     # -- next image ----------------------------------------------------------------------------
     def _shadow_segmenter(self) -> Any | None:
         if self._shadow is None:
-            clone = getattr(self.segmenter, "clone_for_prefetch", None)
-            if clone is None or not _speaks_embeddings(self.segmenter):
-                return None
-            self._shadow = clone()
+            self._shadow = self.segmenter.clone_for_prefetch()
         return self._shadow
 
     @property
@@ -131,11 +101,9 @@ class EmbeddingKeeper:
                 rgb = rgb_loader()
                 if stop.is_set():
                     return
-                embedding = self._cached(shadow, rgb)
-                encoded = embedding is None
-                if embedding is None:
-                    embedding = shadow.encode(rgb)
-                    self._store(embedding)
+                source = EmbeddingSource(shadow, self.cache)
+                embedding = source.embed(rgb)
+                encoded = source.encoded > 0
             except Exception:  # noqa: BLE001 - a failed prefetch only costs the encode later
                 log.warning("background embedding of image %s failed", key, exc_info=True)
                 return
