@@ -93,7 +93,7 @@ def child(args: argparse.Namespace) -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    from text2seg_widgets.cli.segment import segment_scene
+    from text2seg_widgets.engines.scene import segment_scene
 
     if args.pipeline == "fake":
         pipe = _FakePipeline()

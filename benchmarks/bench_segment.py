@@ -21,7 +21,7 @@ import torch
 
 from text2seg_widgets.models.factory import load_models
 from text2seg_widgets.pipeline import ClassSet, PipelineConfig, Text2SegPipeline
-from text2seg_widgets.cli.segment import segment_scene
+from text2seg_widgets.engines.scene import segment_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TEXT2SEG_SHARED_DATA", ROOT.parent / "shared" / "data"))

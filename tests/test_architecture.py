@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"store", "imagery", "core"},
     "insights": {"store", "core"},
     "widgets": {"store", "pipeline", "models", "imagery", "export", "insights", "core"},
-    "engines": {"pipeline", "store", "models", "imagery", "core"},
+    "engines": {"pipeline", "store", "models", "imagery", "export", "core"},  # engines/scene.py writes scene files
     "eval": {"imagery", "store", "core", "models"},
     "cli": {"*"},
     "errors": set(),
@@ -254,3 +254,26 @@ def test_flat_api_resolves_every_name_and_loads_heavy_libraries_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # nothing heavy at import; every name resolves (resolving loads them); the lazy names are listed
     assert out.stdout.strip() == "[] [] []", out.stdout + out.stderr
+
+
+TESTS_ROOT = ROOT.parent / "tests"
+BENCHMARKS_ROOT = ROOT.parent / "benchmarks"
+
+
+def test_tests_and_benchmarks_use_the_cli_only_as_users_do():
+    """Outside ``tests/cli/`` (the tests of the command line itself), tests and benchmarks import
+    nothing of ``text2seg_widgets.cli`` but its entry point ``main`` (what a user runs): library
+    code they need lives below the CLI."""
+    bad = []
+    files = [p for p in [*TESTS_ROOT.rglob("*.py"), *BENCHMARKS_ROOT.rglob("*.py")]
+             if (TESTS_ROOT / "cli") not in p.parents]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(f"{PACKAGE}.cli"):
+                if node.module != f"{PACKAGE}.cli" or [a.name for a in node.names] != ["main"]:
+                    bad.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} imports {node.module}")
+            elif isinstance(node, ast.Import):
+                bad += [f"{path.relative_to(ROOT.parent)}:{node.lineno} imports {a.name}" for a in node.names
+                        if a.name.startswith(f"{PACKAGE}.cli")]
+    assert not bad, "tests/benchmarks import CLI internals (move them to tests/cli/ or below cli/):\n" + \
+        "\n".join(bad)

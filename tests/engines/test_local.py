@@ -18,7 +18,7 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.scene import open_scene
 from text2seg_widgets.models import weights
 from text2seg_widgets.pipeline.pipeline import Text2SegPipeline
-from text2seg_widgets.cli.segment import segment_scene
+from text2seg_widgets.engines.scene import segment_scene
 from text2seg_widgets.store import Project
 
 

@@ -95,16 +95,6 @@ def test_from_arg_reads_a_file_or_inline_text(tmp_path, monkeypatch):
         ClassSet.from_arg("other.txt")
 
 
-def test_segment_and_pseudo_label_use_the_same_reader(tmp_path):
-    from text2seg_widgets.cli.segment import parse_classes
-
-    cs = parse_classes("urban: building, houses; water: lake", background=True)
-    assert cs.to_dict() == {"urban": ["building", "houses"], "water": ["lake"],
-                            "background": ["background", "bare ground", "grass"]}
-    with pytest.raises(InputError, match="more than one ':'"):
-        parse_classes("a: b: c", background=False)
-
-
 def test_quoted_prompts_hold_separators():
     got = ClassSet.parse('road: "street; avenue", "a, b", highway  # comment\nwater: "lake: big"')
     assert got.to_dict() == {"road": ["street; avenue", "a, b", "highway"], "water": ["lake: big"]}

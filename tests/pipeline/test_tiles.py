@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.imagery.rasters import FakePipeline
-from text2seg_widgets.cli.segment import segment_scene
+from text2seg_widgets.engines.scene import segment_scene
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.pipeline.tiles import array_tiles, open_tiles, run_tiles, segment_array
 

@@ -15,7 +15,7 @@ from tests.imagery.rasters import UTM_TRANSFORM, FakePipeline, write_raster
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.export.scene_outputs import read_scene_candidates
 from text2seg_widgets.core import Candidate
-from text2seg_widgets.cli.segment import segment_scene
+from text2seg_widgets.engines.scene import segment_scene
 
 W, H, BORDER = 523, 389, 6
 # (x, y, w, h): one inside a tile, one crossing several seams, one touching the nodata border

@@ -12,7 +12,7 @@ from tests.imagery.rasters import write_raster
 from text2seg_widgets.models.tiny import tiny_model_set
 from text2seg_widgets.pipeline import ClassSet, PipelineConfig, Text2SegPipeline
 from text2seg_widgets.core import Candidate
-from text2seg_widgets.cli.segment import segment_scene
+from text2seg_widgets.engines.scene import segment_scene
 
 
 @pytest.mark.slow
