@@ -45,3 +45,26 @@ def test_autocast_on_cpu_is_plain_inference():
     with autocast(torch.device("cpu"), None):
         x = torch.ones(2, requires_grad=True) * 2
     assert x.dtype == torch.float32 and not x.requires_grad
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"TEXT2SEG_EMBED_CACHE_GB": "abc"}, "TEXT2SEG_EMBED_CACHE_GB='abc' is not a number"),
+    ({"TEXT2SEG_EMBED_CACHE": "{file}", "TEXT2SEG_EMBED_CACHE_GB": "1"}, "is a file, not a folder"),
+    ({"TEXT2SEG_EMBED_CACHE": "{file}/sub", "TEXT2SEG_EMBED_CACHE_GB": "1"}, "is not writable"),
+])
+def test_bad_cache_settings_are_one_line_errors(env, message, tmp_path, rs_samples, monkeypatch):
+    from click.testing import CliRunner
+
+    from text2seg_widgets.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.format(file=afile))
+    image = sorted((rs_samples / "potsdam" / "images").glob("*.png"))[0]
+    for args in (["segment", str(image), "--out", str(tmp_path / "o")],
+                 ["pseudo-label", str(tmp_path / "p"), str(image), "--no-progress"]):
+        result = CliRunner().invoke(main, [*args, "--classes", "building", "--models", "tiny"])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "p").exists()
