@@ -44,7 +44,7 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.models.embedding import Embedding, ModelIdentity, image_digest
 
 if TYPE_CHECKING:
-    from text2seg_widgets.models.protocols import PromptableSegmenter
+    pass
 
 __all__ = ["EmbeddingCache", "CACHE_DIR_ENV", "CACHE_GB_ENV", "DEFAULT_GB", "FORMAT"]
 

@@ -5,11 +5,14 @@ Public API: :class:`Project` and its records (:class:`ClassInfo`, :class:`ImageR
 :class:`ImageBatch`), the error types it raises beyond
 :class:`~text2seg_widgets.errors.InputError`, :func:`restore_backup`, and the constants.
 
-Where each part lives: :mod:`.states` (image states and the review invariant: done only when no
-candidate is proposed), :mod:`.navigation` (image list, go-to, next/previous), :mod:`.review`
-(candidates and annotations), :mod:`.effort` (origin, edit actions, time), :mod:`.adding`
-(folders with bad files), :mod:`.backup` (online backups), :mod:`.history` (undo/redo),
-:mod:`.schema` (versions and migrations).
+Where each part lives (each is a class :class:`Project` builds with the database and the other
+parts it needs; no mixins): :mod:`.images` (adding, records, relinking), :mod:`.classes`,
+:mod:`.states` (image states and the review invariant: done only when no candidate is proposed),
+:mod:`.navigation` (image list, go-to, next/previous), :mod:`.review` (candidates and
+annotations), :mod:`.effort` (origin, edit actions, time), :mod:`.runs` (batch runs),
+:mod:`.claims` (images held by one worker), :mod:`.backup` (online backups, restore),
+:mod:`.history` (undo/redo), :mod:`.sessions` (who has the project open), :mod:`.schema`
+(versions and migrations).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""Backups of the project database with SQLite's online backup API (a mixin of :class:`Project`).
+"""Backups of the project database with SQLite's online backup API (a part of :class:`~.project.Project`).
 
-- :meth:`BackupMixin.backup` writes a consistent copy while the project stays open (other
+- :meth:`Backups.backup` writes a consistent copy while the project stays open (other
   sessions may keep writing; the copy is one committed state), by default to
   ``<project>/backups/backup-<time>.sqlite``. Manual backups are never deleted.
 - Rolling automatic backups (``auto-<time>-<reason>.sqlite`` in the same folder) are taken before
   bulk or destructive actions: removing a class, importing COCO, accepting candidates across
   several images at once (accept-all on the project), and before a schema migration. Only the
-  newest :attr:`BackupMixin.keep_backups` automatic ones are kept (a project setting, default
+  newest :attr:`Backups.keep_backups` automatic ones are kept (a project setting, default
   :data:`DEFAULT_KEEP`; 0 turns them off).
 - :func:`restore_backup` puts a backup back as the project database (the current one, even a
   corrupt one, is first set aside as ``project.sqlite.before-restore-<time>``).
@@ -33,7 +33,7 @@ from text2seg_widgets.store.sessions import exclusive
 if TYPE_CHECKING:
     from text2seg_widgets.store.db import Database
 
-__all__ = ["BackupMixin", "BACKUP_DIR", "DEFAULT_KEEP", "restore_backup", "list_backups",
+__all__ = ["Backups", "BACKUP_DIR", "DEFAULT_KEEP", "restore_backup", "list_backups",
            "list_set_aside", "copy_database", "backup_stamp", "clean_partials", "RestoreResult",
            "DatabaseFacts", "read_facts", "APP"]
 
@@ -280,11 +280,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-class BackupMixin:
-    """Needs ``_db`` and ``folder`` from :class:`Project`."""
+class Backups:
+    """Backups of an open project (built by :class:`~.project.Project`)."""
 
-    _db: "Database"
-    folder: Path
+    def __init__(self, db: "Database", folder: Path) -> None:
+        self.db, self.folder = db, folder
 
     @property
     def backups_folder(self) -> Path:
@@ -300,8 +300,8 @@ class BackupMixin:
         if target.exists() or target.is_symlink():
             self._check_replaceable(target)
         try:
-            with self._db.lock:
-                return copy_database(self._db.conn, target)
+            with self.db.lock:
+                return copy_database(self.db.conn, target)
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot write the backup {target}: {exc}") from exc
 
@@ -314,26 +314,26 @@ class BackupMixin:
         except InputError as exc:
             raise InputError(f"not overwriting {target}: it is not a backup of this project "
                              f"({exc}); give another file name or a folder") from exc
-        own = self._db.query("SELECT value FROM meta WHERE key = 'project_id'")
+        own = self.db.query("SELECT value FROM meta WHERE key = 'project_id'")
         if not own or facts.project_id != own[0][0]:
             raise InputError(f"not overwriting {target}: it is a backup of another project; "
                              "give another file name or a folder")
 
-    def backups(self) -> list[Path]:
+    def all(self) -> list[Path]:
         """This project's backups, oldest first."""
         return list_backups(self.folder)
 
     @property
     def keep_backups(self) -> int:
         """How many automatic backups are kept (0: none are taken)."""
-        rows = self._db.query("SELECT value FROM meta WHERE key = ?", (_KEEP_KEY,))
+        rows = self.db.query("SELECT value FROM meta WHERE key = ?", (_KEEP_KEY,))
         return int(rows[0][0]) if rows else DEFAULT_KEEP
 
     @keep_backups.setter
     def keep_backups(self, count: int) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InputError(f"keep_backups must be a whole number >= 0, got {count!r}")
-        with self._db.raw() as tx:
+        with self.db.raw() as tx:
             tx.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
                             "UPDATE SET value = excluded.value", (_KEEP_KEY, str(count)))
 
@@ -345,7 +345,7 @@ class BackupMixin:
             return None
         label = _REASON.sub("-", reason.lower()).strip("-")[:40] or "action"
         path = self.backup(self.backups_folder / f"auto-{backup_stamp()}-{label}.sqlite")
-        autos = [p for p in self.backups() if p.name.startswith("auto-")]
+        autos = [p for p in self.all() if p.name.startswith("auto-")]
         for old in autos[:-keep]:
             old.unlink(missing_ok=True)
         log.info("automatic backup before %s: %s", reason, path)

@@ -3,9 +3,9 @@
 Each annotation records its ``origin`` (:data:`~.schema.ORIGINS`): ``proposed`` (a candidate
 accepted as it was), ``corrected`` (its mask edited after that), ``drawn`` (made by hand) or
 ``imported``; and ``edit_actions``, the clicks/boxes/polygon edits spent on it (0 for an unchanged
-proposal). The UI reports time spent on each image with :meth:`EffortMixin.add_time`.
+proposal). The UI reports time spent on each image with :meth:`Effort.add_time`.
 
-:meth:`EffortMixin.effort` gives, per class, how many accepted objects were taken unchanged,
+:meth:`Effort.effort` gives, per class, how many accepted objects were taken unchanged,
 corrected or drawn, and the median seconds and actions per object. Seconds per object: an image's
 seconds divided evenly between the objects (annotations not imported) on it; the median is over
 the class's objects on images with recorded time. This is the honest measure of what the
@@ -22,9 +22,9 @@ from text2seg_widgets.errors import InputError
 
 if TYPE_CHECKING:
     from text2seg_widgets.store.db import Database
-    from text2seg_widgets.store.records import ImageRecord
+    from text2seg_widgets.store.images import Images
 
-__all__ = ["EffortMixin"]
+__all__ = ["Effort"]
 
 _EFFORT_SQL = """
 SELECT a.image_id, a.origin, a.edit_actions, c.name AS class_name,
@@ -38,35 +38,33 @@ ORDER BY c.id, a.id
 """
 
 
-class EffortMixin:
-    """Time and effort per image and class; needs ``_db`` and ``image`` from :class:`Project`."""
+class Effort:
+    """Time and effort per image and class (built by :class:`~.project.Project`)."""
 
-    _db: "Database"
-
-    if TYPE_CHECKING:
-        def image(self, image_id: int) -> "ImageRecord": ...
+    def __init__(self, db: "Database", images: "Images") -> None:
+        self.db, self.images = db, images
 
     def add_time(self, image_id: int, seconds: float) -> None:
         """Add ``seconds`` (finite, >= 0) to the time spent on an image. Not an undo step."""
         seconds = float(seconds)
         if not math.isfinite(seconds) or seconds < 0:
             raise InputError(f"seconds must be a finite number >= 0, got {seconds!r}")
-        rec = self.image(image_id)
-        with self._db.raw() as tx:
+        rec = self.images.image(image_id)
+        with self.db.raw() as tx:
             tx.conn.execute("INSERT INTO image_time (image_id, seconds) VALUES (?, ?) ON CONFLICT "
                             "(image_id) DO UPDATE SET seconds = seconds + excluded.seconds",
                             (rec.id, seconds))
 
     def image_seconds(self, image_id: int) -> float:
-        rows = self._db.query("SELECT seconds FROM image_time WHERE image_id = ?", (int(image_id),))
+        rows = self.db.query("SELECT seconds FROM image_time WHERE image_id = ?", (int(image_id),))
         return float(rows[0][0]) if rows else 0.0
 
     def effort(self) -> list[dict[str, Any]]:
         """Per class (class-id order, classes with no object included): ``class_name``,
         ``accepted_unchanged``, ``corrected``, ``drawn``, ``median_seconds_per_object`` (None
         without recorded time) and ``median_actions_per_object`` (None without objects)."""
-        rows = self._db.query(_EFFORT_SQL)
-        names = [r[0] for r in self._db.query("SELECT name FROM classes ORDER BY id")]
+        rows = self.db.query(_EFFORT_SQL)
+        names = [r[0] for r in self.db.query("SELECT name FROM classes ORDER BY id")]
         out = []
         for name in names:
             mine = [r for r in rows if r["class_name"] == name]

@@ -23,7 +23,7 @@ from typing import Any
 from text2seg_widgets.store.db import ConflictError, Database, Tx
 from text2seg_widgets.store.schema import INVARIANT_MESSAGE
 
-__all__ = ["HistoryStep", "undo", "redo", "can_undo", "can_redo", "history"]
+__all__ = ["HistoryStep", "History", "undo", "redo", "can_undo", "can_redo", "history"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,27 @@ def _same(current: dict[str, Any] | None, snapshot: dict[str, Any] | None) -> bo
     if current is None or snapshot is None:
         return current is snapshot
     return all(current.get(k) == v for k, v in snapshot.items())
+
+
+class History:
+    """Undo and redo of an open project (built by :class:`~.project.Project`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def undo(self) -> HistoryStep | None:
+        return undo(self.db)
+
+    def redo(self) -> HistoryStep | None:
+        return redo(self.db)
+
+    @property
+    def can_undo(self) -> bool:
+        return can_undo(self.db)
+
+    @property
+    def can_redo(self) -> bool:
+        return can_redo(self.db)
+
+    def entries(self, limit: int = 50) -> list[dict[str, Any]]:
+        return history(self.db, limit)

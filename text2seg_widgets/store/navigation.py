@@ -19,11 +19,12 @@ from text2seg_widgets.store.schema import IMAGE_STATES
 
 if TYPE_CHECKING:
     from text2seg_widgets.store.db import Database
+    from text2seg_widgets.store.images import Images
     from text2seg_widgets.store.records import ImageRecord
 
-__all__ = ["NavigationMixin", "IMAGE_FILTERS", "check_filter"]
+__all__ = ["Navigation", "IMAGE_FILTERS", "check_filter"]
 
-#: The filters :meth:`NavigationMixin.image_summaries` and next/previous accept (besides None).
+#: The filters :meth:`Navigation.image_summaries` and next/previous accept (besides None).
 IMAGE_FILTERS = (*IMAGE_STATES, "candidates left")
 
 _SUMMARY_SQL = """
@@ -56,19 +57,16 @@ def _where(filter: str | None) -> tuple[str, tuple[Any, ...]]:
     return " WHERE i.state = ?", (filter,)
 
 
-class NavigationMixin:
-    """Image list and navigation; needs ``_db`` and ``image``/``images`` from :class:`Project`."""
+class Navigation:
+    """The image list and moving through it (built by :class:`~.project.Project`)."""
 
-    _db: "Database"
-
-    if TYPE_CHECKING:
-        def image(self, image_id: int) -> "ImageRecord": ...
-        def images(self, state: str | None = None) -> list["ImageRecord"]: ...
+    def __init__(self, db: "Database", images: "Images") -> None:
+        self.db, self.images = db, images
 
     def image_summaries(self, filter: str | None = None) -> list[ImageSummary]:
         """One :class:`ImageSummary` per image matching ``filter`` (see the module doc), by id."""
         where, params = _where(filter)
-        rows = self._db.query(_SUMMARY_SQL + where + " ORDER BY i.id", params)
+        rows = self.db.query(_SUMMARY_SQL + where + " ORDER BY i.id", params)
         return [ImageSummary(id=r["id"], name=Path(r["path"]).name, state=r["state"],
                              proposed=int(r["proposed"]), accepted=int(r["accepted"]),
                              rejected=int(r["rejected"]), annotations=int(r["annotations"]),
@@ -76,7 +74,7 @@ class NavigationMixin:
 
     def _matching_ids(self, filter: str | None) -> list[int]:
         where, params = _where(filter)
-        return [int(r[0]) for r in self._db.query(
+        return [int(r[0]) for r in self.db.query(
             "SELECT i.id FROM images i LEFT JOIN (SELECT image_id, SUM(status = 'proposed') AS "
             "proposed FROM candidates GROUP BY image_id) c ON c.image_id = i.id" + where +
             " ORDER BY i.id", params)]
@@ -87,7 +85,7 @@ class NavigationMixin:
         listing close matches when nothing (or more than one) matches."""
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             raise InputError(f"find an image by id (int) or by file name/stem (str), not {key!r}")
-        images = self.images()
+        images = self.images.images()
         if isinstance(key, int):
             for rec in images:
                 if rec.id == key:
@@ -129,11 +127,11 @@ class NavigationMixin:
         if not forward:
             ids.reverse()
         if start is None:
-            return self.image(ids[0]) if ids else None
+            return self.images.image(ids[0]) if ids else None
         ahead = [i for i in ids if (i > start if forward else i < start)]
         behind = [i for i in ids if (i < start if forward else i > start)]
         found = ahead or behind
-        return self.image(found[0]) if found else None
+        return self.images.image(found[0]) if found else None
 
 
 def _names(rec: "ImageRecord") -> dict[str, str]:

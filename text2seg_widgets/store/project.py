@@ -9,42 +9,54 @@ Every user action (accept, reject, relabel, edit or add or delete a mask, set an
 add/remove a class) is one transaction, committed before the method returns, and recorded in a
 history that undo/redo replay (it survives closing and reopening). Pipeline writes (candidates,
 runs) are transactions too but are not undoable. See :mod:`.db` and :mod:`.history`.
+
+The project is composed, not inherited: it opens the database and builds small parts around it,
+each given what it needs (the Annotator is built the same way):
+
+* :attr:`Project.catalog` (:class:`~.images.Images`), :attr:`Project.class_table`
+  (:class:`~.classes.Classes`), :attr:`Project.states` (:class:`~.states.States`),
+  :attr:`Project.review` (:class:`~.review.Review`: candidates and annotations),
+  :attr:`Project.navigation`, :attr:`Project.timing` (:class:`~.effort.Effort`),
+  :attr:`Project.undo_log` (:class:`~.history.History`), :attr:`Project.batch_runs`
+  (:class:`~.runs.Runs`), :attr:`Project.backup_store` (:class:`~.backup.Backups`),
+  :attr:`Project.claims` (:class:`~.claims.Claims`).
+
+The methods of :class:`Project` below are its public API, each handing the call to the part that
+owns it (the SQL lives in the parts).
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import logging
-import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from text2seg_widgets.core.candidate import Candidate
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.store import history as _history
-from text2seg_widgets.store.db import DB_NAME, Database, now
-from text2seg_widgets.store.history import HistoryStep
-from text2seg_widgets.store.imagemeta import file_checksum, read_image_meta
-from text2seg_widgets.store.adding import AddImagesMixin
-from text2seg_widgets.store.backup import (APP, BACKUP_DIR, BackupMixin, backup_stamp, copy_database,
-                                           list_backups)
-from text2seg_widgets.store.effort import EffortMixin
-from text2seg_widgets.store.navigation import NavigationMixin
-from text2seg_widgets.core.colors import class_color
-from text2seg_widgets.store.records import ClassInfo, ImageRecord, image_from_row
-from text2seg_widgets.store.review import ReviewMixin
-from text2seg_widgets.store.schema import MIGRATIONS, migrate
+from text2seg_widgets.store.actor import Actor
+from text2seg_widgets.store.adding import ImageBatch
+from text2seg_widgets.store.backup import APP, BACKUP_DIR, Backups, backup_stamp, copy_database, list_backups
 from text2seg_widgets.store.claims import Claims
+from text2seg_widgets.store.classes import Classes, class_spec
+from text2seg_widgets.store.db import DB_NAME, Database, now
+from text2seg_widgets.store.effort import Effort
+from text2seg_widgets.store.history import History, HistoryStep
+from text2seg_widgets.store.images import Images
+from text2seg_widgets.store.navigation import Navigation
+from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, ClassInfo, ImageRecord,
+                                            ImageSummary, MaskRow)
+from text2seg_widgets.store.review import Review
+from text2seg_widgets.store.runs import Runs
+from text2seg_widgets.store.schema import MIGRATIONS, migrate
 from text2seg_widgets.store.sessions import SessionLock
-from text2seg_widgets.store.states import StatesMixin, check_state
+from text2seg_widgets.store.states import States
 
 __all__ = ["Project", "DB_NAME"]
 
 log = logging.getLogger(__name__)
-
-_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 
 def _default_user() -> str | None:
@@ -54,8 +66,7 @@ def _default_user() -> str | None:
         return None
 
 
-class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupMixin,
-              ReviewMixin):
+class Project:
     """An open annotation project. Build with :meth:`create` or :meth:`open`; :meth:`close` it."""
 
     def __init__(self, folder: Path, db: Database, *, user: str | None = None,
@@ -63,7 +74,17 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
         self.folder = folder
         self._db = db
         self._session = session
-        self.user = user if user is not None else _default_user()
+        self.actor = Actor(user if user is not None else _default_user())
+        self.backup_store = Backups(db, folder)
+        self.catalog = Images(db, folder)
+        self.class_table = Classes(db, self.actor, self.backup_store)
+        self.states = States(db, self.actor, self.catalog)
+        self.navigation = Navigation(db, self.catalog)
+        self.timing = Effort(db, self.catalog)
+        self.review = Review(db, self.actor, self.catalog, self.class_table, self.states,
+                             self.backup_store)
+        self.undo_log = History(db)
+        self.batch_runs = Runs(db)
         self.claims = Claims(db)
 
     # ----------------------------------------------------------------- open / create
@@ -89,7 +110,7 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
             raise InputError(f"cannot create the project folder {folder}: {exc}") from exc
         specs: list[tuple[str, str, tuple[str, ...]]] = []
         for spec in classes:
-            specs.append(_class_spec(spec, [color for _, color, _ in specs]))
+            specs.append(class_spec(spec, [color for _, color, _ in specs]))
         session = SessionLock(folder)
         db = Database(folder / DB_NAME, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
         migrate(db.conn)
@@ -98,7 +119,7 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
             for key, value in (("app", APP), ("created_at", now())):
                 tx.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
             for name, color, prompts in specs:
-                project._insert_class(tx, name, color, prompts)
+                project.class_table.insert(tx, name, color, prompts)
         return project
 
     @classmethod
@@ -158,6 +179,15 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
         self.close()
 
     @property
+    def user(self) -> str | None:
+        """Who this session's writes are recorded as when an action names nobody."""
+        return self.actor.user
+
+    @user.setter
+    def user(self, value: str | None) -> None:
+        self.actor.user = value
+
+    @property
     def db_path(self) -> Path:
         return self.folder / DB_NAME
 
@@ -169,240 +199,6 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
     @property
     def schema_version(self) -> int:
         return int(self._db.query("PRAGMA user_version")[0][0])
-
-    # ----------------------------------------------------------------- classes
-    @property
-    def classes(self) -> list[ClassInfo]:
-        rows = self._db.query("SELECT id, name, color, prompts FROM classes ORDER BY id")
-        return [ClassInfo(r["id"], r["name"], r["color"], tuple(json.loads(r["prompts"])))
-                for r in rows]
-
-    def class_info(self, name_or_id: str | int) -> ClassInfo:
-        for c in self.classes:
-            if c.id == name_or_id or c.name == name_or_id:
-                return c
-        known = ", ".join(repr(c.name) for c in self.classes) or "none"
-        raise InputError(f"unknown class {name_or_id!r} (known classes: {known}); add it with "
-                         "project.add_class(name) first")
-
-    def add_class(self, name: str, color: str | None = None, prompts: Sequence[str] = (),
-                  *, user: str | None = None) -> ClassInfo:
-        name, color, prompts = _class_spec({"name": name, "color": color, "prompts": prompts},
-                                           [c.color for c in self.classes])
-        with self._db.action(f"add class {name!r}", user=user or self.user) as tx:
-            class_id = self._insert_class(tx, name, color, prompts)
-        return self.class_info(class_id)
-
-    def update_class(self, name_or_id: str | int, *, name: str | None = None,
-                     color: str | None = None, prompts: Sequence[str] | None = None,
-                     user: str | None = None) -> ClassInfo:
-        info = self.class_info(name_or_id)
-        new_name, new_color, new_prompts = _class_spec(
-            {"name": name if name is not None else info.name, "color": color or info.color,
-             "prompts": info.prompts if prompts is None else prompts}, ())
-        if new_name != info.name and any(c.name == new_name for c in self.classes):
-            raise InputError(f"a class named {new_name!r} already exists")
-        with self._db.action(f"edit class {info.name!r}", user=user or self.user) as tx:
-            tx.update("classes", info.id, {"name": new_name, "color": new_color,
-                                           "prompts": json.dumps(list(new_prompts))})
-        return self.class_info(info.id)
-
-    def remove_class(self, name_or_id: str | int, *, cascade: bool = False,
-                     user: str | None = None) -> None:
-        """Remove a class. Its proposed/rejected candidates go with it; annotations only with
-        ``cascade=True`` (otherwise :class:`InputError`). Undoable, and an automatic backup is
-        taken first (see :mod:`.backup`)."""
-        info = self.class_info(name_or_id)
-        anns = self._db.query("SELECT id FROM annotations WHERE class_id = ?", (info.id,))
-        if anns and not cascade:
-            raise InputError(f"{len(anns)} annotation(s) use class {info.name!r}; relabel or "
-                             "delete them first, or pass cascade=True to delete them too")
-        self.auto_backup(f"remove class {info.name}")
-        with self._db.action(f"remove class {info.name!r}", user=user or self.user) as tx:
-            for (ann_id,) in tx.conn.execute("SELECT id FROM annotations WHERE class_id = ?",
-                                             (info.id,)).fetchall():
-                tx.delete("annotations", ann_id)
-            for (cand_id,) in tx.conn.execute("SELECT id FROM candidates WHERE class_id = ?",
-                                              (info.id,)).fetchall():
-                for (ann_id,) in tx.conn.execute("SELECT id FROM annotations WHERE "
-                                                 "candidate_id = ?", (cand_id,)).fetchall():
-                    tx.update("annotations", ann_id, {"candidate_id": None})
-                tx.delete("candidates", cand_id)
-            tx.delete("classes", info.id)
-
-    def _insert_class(self, tx: Any, name: str, color: str, prompts: Sequence[str]) -> int:
-        if tx.conn.execute("SELECT 1 FROM classes WHERE name = ?", (name,)).fetchone():
-            raise InputError(f"a class named {name!r} already exists")
-        return tx.insert("classes", {"name": name, "color": color,
-                                     "prompts": json.dumps(list(prompts))})
-
-    # ----------------------------------------------------------------- images
-    def _store_path(self, path: Path) -> str:
-        path = path.resolve()
-        try:
-            return path.relative_to(self.folder.resolve()).as_posix()
-        except ValueError:
-            return str(path)
-
-    def _resolve(self, stored: str) -> Path:
-        p = Path(stored)
-        return p if p.is_absolute() else self.folder / p
-
-    def add_image(self, path: str | Path, *, window: Sequence[int] | None = None,
-                  user: str | None = None, allow_duplicates: bool = False) -> ImageRecord:
-        """Add an image (or a ``(col, row, width, height)`` window of a big scene).
-
-        Adding the same file and window again returns the existing record; so does adding a copy
-        of a project image (same sha256) under another path, with a warning, unless
-        ``allow_duplicates``. A missing, empty, unreadable or truncated file raises
-        :class:`InputError` saying which."""
-        path = Path(path)
-        win = tuple(int(v) for v in window) if window is not None else None
-        meta = read_image_meta(path, win)  # type: ignore[arg-type]  # a 4-tuple window
-        with self._db.raw() as tx:
-            twin = None if allow_duplicates else self._duplicate_of(tx, path, win, meta.checksum)
-            if twin is not None:
-                log.warning("%s has the same content as image %d (%s); not added again (pass "
-                            "allow_duplicates=True to add it anyway)", path, twin, self._path_of(tx, twin))
-                image_id = twin
-            else:
-                image_id = self._insert_image(tx, path, win, meta)
-        return self.image(image_id)
-
-    def _duplicate_of(self, tx: Any, path: Path, win: tuple[int, ...] | None,
-                      checksum: str) -> int | None:
-        """The id of another image with the same bytes and window under another path, if any."""
-        win_text = json.dumps(list(win)) if win else ""
-        if tx.conn.execute("SELECT 1 FROM images WHERE path = ? AND win = ?",
-                           (self._store_path(path), win_text)).fetchone():
-            return None  # the same file again: the existing record, not a duplicate
-        row = tx.conn.execute("SELECT id FROM images WHERE checksum = ? AND win = ? AND path != ? "
-                              "ORDER BY id LIMIT 1",
-                              (checksum, win_text, self._store_path(path))).fetchone()
-        return None if row is None else int(row["id"])
-
-    def _path_of(self, tx: Any, image_id: int) -> str:
-        row = tx.conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
-        return str(self._resolve(row["path"])) if row is not None else "?"
-
-    def _insert_image(self, tx: Any, path: Path, win: tuple[int, ...] | None, meta: Any) -> int:
-        """The id of the (path, window) image, inserted unless it is already there."""
-        stored, win_text = self._store_path(path), json.dumps(list(win)) if win else ""
-        row = tx.conn.execute("SELECT id FROM images WHERE path = ? AND win = ?",
-                              (stored, win_text)).fetchone()
-        if row is not None:
-            return int(row["id"])
-        return tx.insert("images", {
-            "path": stored, "width": meta.width, "height": meta.height, "crs": meta.crs,
-            "transform": json.dumps(list(meta.transform)), "checksum": meta.checksum,
-            "win": win_text, "added_at": now()})
-
-    def add_images(self, paths: Iterable[str | Path]) -> list[ImageRecord]:
-        """Add several files, each as :meth:`add_image` (the first bad file raises, after the
-        ones before it were added). To add the good files of a folder and get each bad one
-        with its reason, use :meth:`add_images_checked`."""
-        return [self.add_image(p) for p in paths]
-
-    def images(self, state: str | None = None) -> list[ImageRecord]:
-        if state is None:
-            rows = self._db.query("SELECT * FROM images ORDER BY id")
-        else:
-            check_state(state)
-            rows = self._db.query("SELECT * FROM images WHERE state = ? ORDER BY id", (state,))
-        return [image_from_row(r, self._resolve) for r in rows]
-
-    def image(self, image_id: int) -> ImageRecord:
-        rows = self._db.query("SELECT * FROM images WHERE id = ?", (int(image_id),))
-        if not rows:
-            raise InputError(f"no image with id {image_id} in this project; see project.images()")
-        return image_from_row(rows[0], self._resolve)
-
-    def image_path(self, image_id: int) -> Path:
-        """The image file, checked to exist (:class:`InputError` naming :meth:`relink` if not)."""
-        rec = self.image(image_id)
-        if not Path(rec.path).is_file():
-            raise InputError(f"image {image_id} is missing: {rec.path} does not exist (moved or "
-                             f"deleted?); point the project at its new place with "
-                             f"project.relink({image_id}, new_path)")
-        return Path(rec.path)
-
-    def missing_images(self) -> list[ImageRecord]:
-        return [r for r in self.images() if not Path(r.path).is_file()]
-
-    def relink(self, image_id: int, new_path: str | Path, *, check: bool = True) -> ImageRecord:
-        """Point image ``image_id`` at a moved file. With ``check`` the file must have the same
-        checksum (same bytes) as the one that was added; pass ``check=False`` to accept any file
-        of the same size."""
-        rec = self.image(image_id)
-        new_path = Path(new_path)
-        meta = read_image_meta(new_path, rec.window)
-        if (meta.width, meta.height) != (rec.width, rec.height):
-            raise InputError(f"{new_path} is {meta.width} x {meta.height} pixels but image "
-                             f"{image_id} is {rec.width} x {rec.height}; it is not the same image")
-        if check and meta.checksum != rec.checksum:
-            raise InputError(f"{new_path} has different content from the image that was added "
-                             f"({rec.path}); relink it anyway with `project relink --no-check` "
-                             "(Python: check=False)")
-        with self._db.raw() as tx:
-            tx.update("images", rec.id, {"path": self._store_path(new_path),
-                                         "checksum": file_checksum(new_path)})
-        return self.image(image_id)
-
-    # ----------------------------------------------------------------- runs (batch resume)
-    def start_run(self, manifest: dict[str, Any]) -> int:
-        with self._db.raw() as tx:
-            return tx.insert("runs", {"manifest": json.dumps(manifest, sort_keys=True, default=str),
-                                      "started_at": now()})
-
-    def join_or_start_run(self, manifest: dict[str, Any]) -> tuple[int, bool]:
-        """``(run_id, joined)``: the newest run whose manifest has the same ``fingerprint``, or a
-        new one, decided in one transaction (two runs started at once join one run)."""
-        fingerprint = manifest.get("fingerprint")
-        with self._db.raw() as tx:
-            for row in tx.conn.execute("SELECT id, manifest FROM runs ORDER BY id DESC"):
-                if json.loads(row["manifest"]).get("fingerprint") == fingerprint:
-                    return int(row["id"]), True
-            return tx.insert("runs", {"manifest": json.dumps(manifest, sort_keys=True,
-                                                             default=str),
-                                      "started_at": now()}), False
-
-    def finish_run(self, run_id: int) -> None:
-        with self._db.raw() as tx:
-            tx.update("runs", int(run_id), {"finished_at": now()})
-
-    def runs(self) -> list[dict[str, Any]]:
-        rows = self._db.query("SELECT * FROM runs ORDER BY id")
-        return [dict(r) | {"manifest": json.loads(r["manifest"])} for r in rows]
-
-    def mark_image_processed(self, image_id: int, run_id: int) -> None:
-        with self._db.raw() as tx:
-            tx.conn.execute("INSERT OR IGNORE INTO processed (image_id, run_id, at) "
-                            "VALUES (?, ?, ?)", (int(image_id), int(run_id), now()))
-
-    def processed_images(self, run_id: int) -> set[int]:
-        rows = self._db.query("SELECT image_id FROM processed WHERE run_id = ?", (int(run_id),))
-        return {int(r[0]) for r in rows}
-
-    # ----------------------------------------------------------------- history / stats
-    def undo(self) -> HistoryStep | None:
-        """Undo the newest action: what it was and which images it changed (``str(step)`` is
-        its description), or ``None`` if there is nothing to undo."""
-        return _history.undo(self._db)
-
-    def redo(self) -> HistoryStep | None:
-        """Redo the oldest undone action (see :meth:`undo`), or ``None``."""
-        return _history.redo(self._db)
-
-    @property
-    def can_undo(self) -> bool:
-        return _history.can_undo(self._db)
-
-    @property
-    def can_redo(self) -> bool:
-        return _history.can_redo(self._db)
-
-    def history(self, limit: int = 50) -> list[dict[str, Any]]:
-        return _history.history(self._db, limit)
 
     def stats(self) -> dict[str, Any]:
         """Review statistics (:func:`text2seg_widgets.store.stats.review_stats`) plus
@@ -421,6 +217,290 @@ class Project(StatesMixin, NavigationMixin, EffortMixin, AddImagesMixin, BackupM
         return str(self._db.query("PRAGMA integrity_check")[0][0])
 
 
+    # ----------------------------------------------------------------- images (Images)
+    def add_image(self, path: str | Path, *, window: Sequence[int] | None = None,
+                  user: str | None = None, allow_duplicates: bool = False) -> ImageRecord:
+        """Add an image (or a ``(col, row, width, height)`` window of a big scene).
+
+        Adding the same file and window again returns the existing record; so does adding a copy
+        of a project image (same sha256) under another path, with a warning, unless
+        ``allow_duplicates``. A missing, empty, unreadable or truncated file raises
+        :class:`InputError` saying which."""
+        return self.catalog.add_image(path, window=window, user=user,
+                                      allow_duplicates=allow_duplicates)
+
+    def add_images(self, paths: Iterable[str | Path]) -> list[ImageRecord]:
+        """Add several files, each as :meth:`add_image` (the first bad file raises, after the
+        ones before it were added). To add the good files of a folder and get each bad one
+        with its reason, use :meth:`add_images_checked`."""
+        return self.catalog.add_images(paths)
+
+    def add_images_checked(self, paths: Iterable[str | Path], *, strict: bool = False,
+                           tile: int | None = None, allow_duplicates: bool = False) -> ImageBatch:
+        """Add the readable files of ``paths`` and report the others (see the module doc).
+
+        ``tile``: add each file as windows of at most this many pixels instead of whole. A file
+        whose bytes the project (or this batch) already holds under another path is skipped and
+        listed in ``duplicates`` unless ``allow_duplicates``."""
+        return self.catalog.add_images_checked(paths, strict=strict, tile=tile,
+                                               allow_duplicates=allow_duplicates)
+
+    def images(self, state: str | None = None) -> list[ImageRecord]:
+        return self.catalog.images(state)
+
+    def image(self, image_id: int) -> ImageRecord:
+        return self.catalog.image(image_id)
+
+    def image_path(self, image_id: int) -> Path:
+        """The image file, checked to exist (:class:`InputError` naming :meth:`relink` if not)."""
+        return self.catalog.image_path(image_id)
+
+    def missing_images(self) -> list[ImageRecord]:
+        return self.catalog.missing_images()
+
+    def relink(self, image_id: int, new_path: str | Path, *, check: bool = True) -> ImageRecord:
+        """Point image ``image_id`` at a moved file. With ``check`` the file must have the same
+        checksum (same bytes) as the one that was added; pass ``check=False`` to accept any file
+        of the same size."""
+        return self.catalog.relink(image_id, new_path, check=check)
+
+    # ----------------------------------------------------------------- classes (Classes)
+    @property
+    def classes(self) -> list[ClassInfo]:
+        return self.class_table.all()
+
+    def class_info(self, name_or_id: str | int) -> ClassInfo:
+        return self.class_table.class_info(name_or_id)
+
+    def add_class(self, name: str, color: str | None = None, prompts: Sequence[str] = (), *,
+                  user: str | None = None) -> ClassInfo:
+        return self.class_table.add_class(name, color, prompts, user=user)
+
+    def update_class(self, name_or_id: str | int, *, name: str | None = None,
+                     color: str | None = None, prompts: Sequence[str] | None = None,
+                     user: str | None = None) -> ClassInfo:
+        return self.class_table.update_class(name_or_id, name=name, color=color, prompts=prompts,
+                                             user=user)
+
+    def remove_class(self, name_or_id: str | int, *, cascade: bool = False,
+                     user: str | None = None) -> None:
+        """Remove a class. Its proposed/rejected candidates go with it; annotations only with
+        ``cascade=True`` (otherwise :class:`InputError`). Undoable, and an automatic backup is
+        taken first (see :mod:`.backup`)."""
+        return self.class_table.remove_class(name_or_id, cascade=cascade, user=user)
+
+    # ----------------------------------------------------------------- image states (States)
+    def set_state(self, image_id: int, state: str, user: str | None = None) -> None:
+        """Set an image's review state (one undoable action).
+
+        ``done`` is refused with :class:`UnreviewedError` while candidates on the image are
+        still proposed; see :meth:`finish_image` and :meth:`skip_image`."""
+        return self.states.set_state(image_id, state, user)
+
+    def finish_image(self, image_id: int, *, rest: str = "require", user: str | None = None) -> int:
+        """Mark the image done; return how many proposed candidates were rejected to do so.
+
+        ``rest="require"``: every candidate must already be reviewed (else
+        :class:`UnreviewedError`, nothing changed). ``rest="reject"``: the proposed candidates
+        left are rejected and the image marked done in ONE undoable action."""
+        return self.states.finish_image(image_id, rest=rest, user=user)
+
+    def skip_image(self, image_id: int, *, reason: str = "", user: str | None = None) -> None:
+        """Mark the image ``skipped`` (left out of exports by default), with an optional reason;
+        one undoable action. Its candidates keep their review state."""
+        return self.states.skip_image(image_id, reason=reason, user=user)
+
+    # ----------------------------------------------------------------- navigation (Navigation)
+    def image_summaries(self, filter: str | None = None) -> list[ImageSummary]:
+        """One :class:`ImageSummary` per image matching ``filter`` (see the module doc), by id."""
+        return self.navigation.image_summaries(filter)
+
+    def find_image(self, key: int | str) -> ImageRecord:
+        """The image with this id (an int, or a string of digits that is not a file name), file
+        name (``tile_03.png``) or stem (``tile_03``); names must be unique. :class:`InputError`
+        listing close matches when nothing (or more than one) matches."""
+        return self.navigation.find_image(key)
+
+    def next_image(self, after: int | None = None, filter: str | None = None, *,
+                   state: str | None = None) -> ImageRecord | None:
+        """The first image after ``after`` (by id, wrapping around, never ``after`` itself) that
+        matches ``filter``; ``None`` when none does. ``state=`` is the older name of ``filter``."""
+        return self.navigation.next_image(after, filter, state=state)
+
+    def previous_image(self, before: int | None = None, filter: str | None = None, *,
+                       state: str | None = None) -> ImageRecord | None:
+        """Like :meth:`next_image`, backwards: the last matching image before ``before``."""
+        return self.navigation.previous_image(before, filter, state=state)
+
+    # ----------------------------------------------------------------- effort (Effort)
+    def add_time(self, image_id: int, seconds: float) -> None:
+        """Add ``seconds`` (finite, >= 0) to the time spent on an image. Not an undo step."""
+        return self.timing.add_time(image_id, seconds)
+
+    def image_seconds(self, image_id: int) -> float:
+        return self.timing.image_seconds(image_id)
+
+    def effort(self) -> list[dict[str, Any]]:
+        """Per class (class-id order, classes with no object included): ``class_name``,
+        ``accepted_unchanged``, ``corrected``, ``drawn``, ``median_seconds_per_object`` (None
+        without recorded time) and ``median_actions_per_object`` (None without objects)."""
+        return self.timing.effort()
+
+    # ----------------------------------------------------------------- candidates and annotations (Review)
+    def add_candidates(self, image_id: int, candidates: Iterable[Candidate],
+                       run_id: int | None = None, *, replace: bool = False,
+                       mark_processed: bool = False) -> list[int]:
+        """Store proposals for one image; returns their ids. Never touches annotations.
+
+        ``mark_processed`` also records (image, ``run_id``) as done in the same transaction, so a
+        killed batch run resumes exactly after the last image whose candidates were saved."""
+        return self.review.add_candidates(image_id, candidates, run_id, replace=replace,
+                                          mark_processed=mark_processed)
+
+    def candidates(self, image_id: int | None = None,
+                   status: str | None = None) -> list[CandidateRecord]:
+        return self.review.candidates(image_id, status)
+
+    def mask_rows(self, image_id: int) -> list[MaskRow]:
+        """The image's drawable masks in one light read (no JSON decoded, no records built):
+        candidates not accepted (proposed and rejected; an accepted one is drawn as its
+        annotation), then annotations, each in id order. For displays that redraw often."""
+        return self.review.mask_rows(image_id)
+
+    def candidate(self, candidate_id: int) -> CandidateRecord:
+        return self.review.candidate(candidate_id)
+
+    def accept(self, candidate_id: int, class_name: str | None = None,
+               user: str | None = None) -> int:
+        """Accept a candidate (optionally as another class); returns the new annotation's id."""
+        return self.review.accept(candidate_id, class_name, user)
+
+    def accept_above(self, image_id: int, min_score: float, user: str | None = None) -> list[int]:
+        """Accept every proposed candidate of the image scoring at least ``min_score``, as one
+        undoable action; returns the new annotation ids (highest score first)."""
+        return self.review.accept_above(image_id, min_score, user)
+
+    def accept_many(self, candidate_ids: Sequence[int], description: str | None = None,
+                    user: str | None = None) -> list[int]:
+        """Accept the given candidates as ONE undoable action (e.g. "accept all above the
+        calibrated threshold"); returns the new annotation ids in the order given. When they lie
+        on more than one image an automatic backup is taken first (see :mod:`.backup`)."""
+        return self.review.accept_many(candidate_ids, description, user)
+
+    def reject(self, candidate_id: int, user: str | None = None) -> None:
+        return self.review.reject(candidate_id, user)
+
+    def annotations(self, image_id: int | None = None) -> list[AnnotationRecord]:
+        return self.review.annotations(image_id)
+
+    def annotation(self, annotation_id: int) -> AnnotationRecord:
+        return self.review.annotation(annotation_id)
+
+    def add_annotation(self, image_id: int, mask: Any, class_name: str, source: str = "manual",
+                       score: float = 1.0, user: str | None = None, *, actions: int = 1) -> int:
+        """Add a hand-made mask (array or COCO RLE in the image's pixels); returns its id.
+
+        Effort: origin ``drawn`` with ``edit_actions = actions`` (the clicks/boxes/polygons it
+        took); ``source="import"`` makes it ``imported`` (0 actions)."""
+        return self.review.add_annotation(image_id, mask, class_name, source, score, user,
+                                          actions=actions)
+
+    def add_annotations(self, items: Iterable[dict[str, Any]], description: str | None = None,
+                        user: str | None = None) -> list[int]:
+        """Add many masks as ONE undoable action (e.g. an import). Each item: ``image_id``,
+        ``mask`` (array or RLE), ``class_name``, optional ``source`` (default ``import``) and
+        ``score``. Empty masks are skipped."""
+        return self.review.add_annotations(items, description, user)
+
+    def update_annotation_mask(self, annotation_id: int, mask: Any, user: str | None = None, *,
+                               expected: AnnotationRecord | None = None, actions: int = 1) -> None:
+        """Replace an annotation's mask (bbox and area follow). An empty mask is refused.
+
+        ``expected``: the record the edit started from; if the stored annotation differs (another
+        session edited it meanwhile) :class:`ConflictError` is raised instead of overwriting.
+        Effort: ``edit_actions += actions`` (clicks/boxes/polygon edits of this refinement); the
+        origin becomes ``corrected`` unless the annotation was ``drawn``."""
+        return self.review.update_annotation_mask(annotation_id, mask, user, expected=expected,
+                                                  actions=actions)
+
+    def relabel(self, annotation_id: int, class_name: str, user: str | None = None, *,
+                expected: AnnotationRecord | None = None) -> None:
+        """Give an annotation another class (one edit action: a proposal becomes
+        ``corrected``); relabelling to its own class costs no effort."""
+        return self.review.relabel(annotation_id, class_name, user, expected=expected)
+
+    def delete_annotation(self, annotation_id: int, user: str | None = None, *,
+                          expected: AnnotationRecord | None = None) -> None:
+        return self.review.delete_annotation(annotation_id, user, expected=expected)
+
+    # ----------------------------------------------------------------- undo / redo (History)
+    def undo(self) -> HistoryStep | None:
+        return self.undo_log.undo()
+
+    def redo(self) -> HistoryStep | None:
+        return self.undo_log.redo()
+
+    @property
+    def can_undo(self) -> bool:
+        return self.undo_log.can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        return self.undo_log.can_redo
+
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.undo_log.entries(limit)
+
+    # ----------------------------------------------------------------- batch runs (Runs)
+    def start_run(self, manifest: dict[str, Any]) -> int:
+        return self.batch_runs.start(manifest)
+
+    def join_or_start_run(self, manifest: dict[str, Any]) -> tuple[int, bool]:
+        """``(run_id, joined)``: the newest run whose manifest has the same ``fingerprint``, or a
+        new one, decided in one transaction (two runs started at once join one run)."""
+        return self.batch_runs.join_or_start(manifest)
+
+    def finish_run(self, run_id: int) -> None:
+        return self.batch_runs.finish(run_id)
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self.batch_runs.all()
+
+    def mark_image_processed(self, image_id: int, run_id: int) -> None:
+        return self.batch_runs.mark_processed(image_id, run_id)
+
+    def processed_images(self, run_id: int) -> set[int]:
+        return self.batch_runs.processed(run_id)
+
+    # ----------------------------------------------------------------- backups (Backups)
+    def backup(self, dest: str | Path | None = None) -> Path:
+        """A consistent copy of the database (SQLite online backup) at ``dest`` (a file, or a
+        folder to put it in); default ``<project>/backups/backup-<time>.sqlite``."""
+        return self.backup_store.backup(dest)
+
+    def backups(self) -> list[Path]:
+        """This project's backups, oldest first."""
+        return self.backup_store.all()
+
+    @property
+    def backups_folder(self) -> Path:
+        return self.backup_store.backups_folder
+
+    @property
+    def keep_backups(self) -> int:
+        """How many automatic backups are kept (0: none are taken)."""
+        return self.backup_store.keep_backups
+
+    @keep_backups.setter
+    def keep_backups(self, value: int) -> None:
+        self.backup_store.keep_backups = value
+
+    def auto_backup(self, reason: str) -> Path | None:
+        """A rolling automatic backup before a bulk or destructive action (``None`` when turned
+        off); the oldest automatic backups beyond :attr:`keep_backups` are deleted."""
+        return self.backup_store.auto_backup(reason)
+
+
 def _corrupt_message(folder: Path, path: Path, exc: Exception) -> str:
     found = list_backups(folder)
     where = (f"the newest backup is {found[-1]}; restore it with `text2seg-widgets project "
@@ -428,33 +508,3 @@ def _corrupt_message(folder: Path, path: Path, exc: Exception) -> str:
              f"there is no backup in {folder / BACKUP_DIR}; restore a copy of the folder")
     return (f"the project database {path} is corrupted or not a database ({exc}); backups are "
             f"kept in {folder / BACKUP_DIR}: {where}, or create a new project")
-
-
-def _class_spec(spec: Any, taken: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
-    """Normalise a class given as a name, a dict or a ClassInfo to (name, color, prompts).
-
-    Without a colour the class gets its conventional one by name (water blue, buildings red...;
-    :func:`text2seg_widgets.core.colors.class_color`), avoiding the ``taken`` colours."""
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    elif isinstance(spec, ClassInfo):
-        spec = {"name": spec.name, "color": spec.color, "prompts": spec.prompts}
-    elif not isinstance(spec, dict):
-        raise InputError(f"a class must be a name or a dict with name/color/prompts, got {spec!r}")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(f"class name must be a non-empty string, got {name!r}")
-    name = name.strip()
-    if len(name) > 200 or any(ord(ch) < 32 for ch in name):
-        raise InputError(f"class name {name[:40]!r} is too long or has control characters")
-    color = spec.get("color") or class_color(name, taken)
-    if not isinstance(color, str) or not _COLOR.match(color):
-        raise InputError(f"class colour must look like '#rrggbb', got {color!r}")
-    color = color.lower()
-    if len(color) == 4:
-        color = "#" + "".join(ch * 2 for ch in color[1:])
-    prompts = spec.get("prompts") or ()
-    if isinstance(prompts, str):
-        prompts = (prompts,)
-    prompts = tuple(str(p).strip() for p in prompts if str(p).strip())
-    return name, color, prompts

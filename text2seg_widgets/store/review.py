@@ -1,4 +1,4 @@
-"""Candidates and annotations: the review actions of :class:`~.project.Project` (a mixin).
+"""Candidates and annotations: the review actions (a part of :class:`~.project.Project`).
 
 Rules (each is one transaction; the user actions are undoable):
 
@@ -30,10 +30,15 @@ from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, M
 from text2seg_widgets.store.schema import CANDIDATE_STATUSES
 
 if TYPE_CHECKING:
+    from text2seg_widgets.store.actor import Actor
+    from text2seg_widgets.store.backup import Backups
+    from text2seg_widgets.store.classes import Classes
     from text2seg_widgets.store.db import Database
-    from text2seg_widgets.store.records import ClassInfo, ImageRecord
+    from text2seg_widgets.store.images import Images
+    from text2seg_widgets.store.records import ImageRecord
+    from text2seg_widgets.store.states import States
 
-__all__ = ["ReviewMixin"]
+__all__ = ["Review"]
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +74,16 @@ def _edited(row: dict[str, Any], actions: int) -> dict[str, Any]:
     return {"origin": origin, "edit_actions": int(row["edit_actions"]) + actions}
 
 
-class ReviewMixin:
-    """Candidate and annotation methods; needs ``_db``, ``user``, ``image``, ``class_info``."""
+class Review:
+    """Candidates and annotations (built by :class:`~.project.Project` with the parts it uses)."""
 
-    _db: "Database"
-    user: str | None
-
-    if TYPE_CHECKING:
-        def _reopen_if_done(self, tx: Tx, image_id: int) -> None: ...
-        def auto_backup(self, reason: str) -> Any: ...
-        def image(self, image_id: int) -> "ImageRecord": ...
-        def class_info(self, name_or_id: str | int) -> "ClassInfo": ...
-        @property
-        def classes(self) -> list["ClassInfo"]: ...
+    def __init__(self, db: "Database", actor: "Actor", images: "Images", classes: "Classes",
+                 states: "States", backups: "Backups") -> None:
+        self.db, self.actor, self.images = db, actor, images
+        self.classes, self.states, self.backups = classes, states, backups
 
     def _class_names(self) -> dict[int, str]:
-        return {c.id: c.name for c in self.classes}
+        return {c.id: c.name for c in self.classes.all()}
 
     # ----------------------------------------------------------------- candidates
     def add_candidates(self, image_id: int, candidates: Iterable[Candidate],
@@ -94,8 +93,8 @@ class ReviewMixin:
 
         ``mark_processed`` also records (image, ``run_id``) as done in the same transaction, so a
         killed batch run resumes exactly after the last image whose candidates were saved."""
-        rec = self.image(image_id)
-        ids_by_name = {c.name: c.id for c in self.classes}
+        rec = self.images.image(image_id)
+        ids_by_name = {c.name: c.id for c in self.classes.all()}
         rows = []
         for cand in candidates:
             if cand.class_name not in ids_by_name:
@@ -109,7 +108,7 @@ class ReviewMixin:
                          "extra": json.dumps(cand.extra or {}, default=str)})
         if mark_processed and run_id is None:
             raise InputError("mark_processed=True needs a run_id from project.start_run()")
-        with self._db.raw() as tx:
+        with self.db.raw() as tx:
             if mark_processed and tx.conn.execute(
                     "SELECT 1 FROM processed WHERE image_id = ? AND run_id = ?",
                     (rec.id, run_id)).fetchone():
@@ -121,7 +120,7 @@ class ReviewMixin:
                 tx.conn.execute("DELETE FROM candidates WHERE image_id = ? AND status = "
                                 "'proposed'", (rec.id,))
             if rows:
-                self._reopen_if_done(tx, rec.id)  # new proposals: the image is not done any more
+                self.states.reopen_if_done(tx, rec.id)  # new proposals: the image is not done any more
             ids = [tx.insert("candidates", row) for row in rows]
             if mark_processed:
                 tx.conn.execute("INSERT OR IGNORE INTO processed (image_id, run_id, at) VALUES "
@@ -139,14 +138,14 @@ class ReviewMixin:
             sql, params = sql + " AND status = ?", [*params, status]
         names = self._class_names()
         return [candidate_from_row(r, names[r["class_id"]])
-                for r in self._db.query(sql + " ORDER BY id", tuple(params))]
+                for r in self.db.query(sql + " ORDER BY id", tuple(params))]
 
     def mask_rows(self, image_id: int) -> list[MaskRow]:
         """The image's drawable masks in one light read (no JSON decoded, no records built):
         candidates not accepted (proposed and rejected; an accepted one is drawn as its
         annotation), then annotations, each in id order. For displays that redraw often."""
         names = self._class_names()
-        rows = self._db.query(
+        rows = self.db.query(
             "SELECT 'candidate', id, class_id, status, counts, height, width, score, branch FROM candidates "
             "WHERE image_id = ? AND status != 'accepted' "
             "UNION ALL SELECT 'annotation', id, class_id, 'accepted', counts, height, width, score, source "
@@ -154,7 +153,7 @@ class ReviewMixin:
         return [MaskRow(r[0], r[1], names[r[2]], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
     def candidate(self, candidate_id: int) -> CandidateRecord:
-        rows = self._db.query("SELECT * FROM candidates WHERE id = ?", (int(candidate_id),))
+        rows = self.db.query("SELECT * FROM candidates WHERE id = ?", (int(candidate_id),))
         if not rows:
             raise InputError(f"no candidate with id {candidate_id}")
         return candidate_from_row(rows[0], self._class_names()[rows[0]["class_id"]])
@@ -195,16 +194,16 @@ class ReviewMixin:
     def accept(self, candidate_id: int, class_name: str | None = None,
                user: str | None = None) -> int:
         """Accept a candidate (optionally as another class); returns the new annotation's id."""
-        class_id = self.class_info(class_name).id if class_name is not None else None
-        who = user or self.user
-        with self._db.action(f"accept candidate {candidate_id}", user=who) as tx:
+        class_id = self.classes.class_info(class_name).id if class_name is not None else None
+        who = self.actor.who(user)
+        with self.db.action(f"accept candidate {candidate_id}", user=who) as tx:
             return self._accept_in(tx, candidate_id, class_id, who)
 
     def accept_above(self, image_id: int, min_score: float, user: str | None = None) -> list[int]:
         """Accept every proposed candidate of the image scoring at least ``min_score``, as one
         undoable action; returns the new annotation ids (highest score first)."""
-        who = user or self.user
-        with self._db.action(f"accept candidates >= {min_score:g} on image {image_id}",
+        who = self.actor.who(user)
+        with self.db.action(f"accept candidates >= {min_score:g} on image {image_id}",
                              user=who) as tx:
             ids = [r[0] for r in tx.conn.execute(
                 "SELECT id FROM candidates WHERE image_id = ? AND status = 'proposed' AND "
@@ -216,35 +215,35 @@ class ReviewMixin:
         """Accept the given candidates as ONE undoable action (e.g. "accept all above the
         calibrated threshold"); returns the new annotation ids in the order given. When they lie
         on more than one image an automatic backup is taken first (see :mod:`.backup`)."""
-        who = user or self.user
+        who = self.actor.who(user)
         ids = [int(c) for c in candidate_ids]
         if not ids:
             return []
         marks = ", ".join("?" for _ in ids)
-        images = self._db.query(f"SELECT COUNT(DISTINCT image_id) FROM candidates WHERE id IN "
+        images = self.db.query(f"SELECT COUNT(DISTINCT image_id) FROM candidates WHERE id IN "
                                 f"({marks})", tuple(ids))[0][0]
         if images > 1:  # accept-all across the project: keep a copy first
-            self.auto_backup(f"accept {len(ids)} candidates on {images} images")
-        with self._db.action(description or f"accept {len(ids)} candidates", user=who) as tx:
+            self.backups.auto_backup(f"accept {len(ids)} candidates on {images} images")
+        with self.db.action(description or f"accept {len(ids)} candidates", user=who) as tx:
             return [self._accept_in(tx, cid, None, who) for cid in ids]
 
     def reject(self, candidate_id: int, user: str | None = None) -> None:
-        who = user or self.user
-        with self._db.action(f"reject candidate {candidate_id}", user=who) as tx:
+        who = self.actor.who(user)
+        with self.db.action(f"reject candidate {candidate_id}", user=who) as tx:
             self._review_candidate(tx, candidate_id, "rejected", who)
 
     # ----------------------------------------------------------------- annotations
     def annotations(self, image_id: int | None = None) -> list[AnnotationRecord]:
         names = self._class_names()
         if image_id is None:
-            rows = self._db.query("SELECT * FROM annotations ORDER BY id")
+            rows = self.db.query("SELECT * FROM annotations ORDER BY id")
         else:
-            rows = self._db.query("SELECT * FROM annotations WHERE image_id = ? ORDER BY id",
+            rows = self.db.query("SELECT * FROM annotations WHERE image_id = ? ORDER BY id",
                                   (int(image_id),))
         return [annotation_from_row(r, names[r["class_id"]]) for r in rows]
 
     def annotation(self, annotation_id: int) -> AnnotationRecord:
-        rows = self._db.query("SELECT * FROM annotations WHERE id = ?", (int(annotation_id),))
+        rows = self.db.query("SELECT * FROM annotations WHERE id = ?", (int(annotation_id),))
         if not rows:
             raise InputError(f"no annotation with id {annotation_id} (deleted?)")
         return annotation_from_row(rows[0], self._class_names()[rows[0]["class_id"]])
@@ -256,13 +255,13 @@ class ReviewMixin:
         Effort: origin ``drawn`` with ``edit_actions = actions`` (the clicks/boxes/polygons it
         took); ``source="import"`` makes it ``imported`` (0 actions)."""
         actions = _check_actions(actions)
-        rec = self.image(image_id)
-        class_id = self.class_info(class_name).id
+        rec = self.images.image(image_id)
+        class_id = self.classes.class_info(class_name).id
         rle = _rle_of(mask, rec.height, rec.width)
         if rle_area(rle) == 0:
             raise InputError("the mask is empty (no pixel set); nothing to add")
-        who = user or self.user
-        with self._db.action(f"add {class_name!r} mask on image {rec.id}", user=who) as tx:
+        who = self.actor.who(user)
+        with self.db.action(f"add {class_name!r} mask on image {rec.id}", user=who) as tx:
             stamp = now()
             ann_id = tx.insert("annotations", {
                 "image_id": rec.id, "class_id": class_id, **_mask_columns(rle),
@@ -278,15 +277,15 @@ class ReviewMixin:
         """Add many masks as ONE undoable action (e.g. an import). Each item: ``image_id``,
         ``mask`` (array or RLE), ``class_name``, optional ``source`` (default ``import``) and
         ``score``. Empty masks are skipped."""
-        who, stamp = user or self.user, now()
+        who, stamp = self.actor.who(user), now()
         rows: list[dict[str, Any]] = []
         images: dict[int, ImageRecord] = {}
-        ids_by_name = {c.name: c.id for c in self.classes}
+        ids_by_name = {c.name: c.id for c in self.classes.all()}
         for item in items:
-            rec = images.get(item["image_id"]) or self.image(item["image_id"])
+            rec = images.get(item["image_id"]) or self.images.image(item["image_id"])
             images[rec.id] = rec
             if item["class_name"] not in ids_by_name:
-                self.class_info(item["class_name"])  # raises the unknown-class InputError
+                self.classes.class_info(item["class_name"])  # raises the unknown-class InputError
             rle = _rle_of(item["mask"], rec.height, rec.width)
             if rle_area(rle) == 0:
                 continue
@@ -300,7 +299,7 @@ class ReviewMixin:
                          _check_actions(item.get("actions", 1))})
         if not rows:
             return []
-        with self._db.action(description or f"add {len(rows)} annotations", user=who) as tx:
+        with self.db.action(description or f"add {len(rows)} annotations", user=who) as tx:
             ids = [tx.insert("annotations", row) for row in rows]
             for image_id in images:
                 self._touch_image(tx, image_id, who)
@@ -332,8 +331,8 @@ class ReviewMixin:
         Effort: ``edit_actions += actions`` (clicks/boxes/polygon edits of this refinement); the
         origin becomes ``corrected`` unless the annotation was ``drawn``."""
         actions = _check_actions(actions)
-        who = user or self.user
-        with self._db.action(f"edit mask of annotation {annotation_id}", user=who) as tx:
+        who = self.actor.who(user)
+        with self.db.action(f"edit mask of annotation {annotation_id}", user=who) as tx:
             row = self._existing(tx, annotation_id, expected)
             rle = _rle_of(mask, row["height"], row["width"])
             if rle_area(rle) == 0:
@@ -345,9 +344,9 @@ class ReviewMixin:
                 expected: AnnotationRecord | None = None) -> None:
         """Give an annotation another class (one edit action: a proposal becomes
         ``corrected``); relabelling to its own class costs no effort."""
-        class_id = self.class_info(class_name).id
-        who = user or self.user
-        with self._db.action(f"relabel annotation {annotation_id} as {class_name!r}",
+        class_id = self.classes.class_info(class_name).id
+        who = self.actor.who(user)
+        with self.db.action(f"relabel annotation {annotation_id} as {class_name!r}",
                              user=who) as tx:
             row = self._existing(tx, annotation_id, expected)
             effort = _edited(row, 1) if row["class_id"] != class_id else {}
@@ -356,18 +355,10 @@ class ReviewMixin:
 
     def delete_annotation(self, annotation_id: int, user: str | None = None, *,
                           expected: AnnotationRecord | None = None) -> None:
-        who = user or self.user
-        with self._db.action(f"delete annotation {annotation_id}", user=who) as tx:
+        who = self.actor.who(user)
+        with self.db.action(f"delete annotation {annotation_id}", user=who) as tx:
             row = self._existing(tx, annotation_id, expected)
             tx.delete("annotations", row["id"])
             if row["candidate_id"] is not None and tx.row("candidates", row["candidate_id"]):
                 tx.update("candidates", row["candidate_id"], {
                     "status": "rejected", "reviewed_by": who, "reviewed_at": now()})
-
-    def delete_annotations(self, annotation_ids: Sequence[int], user: str | None = None) -> None:
-        """Delete several annotations as one undoable action."""
-        who = user or self.user
-        with self._db.action(f"delete {len(annotation_ids)} annotations", user=who) as tx:
-            for annotation_id in annotation_ids:
-                row = self._existing(tx, annotation_id)
-                tx.delete("annotations", row["id"])

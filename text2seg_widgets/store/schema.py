@@ -12,7 +12,7 @@ import sqlite3
 
 from text2seg_widgets.errors import InputError
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "IMAGE_STATES", "CANDIDATE_STATUSES", "ORIGINS",
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "IMAGE_STATES", "check_state", "CANDIDATE_STATUSES", "ORIGINS",
            "INVARIANT_MESSAGE", "migrate"]
 
 #: Review states of an image, in the order the widget shows them.
@@ -192,6 +192,12 @@ CREATE INDEX images_checksum ON images(checksum, win);
 #: version -> SQL that upgrades ``version - 1`` to ``version``. Append; never edit a shipped step.
 MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def check_state(state: str) -> None:
+    """:class:`InputError` unless ``state`` is one of :data:`IMAGE_STATES`."""
+    if state not in IMAGE_STATES:
+        raise InputError(f"unknown image state {state!r}; use one of {', '.join(IMAGE_STATES)}")
 
 
 def user_version(conn: sqlite3.Connection) -> int:

@@ -1,17 +1,17 @@
-"""Image review states and the invariant that keeps them honest (a mixin of :class:`Project`).
+"""Image review states and the invariant that keeps them honest (a part of :class:`~.project.Project`).
 
 Invariant: **an image is ``done`` only when none of its candidates is ``proposed``.** A done image
 with 0 annotations therefore always means "somebody looked and found nothing", never "nobody
 looked". It holds through every path:
 
-- :meth:`StatesMixin.set_state` refuses ``done`` with proposed candidates left
+- :meth:`States.set_state` refuses ``done`` with proposed candidates left
   (:class:`~text2seg_widgets.errors.UnreviewedError`, which says how many and the ways out);
-- :meth:`StatesMixin.finish_image` marks the image done; with ``rest="reject"`` it first rejects
+- :meth:`States.finish_image` marks the image done; with ``rest="reject"`` it first rejects
   the proposed candidates left, in the same undoable action;
-- :meth:`StatesMixin.skip_image` sets ``skipped`` (with a reason); skipped images are not exported
+- :meth:`States.skip_image` sets ``skipped`` (with a reason); skipped images are not exported
   by default, so their proposed candidates never become training data;
 - adding candidates to a done image (a new pseudo-label run) moves it back to ``in progress``
-  (:meth:`~.review.ReviewMixin.add_candidates`);
+  (:meth:`~.review.Review.add_candidates`);
 - SQLite triggers (schema version 2) refuse any write that would break it, undo/redo included: a
   replay that would break it raises :class:`~.db.ConflictError` and writes nothing.
 """
@@ -22,21 +22,17 @@ from typing import TYPE_CHECKING
 
 from text2seg_widgets.errors import InputError, UnreviewedError
 from text2seg_widgets.store.db import Tx, now
-from text2seg_widgets.store.schema import IMAGE_STATES
+from text2seg_widgets.store.schema import check_state
 
 if TYPE_CHECKING:
+    from text2seg_widgets.store.actor import Actor
     from text2seg_widgets.store.db import Database
-    from text2seg_widgets.store.records import ImageRecord
+    from text2seg_widgets.store.images import Images
 
-__all__ = ["StatesMixin", "check_state", "FINISH_RULES", "unreviewed_message"]
+__all__ = ["States", "check_state", "FINISH_RULES", "unreviewed_message"]
 
-#: What :meth:`StatesMixin.finish_image` does with proposed candidates left on the image.
+#: What :meth:`States.finish_image` does with proposed candidates left on the image.
 FINISH_RULES = ("require", "reject")
-
-
-def check_state(state: str) -> None:
-    if state not in IMAGE_STATES:
-        raise InputError(f"unknown image state {state!r}; use one of {', '.join(IMAGE_STATES)}")
 
 
 def unreviewed_message(image_id: int, count: int) -> str:
@@ -51,16 +47,13 @@ def proposed_count(tx: Tx, image_id: int) -> int:
                                "status = 'proposed'", (int(image_id),)).fetchone()[0])
 
 
-class StatesMixin:
-    """Image state changes; needs ``_db``, ``user`` and ``image`` from :class:`Project`."""
+class States:
+    """Image state changes, each one undoable action (built by :class:`~.project.Project`)."""
 
-    _db: "Database"
-    user: str | None
+    def __init__(self, db: "Database", actor: "Actor", images: "Images") -> None:
+        self.db, self.actor, self.images = db, actor, images
 
-    if TYPE_CHECKING:
-        def image(self, image_id: int) -> "ImageRecord": ...
-
-    def _set_state_in(self, tx: Tx, image_id: int, state: str, who: str | None,
+    def set_state_in(self, tx: Tx, image_id: int, state: str, who: str | None,
                       note: str = "") -> None:
         if state == "done":
             left = proposed_count(tx, image_id)
@@ -76,10 +69,10 @@ class StatesMixin:
         ``done`` is refused with :class:`UnreviewedError` while candidates on the image are
         still proposed; see :meth:`finish_image` and :meth:`skip_image`."""
         check_state(state)
-        rec = self.image(image_id)
-        who = user or self.user
-        with self._db.action(f"mark image {rec.id} {state}", user=who) as tx:
-            self._set_state_in(tx, rec.id, state, who)
+        rec = self.images.image(image_id)
+        who = self.actor.who(user)
+        with self.db.action(f"mark image {rec.id} {state}", user=who) as tx:
+            self.set_state_in(tx, rec.id, state, who)
 
     def finish_image(self, image_id: int, *, rest: str = "require",
                      user: str | None = None) -> int:
@@ -90,11 +83,11 @@ class StatesMixin:
         left are rejected and the image marked done in ONE undoable action."""
         if rest not in FINISH_RULES:
             raise InputError(f"rest must be one of {FINISH_RULES}, got {rest!r}")
-        rec = self.image(image_id)
-        who = user or self.user
+        rec = self.images.image(image_id)
+        who = self.actor.who(user)
         label = (f"mark image {rec.id} done" if rest == "require" else
                  f"mark image {rec.id} done, rejecting the rest")
-        with self._db.action(label, user=who) as tx:
+        with self.db.action(label, user=who) as tx:
             rejected = 0
             if rest == "reject":
                 stamp = now()
@@ -104,20 +97,20 @@ class StatesMixin:
                     tx.update("candidates", cand_id, {"status": "rejected", "reviewed_by": who,
                                                       "reviewed_at": stamp})
                     rejected += 1
-            self._set_state_in(tx, rec.id, "done", who)
+            self.set_state_in(tx, rec.id, "done", who)
         return rejected
 
     def skip_image(self, image_id: int, *, reason: str = "", user: str | None = None) -> None:
         """Mark the image ``skipped`` (left out of exports by default), with an optional reason;
         one undoable action. Its candidates keep their review state."""
-        rec = self.image(image_id)
-        who = user or self.user
+        rec = self.images.image(image_id)
+        who = self.actor.who(user)
         note = " ".join(str(reason).split())[:500]
-        with self._db.action(f"skip image {rec.id}" + (f" ({note})" if note else ""),
+        with self.db.action(f"skip image {rec.id}" + (f" ({note})" if note else ""),
                              user=who) as tx:
-            self._set_state_in(tx, rec.id, "skipped", who, note)
+            self.set_state_in(tx, rec.id, "skipped", who, note)
 
-    def _reopen_if_done(self, tx: Tx, image_id: int) -> None:
+    def reopen_if_done(self, tx: Tx, image_id: int) -> None:
         """A done image that receives proposed candidates goes back to ``in progress``
         (pipeline write, not an undo step)."""
         row = tx.row("images", image_id)
