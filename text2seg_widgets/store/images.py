@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store.adding import (BadImage, DuplicateImage, ImageBatch, tile_windows,
@@ -19,7 +19,7 @@ from text2seg_widgets.store.records import ImageRecord, image_from_row
 from text2seg_widgets.store.schema import check_state
 
 if TYPE_CHECKING:
-    from text2seg_widgets.store.db import Database
+    from text2seg_widgets.store.db import Database, Tx
 
 __all__ = ["Images"]
 
@@ -64,7 +64,7 @@ class Images:
                 image_id = self.insert(tx, path, win, meta)
         return self.image(image_id)
 
-    def duplicate_of(self, tx: Any, path: Path, win: tuple[int, ...] | None,
+    def duplicate_of(self, tx: "Tx", path: Path, win: tuple[int, ...] | None,
                       checksum: str) -> int | None:
         """The id of another image with the same bytes and window under another path, if any."""
         win_text = json.dumps(list(win)) if win else ""
@@ -76,11 +76,11 @@ class Images:
                               (checksum, win_text, self.store_path(path))).fetchone()
         return None if row is None else int(row["id"])
 
-    def path_of(self, tx: Any, image_id: int) -> str:
+    def path_of(self, tx: "Tx", image_id: int) -> str:
         row = tx.conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
         return str(self.resolve(row["path"])) if row is not None else "?"
 
-    def insert(self, tx: Any, path: Path, win: tuple[int, ...] | None, meta: Any) -> int:
+    def insert(self, tx: "Tx", path: Path, win: tuple[int, ...] | None, meta: ImageMeta) -> int:
         """The id of the (path, window) image, inserted unless it is already there."""
         stored, win_text = self.store_path(path), json.dumps(list(win)) if win else ""
         row = tx.conn.execute("SELECT id FROM images WHERE path = ? AND win = ?",
