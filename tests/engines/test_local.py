@@ -163,3 +163,16 @@ def test_explicit_image_ids_limit_the_run(tmp_path, sample_images, engine_models
         report = LocalEngine(make_settings(), models=engine_models, progress=False).run(project, [first])
         assert project.processed_images(report.run_id) == {first}
         assert report.images_total == 1 and report.images_done == 1
+
+
+def test_progress_totals_and_the_work_come_from_one_grid(sample_images):
+    from text2seg_widgets.engines.work import ImageJob, plan_tiles, read_tiles
+
+    loveda = sample_images[-1]
+    settings = make_settings()
+    for window in (None, (100, 50, 900, 700)):
+        w, h = (1024, 1024) if window is None else window[2:]
+        job = ImageJob(1, str(loveda), w, h, window)
+        planned = plan_tiles(job, settings)
+        read = [item.tile for item in read_tiles(job, settings)]
+        assert planned == read and len(planned) == 4  # 640 px tiles, 64 px overlap: 2 x 2 either way

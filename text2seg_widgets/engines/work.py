@@ -21,11 +21,11 @@ from text2seg_widgets.core import Candidate
 from text2seg_widgets.engines.batching import EmbeddingBatcher
 from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.imagery.tiling import Tile, tile_grid
+from text2seg_widgets.imagery.tiling import Tile
 from text2seg_widgets.models.device import resolve_device, resolve_dtype
 from text2seg_widgets.models.embedding_cache import EmbeddingCache
 from text2seg_widgets.pipeline.tiles import (MAX_NODATA_FRACTION, TileAssembler, TileInput, TileResult, open_tiles,
-                                             run_tiles)
+                                             run_tiles, scene_grid)
 
 __all__ = ["ImageJob", "TileInput", "TileResult", "ImageResult", "TileRunner", "ImageAssembler", "plan_tiles",
            "read_tiles", "segment_job", "MAX_NODATA_FRACTION"]
@@ -80,8 +80,9 @@ class ImageResult:
 
 
 def plan_tiles(job: ImageJob, settings: BatchSettings) -> list[Tile]:
-    """The tiles of ``job`` in its own pixel grid (one tile when it is no larger than a tile)."""
-    return tile_grid(job.width, job.height, settings.tile_size, settings.overlap)
+    """The tiles of ``job`` in its own pixel grid (one tile when it is no larger than a tile): the
+    grid :func:`read_tiles` works through (:func:`~text2seg_widgets.pipeline.tiles.scene_grid`)."""
+    return scene_grid(job.width, job.height, settings.tile_size, settings.overlap)
 
 
 def read_tiles(job: ImageJob, settings: BatchSettings) -> Iterator[TileInput]:

@@ -65,7 +65,7 @@ from text2seg_widgets.imagery.tiling import Tile, check_tiling, gsd_factor, resi
 from text2seg_widgets.pipeline.image_input import MIN_SIDE, as_rgb_uint8
 
 __all__ = ["TileInput", "TileResult", "TilePlan", "TileEncoder", "TileAssembler", "open_tiles", "array_tiles",
-           "encode_tiles", "run_tiles", "segment_tiles", "segment_array", "merge_candidates",
+           "encode_tiles", "run_tiles", "scene_grid", "segment_tiles", "segment_array", "merge_candidates",
            "MAX_NODATA_FRACTION", "NODATA", "StretchLike", "resolve_stretch"]
 
 log = logging.getLogger(__name__)
@@ -242,13 +242,21 @@ def open_tiles(path: str | os.PathLike, *, window: Sequence[int] | None = None, 
         factor = gsd_factor(scene.res[0], gsd)
         st = resolve_stretch(scene, stretch)
         scene.stretch = st
-        tiles = tile_grid(width, height, *source_tiling(tile_size, overlap, factor))
+        tiles = scene_grid(width, height, tile_size, overlap, factor)
         transform = window_transform(Window(col, row, width, height), scene.transform)
     except BaseException:
         scene.close()
         raise
     return TilePlan(width, height, tiles, _scene_reader(scene, st, factor), name=scene.path.name, crs=scene.crs,
                     transform=transform, stretch=st, factor=factor, origin=(col, row), close=scene.close)
+
+
+def scene_grid(width: int, height: int, tile_size: int, overlap: int, factor: float = 1.0) -> list[Tile]:
+    """The tiles of a ``width`` x ``height`` scene (or window) in source pixels: ``tile_size`` and
+    ``overlap`` are model pixels, ``factor`` the resampling to model pixels (1.0: none). The ONE
+    grid of a scene: the work (:func:`open_tiles`) and the progress totals of the batch engines
+    (``engines.work.plan_tiles``) both come from here."""
+    return tile_grid(width, height, *source_tiling(tile_size, overlap, factor))
 
 
 def array_tiles(rgb: np.ndarray, *, window: Sequence[int] | None = None, tile_size: int | None = None,
