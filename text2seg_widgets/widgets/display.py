@@ -90,7 +90,7 @@ class Display:
         classes = sv.class_list(self.project)
         self.layers.update(items, dict(classes))
         if st.selection is not None and f"{st.selection[0]}:{st.selection[1]}" not in self.layers.items:
-            st.selection = None
+            st.select(None)
         self.layers.highlight(self.selected_item())
         names = [c for c, _ in classes]
         options = [(sv.item_label(it), (it.kind, it.id)) for it in items]

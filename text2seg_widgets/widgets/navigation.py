@@ -71,8 +71,7 @@ class Navigation:
         record = self.project.image(image_id)
         self.leave()
         st.image_id = int(record.id)
-        st.selection = None
-        st.session = None
+        st.select(None)
         st.pending_actions = 0
         self.clock.start(st.image_id)
         self._offer_ways_out(False)

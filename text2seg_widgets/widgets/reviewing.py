@@ -43,15 +43,13 @@ class ReviewActions:
         item = self.display.layers.items.get(f"{kind}:{ident}")
         if item is None:
             raise InputError(f"{kind} {ident} is not on the current image (image {self.state.image_id})")
-        self.state.selection = (kind, ident)
-        self.state.session = None
+        self.state.select((kind, ident))
         self.display.show_selection()
         return item
 
     def clear_selection(self) -> None:
         """Nothing selected: the next click or box starts a new mask."""
-        self.state.selection = None
-        self.state.session = None
+        self.state.select(None)
         self.display.show_selection()
         self.display.say("selection cleared: the next click or box makes a new mask")
 
@@ -75,7 +73,7 @@ class ReviewActions:
             self.display.say(f"annotation {item.id} is already accepted")
             return item.id
         ann = self.project.accept(item.id)
-        self.state.selection = ("annotation", ann)
+        self.state.select(("annotation", ann))
         self.after_edit(f"accepted {html.escape(item.class_name)} (annotation {ann})")
         return ann
 
@@ -98,7 +96,7 @@ class ReviewActions:
             ann = item.id
         else:
             ann = self.project.accept(item.id, class_name=class_name)
-            self.state.selection = ("annotation", ann)
+            self.state.select(("annotation", ann))
         self.after_edit(f"relabelled as {html.escape(class_name)} (annotation {ann})")
         return ann
 
@@ -107,7 +105,7 @@ class ReviewActions:
         if item.kind != "annotation":
             raise InputError("only annotations can be deleted; reject a candidate instead")
         self.project.delete_annotation(item.id)
-        self.state.selection = None
+        self.state.select(None)
         self.after_edit(f"deleted annotation {item.id}")
 
     def accept_above(self, min_score: float) -> list[int]:

@@ -38,3 +38,11 @@ class AnnotatorState:
     syncing: bool = False
     closed: bool = False
     pending_actions: int = 0
+
+    def select(self, selection: tuple[str, int] | None, *, keep_refine: bool = False) -> None:
+        """The one way the selection changes: a new selection (or none) drops the refine session,
+        except with ``keep_refine`` when the session's target is the new selection (a refine that
+        wrote its mask as a new annotation keeps refining it)."""
+        self.selection = selection
+        if self.session is not None and not (keep_refine and self.session.target == selection):
+            self.session = None

@@ -156,10 +156,11 @@ class Tools:
             raise InputError(NO_SEGMENTER)
         if self._busy():
             raise InputError("a text-prompt run is in progress; the SAM tools are back when it finishes")
-        self.keeper.ensure(st.image_id, st.image.rgb)
         self._prefetch_next()
         try:
-            result = session.predict(self.keeper.segmenter)
+            with self.keeper.lock:  # the held image cannot change between ensure and decode
+                self.keeper.ensure(st.image_id, st.image.rgb)
+                result = session.predict(self.keeper.segmenter)
         except InputError as exc:
             if session.points and "point" in str(exc).lower():
                 name = getattr(self.keeper.segmenter, "name", "?")
@@ -171,7 +172,7 @@ class Tools:
             raise InputError(f"SAM returned an empty mask for this {tool}; try another point or a box")
         ann = self._write_mask(session.target, result.mask, source="sam")
         session.target = ("annotation", ann)
-        st.selection = ("annotation", ann)
+        st.select(("annotation", ann), keep_refine=True)
         self._after_edit(f"{tool}: mask updated in {1000 * result.seconds:.0f} ms (annotation {ann})")
         return ann
 
@@ -211,13 +212,12 @@ class Tools:
             if not mask.any():
                 if item.kind == "annotation":
                     self.project.delete_annotation(item.id)
-                    st.selection = None
+                    st.select(None)
                     self._after_edit(f"the cut removed all of annotation {item.id}: deleted")
                     return None
                 raise InputError("the cut would leave nothing of the candidate; reject it instead")
         ann = self._write_mask(target, mask, source="manual")
-        st.selection = ("annotation", ann)
-        st.session = None
+        st.select(("annotation", ann))
         self._after_edit(f"polygon {'cut from' if subtract else 'added as'} annotation {ann}")
         return ann
 
