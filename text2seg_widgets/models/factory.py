@@ -232,10 +232,9 @@ def load_models(spec: str | Mapping[str, str] = "default", device: str = "auto",
 
 
 def missing_for(spec: str | Mapping[str, str]) -> list[str]:
-    """Messages for every weight a preset or mapping needs that is not on disk (empty when ready)."""
-    mapping = DEFAULT_SPECS if spec == "default" else ({} if isinstance(spec, str) else dict(spec))
+    """The message of every weight :func:`missing_weights` finds missing (empty when ready)."""
     out = []
-    for name in sorted(set(v for v in mapping.values() if v != "tiny")):
+    for name in missing_weights(spec):
         try:
             weights.local_path(name)
         except MissingWeightsError as exc:
