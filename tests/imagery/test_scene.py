@@ -212,3 +212,22 @@ def test_paletted_png_reads_its_colours(tmp_path):
         rgb = sc.read_rgb()
         assert rgb[0, 0].tolist() == [10, 20, 30] and rgb[7, 7].tolist() == [200, 100, 50]
         np.testing.assert_array_equal(rgb, np.array(Image.open(tmp_path / "p.png").convert("RGB")))
+
+
+def test_tiles_the_annotator_and_embed_read_the_same_pixels(tmp_path, rs_samples):
+    """One reader of project pixels (``Scene.pixels``): a window read by the tile loop, by the
+    Annotator's ``load_image`` and by ``embed`` is byte-identical, so a cached embedding is a hit
+    for all three."""
+    from text2seg_widgets.imagery.scene import open_scene
+    from text2seg_widgets.pipeline.tiles import open_tiles
+    from text2seg_widgets.widgets.overlay import load_image
+
+    tif = rs_samples.parent / "geotiff" / "naip_m_4709963_se_14_1_20200831.tif"  # 4 bands, real NAIP
+    window = (40, 30, 300, 260)
+    with open_tiles(tif, window=window, tile_size=512, overlap=0) as plan:
+        (tile,) = list(plan.read())
+    annotator = load_image(tif, window).rgb
+    with open_scene(tif) as scene:
+        embed = np.ascontiguousarray(scene.pixels(window)[0])
+    assert tile.rgb.shape == annotator.shape == (260, 300, 3)
+    assert np.array_equal(tile.rgb, annotator) and np.array_equal(annotator, embed)

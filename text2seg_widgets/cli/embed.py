@@ -1,7 +1,7 @@
 """``text2seg-widgets embed PROJECT``: fill the persistent embedding cache for a project's images.
 
-Each image is read exactly as the Annotator shows it (``Scene.read_rgb`` of its file and window),
-so the Annotator's first click on it later loads the embedding from disk instead of encoding.
+Each image is read exactly as the Annotator shows it (``Scene.pixels`` of its file and window, the
+one reader of project pixels), so the Annotator's first click on it later loads the embedding from disk instead of encoding.
 Resumable: images whose embedding the cache holds (checked, not just found) are skipped. Images are
 claimed per process, so two ``embed`` runs on one project at once share the work. ``--engine ray`` spreads the
 encoding over a Ray actor pool (one replica per GPU when there are GPUs).
@@ -57,7 +57,7 @@ def _items(project: "Project", ids: list[int], failed: dict[Any, str], claim: An
                               "Add the scene as tiles instead: `text2seg-widgets project add-images PROJECT "
                               "FILE --tile 2048`, then embed those")
             with open_scene(rec.path) as scene:
-                rgb = np.ascontiguousarray(scene.read_rgb(rec.window))
+                rgb = np.ascontiguousarray(scene.pixels(rec.window)[0])
         except (OSError, Text2SegError) as exc:
             failed[image_id] = f"cannot read {rec.path}: {exc}"
             continue

@@ -198,9 +198,21 @@ class Scene:
                 raise InputError(f"cannot read the mask of {self.path} ({exc})") from exc
         return valid
 
+    def pixels(self, window: WindowLike = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(rgb, valid)`` of ``window`` at source resolution: the scene's bands through its one
+        stretch (a paletted image: its colour table), nodata black. The ONE reader of project
+        pixels: the tile loop, the Annotator's image and ``embed`` all see these exact bytes, so an
+        embedding cached by one is a hit for the others."""
+        data = self.read(window, self.bands)
+        valid = self.valid_mask(window, self.bands, data=data)
+        return self.to_rgb(data, valid), valid
+
     def read_rgb(self, window: WindowLike = None, *, bands: BandSpec = None, stretch: Stretch | None = None,
                  out_shape: tuple[int, int] | None = None) -> np.ndarray:
-        """``(h, w, 3)`` uint8 of the chosen bands with the scene's stretch; nodata pixels are black."""
+        """``(h, w, 3)`` uint8 of the chosen bands with the scene's stretch; nodata pixels are black.
+        With no other choice than the window this is :meth:`pixels`."""
+        if bands is None and stretch is None and out_shape is None:
+            return self.pixels(window)[0]
         idx = list(resolve_bands(bands, self.count)) if bands is not None else list(self.bands)
         if self.palette is not None and stretch is None:  # colours come from the colour table
             data = self.read(window, [1], out_shape=out_shape, resampling=Resampling.nearest)

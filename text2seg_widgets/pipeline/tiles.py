@@ -203,13 +203,13 @@ def _check_window(window: Sequence[int] | None, width: int, height: int, what: s
 
 
 def _scene_reader(scene: Scene, stretch: Stretch, factor: float) -> Callable[[Window], tuple]:
-    """``window -> (model rgb, source rgb, source valid)``, always through ``Scene.to_rgb``."""
+    """``window -> (model rgb, source rgb, source valid)``: source pixels through the one project
+    pixel reader (``Scene.pixels``; :func:`open_tiles` made ``stretch`` the scene's), resampled
+    ones through ``Scene.to_rgb``."""
     own = None if scene.palette is not None else stretch  # a paletted image shows its colour table
 
     def read(window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        data = scene.read(window, scene.bands)
-        valid = scene.valid_mask(window, scene.bands, data=data)
-        rgb = scene.to_rgb(data, valid, own)
+        rgb, valid = scene.pixels(window)
         if factor == 1.0:
             return rgb, rgb, valid
         h, w = valid.shape

@@ -52,7 +52,7 @@ def load_image(path: str | Path, window: tuple[int, int, int, int] | None = None
                          "with project.relink(image_id, new_path); the masks below are kept, and "
                          "'Next image' moves on)")
     with open_scene(path) as scene:
-        rgb = np.ascontiguousarray(scene.read_rgb(window))
+        rgb = np.ascontiguousarray(scene.pixels(window)[0])
         crs = scene.crs if scene.is_georeferenced else None
         transform = scene.transform if crs is not None else None
     return LoadedImage(rgb=rgb, transform=transform, crs=crs)
