@@ -141,21 +141,17 @@ class _Frame:
     hw: tuple[int, int]
     low_hw: tuple[int, int]
     factor: tuple[float, float]
-    extra: Any = None
+    resized_hw: tuple[int, int]
 
 
 class _Backend:
-    """Decoding through a promptable segmenter's public API: ``set_image`` + ``embedding`` for the
-    whole image (the segmenter's own cached embedding), ``encode`` for crops (leaves the segmenter's
-    embedding alone), and its ``model``'s prompt encoder and mask decoder for the prompts.
-
-    Two families: segment-anything ``Sam`` (points or boxes; coordinates through SAM's
-    ``ResizeLongestSide``; upsampling through ``Sam.postprocess_masks``) and LiteMedSAM (boxes only;
-    coordinates scaled to the 256 px frame; bilinear upsampling of the unpadded logits)."""
+    """Decoding through the adapter's public API only: ``set_image`` + ``embedding`` for the whole
+    image (the segmenter's own cached embedding), ``encode`` for crops (leaves the segmenter's
+    embedding alone), ``decode_grid`` / ``upsample_logits`` / ``mask_threshold`` /
+    ``low_res_ratio`` for the prompts. A new box model is a new adapter with these, not an edit
+    here."""
 
     def __init__(self, segmenter: "PromptableSegmenter") -> None:
-        from segment_anything.modeling import Sam
-
         from text2seg_widgets.models.litemedsam import LiteMedSamSegmenter
         from text2seg_widgets.models.sam import SamSegmenter
 
@@ -163,17 +159,13 @@ class _Backend:
             raise InputError("FastMaskGenerator needs a SAM-family segmenter (SamSegmenter, "
                              f"LiteMedSamSegmenter); got {type(segmenter).__name__}")
         self.seg = segmenter
-        self.model = segmenter.model
-        self.is_sam = isinstance(self.model, Sam)
-        self.threshold = float(self.model.mask_threshold) if self.is_sam else 0.0
-        enc = self.model.prompt_encoder
-        self.side = int(enc.input_image_size[0])
-        self.low_side = 4 * int(enc.image_embedding_size[0])
+        self.threshold = float(segmenter.mask_threshold)
+        self.ratio = float(segmenter.low_res_ratio)
 
     def _frame(self, emb: Any, box: tuple[int, int, int, int]) -> _Frame:
         rh, rw = (int(v) for v in emb.resized_hw)
         hw = (int(emb.input_hw[0]), int(emb.input_hw[1]))
-        k = self.low_side / self.side
+        k = self.ratio
         low_hw = (math.ceil(rh * k), math.ceil(rw * k))
         return _Frame(emb.features.to(self.seg.device, torch.float32), box, hw, low_hw,
                       (hw[0] / (rh * k), hw[1] / (rw * k)), (rh, rw))
@@ -186,42 +178,33 @@ class _Backend:
         x0, y0, x1, y1 = box
         return self._frame(self.seg.encode(np.ascontiguousarray(image[y0:y1, x0:x1])), box)
 
-    def _prompt(self, frame: _Frame, prompts: np.ndarray, boxes: bool) -> tuple[Any, Any]:
-        dev = self.seg.device
-        if self.is_sam:
-            from segment_anything.utils.transforms import ResizeLongestSide
-
-            transform = ResizeLongestSide(self.side)
-            scaled = transform.apply_boxes(prompts, frame.hw) if boxes else transform.apply_coords(prompts, frame.hw)
-        elif not boxes:
-            raise InputError("this segmenter takes boxes only: use prompt='boxes' (or 'auto') for its mask generator")
-        else:
-            scaled = prompts * (self.side / max(frame.hw))
-        t = torch.as_tensor(scaled, dtype=torch.float32, device=dev)
-        if boxes:
-            return self.model.prompt_encoder(points=None, boxes=t if self.is_sam else t[:, None, :], masks=None)
-        labels = torch.ones((len(t), 1), dtype=torch.int, device=dev)
-        return self.model.prompt_encoder(points=(t[:, None, :], labels), boxes=None, masks=None)
-
     def decode(self, frame: _Frame, prompts: np.ndarray, boxes: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K, low, low) logits and (B, K) predicted IoU; K = 3 for SAM points, else 1."""
-        sparse, dense = self._prompt(frame, prompts, boxes)
-        low, iou = self.model.mask_decoder(image_embeddings=frame.features, image_pe=self.model.prompt_encoder.get_dense_pe(),
-                                           sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                           multimask_output=self.is_sam and not boxes)
-        return low.float(), iou.float()
+        return self.seg.decode_grid(frame.features, frame.hw, prompts, boxes=boxes)
 
     def upsample_logits(self, frame: _Frame, low: torch.Tensor) -> torch.Tensor:
         """(N, 1, low, low) logits -> (N, 1, h, w) logits at the frame's size, as the adapter makes them."""
-        low = low.to(self.seg.device).float()
-        if self.is_sam:
-            return self.model.postprocess_masks(low, frame.extra, frame.hw)
-        lh, lw = frame.low_hw
-        return F.interpolate(low[..., :lh, :lw], size=frame.hw, mode="bilinear", align_corners=False)
+        return self.seg.upsample_logits(low, frame.hw, frame.resized_hw)
 
     def upsample(self, frame: _Frame, low: torch.Tensor) -> torch.Tensor:
         """(N, 1, low, low) logits -> (N, 1, h, w) bool masks of the frame."""
         return self.upsample_logits(frame, low) > self.threshold
+
+
+@dataclass
+class _Decoded:
+    """The per-mask columns of one decoded batch (low-res logits, predicted IoU), filtered together."""
+
+    low: torch.Tensor
+    iou: torch.Tensor
+
+    def flat(self) -> "_Decoded":
+        """(B, K, ...) -> (B * K, ...): one row per mask."""
+        return _Decoded(self.low.flatten(0, 1), self.iou.flatten(0, 1))
+
+    def keep(self, ok: torch.Tensor) -> "_Decoded":
+        """The rows where ``ok`` (a bool mask on any device) is True."""
+        return _Decoded(self.low[ok.to(self.low.device)], self.iou[ok.to(self.iou.device)])
 
 
 @dataclass
@@ -304,23 +287,19 @@ class FastMaskGenerator:
         are not empty and do not touch an inner crop edge. Returns (full low-res logits as float16,
         image-frame boxes, predicted IoU)."""
         lh, lw = frame.low_hw
-        low, iou = self._backend.decode(frame, prompts, as_boxes)
-        low, iou = low.flatten(0, 1), iou.flatten(0, 1)
+        b = _Decoded(*self._backend.decode(frame, prompts, as_boxes)).flat()
         if s.pred_iou_thresh > 0.0:
-            ok = iou > s.pred_iou_thresh
-            low, iou = low[ok], iou[ok]
-        valid = low[:, :lh, :lw]
+            b = b.keep(b.iou > s.pred_iou_thresh)
         if s.stability_score_thresh > 0.0:
-            ok = self._stable(frame, low, s)
-            low, iou, valid = low[ok], iou[ok], valid[ok]
-        binary = valid > self._backend.threshold
-        ok = binary.flatten(1).any(dim=1)
-        low, iou, binary = low[ok], iou[ok], binary[ok]
+            b = b.keep(self._stable(frame, b.low, s))
+        b = b.keep((b.low[:, :lh, :lw] > self._backend.threshold).flatten(1).any(dim=1))
+        binary = b.low[:, :lh, :lw] > self._backend.threshold
         boxes = self._crop_boxes(batched_mask_to_box(binary).float().cpu(), frame)
         x0, y0, x1, y1 = frame.crop_box
         ok = ~is_box_near_crop_edge(boxes, [x0, y0, x1, y1], [0, 0, hw[1], hw[0]])
         boxes = boxes[ok] + torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
-        return low[ok.to(low.device)].half().cpu(), boxes, iou[ok.to(iou.device)].cpu()
+        b = b.keep(ok)
+        return b.low.half().cpu(), boxes, b.iou.cpu()
 
     def _stable(self, frame: _Frame, low: torch.Tensor, s: AmgSettings) -> torch.Tensor:
         """Stability filter: scores of the low-res logits decide, except within

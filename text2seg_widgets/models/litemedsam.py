@@ -12,6 +12,7 @@ the image is zero-padded at the bottom/right to 256 x 256. Boxes are scaled into
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -178,6 +179,36 @@ class LiteMedSamSegmenter:
         if self.is_set(image):
             return
         self.use_embedding(self.encode(image))
+
+    # -- grid decoding (the automatic mask generator): stateless, against given features --------
+    #: logits above this are mask pixels
+    mask_threshold = 0.0
+
+    @property
+    def low_res_ratio(self) -> float:
+        """Low-res logits pixels per encoder-input pixel (256 / 256 for LiteMedSAM)."""
+        enc = self.model.prompt_encoder
+        return 4 * int(enc.image_embedding_size[0]) / int(enc.input_image_size[0])
+
+    def decode_grid(self, features: torch.Tensor, hw: tuple[int, int], prompts: np.ndarray, *,
+                    boxes: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, low, low) float32 logits and (B, 1) predicted IoU for B xyxy boxes in pixels of
+        an ``hw`` image whose embedding ``features`` are on this device. Boxes only."""
+        if not boxes:
+            raise InputError("this segmenter takes boxes only: use prompt='boxes' (or 'auto') for its mask generator")
+        t = torch.as_tensor(prompts * (SIZE / max(hw)), dtype=torch.float32, device=self.device)
+        sparse, dense = self.model.prompt_encoder(points=None, boxes=t[:, None, :], masks=None)
+        low, iou = self.model.mask_decoder(image_embeddings=features, image_pe=self.model.prompt_encoder.get_dense_pe(),
+                                           sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                           multimask_output=False)
+        return low.float(), iou.float()
+
+    def upsample_logits(self, low: torch.Tensor, hw: tuple[int, int], resized_hw: tuple[int, int]) -> torch.Tensor:
+        """(N, 1, low, low) logits -> (N, 1, H, W) logits of the ``hw`` image: the unpadded part
+        (``resized_hw``) resized bilinearly, as ``predict`` does."""
+        lh, lw = (math.ceil(v * self.low_res_ratio) for v in resized_hw)
+        return F.interpolate(low.to(self.device).float()[..., :lh, :lw], size=hw, mode="bilinear",
+                             align_corners=False)
 
     def reset_image(self) -> None:
         """Forget the cached embedding."""

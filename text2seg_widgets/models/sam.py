@@ -170,6 +170,41 @@ class SamSegmenter:
             return
         self.use_embedding(self.encode(image))
 
+    # -- grid decoding (the automatic mask generator): stateless, against given features --------
+    @property
+    def mask_threshold(self) -> float:
+        """Logits above this are mask pixels."""
+        return float(self.model.mask_threshold)
+
+    @property
+    def low_res_ratio(self) -> float:
+        """Low-res logits pixels per encoder-input pixel (256 / 1024 for SAM)."""
+        enc = self.model.prompt_encoder
+        return 4 * int(enc.image_embedding_size[0]) / int(enc.input_image_size[0])
+
+    def decode_grid(self, features: torch.Tensor, hw: tuple[int, int], prompts: np.ndarray, *,
+                    boxes: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, low, low) float32 logits and (B, K) predicted IoU for B point prompts (K = 3,
+        SAM's multimask answer) or B xyxy boxes (K = 1) in pixels of an ``hw`` image whose
+        embedding ``features`` are (1, C, h, w) on this device. Holds nothing."""
+        transform = self.predictor.transform
+        scaled = transform.apply_boxes(prompts, hw) if boxes else transform.apply_coords(prompts, hw)
+        t = torch.as_tensor(scaled, dtype=torch.float32, device=self.device)
+        if boxes:
+            sparse, dense = self.model.prompt_encoder(points=None, boxes=t, masks=None)
+        else:
+            labels = torch.ones((len(t), 1), dtype=torch.int, device=self.device)
+            sparse, dense = self.model.prompt_encoder(points=(t[:, None, :], labels), boxes=None, masks=None)
+        low, iou = self.model.mask_decoder(image_embeddings=features, image_pe=self.model.prompt_encoder.get_dense_pe(),
+                                           sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                           multimask_output=not boxes)
+        return low.float(), iou.float()
+
+    def upsample_logits(self, low: torch.Tensor, hw: tuple[int, int], resized_hw: tuple[int, int]) -> torch.Tensor:
+        """(N, 1, low, low) logits -> (N, 1, H, W) logits of the ``hw`` image (resized to
+        ``resized_hw`` before padding), exactly as ``predict`` makes its masks."""
+        return self.model.postprocess_masks(low.to(self.device).float(), resized_hw, hw)
+
     def reset_image(self) -> None:
         """Forget the cached embedding (frees its memory)."""
         self.predictor.reset_image()
