@@ -63,6 +63,19 @@ class EmbeddingBatcher:
         one by one by the pipeline)."""
         return None if segmenter is None else EmbeddingBatcher(segmenter, cache)
 
+    @staticmethod
+    def from_env(segmenter: "PromptableSegmenter | None", *, batched: bool = False) -> "EmbeddingBatcher | None":
+        """The tile loop's embedding hook as the environment configures it (the one place that
+        reads ``TEXT2SEG_EMBED_CACHE*`` for the engines): a batcher through the persistent cache
+        when it is on, or without one when ``batched`` (several tiles per encoder pass); None
+        otherwise (the pipeline encodes each tile itself)."""
+        from text2seg_widgets.models.embedding_cache import EmbeddingCache
+
+        cache = EmbeddingCache.from_env()
+        if cache is None and not batched:
+            return None
+        return EmbeddingBatcher.for_segmenter(segmenter, cache)
+
     def encode(self, images: Sequence[np.ndarray], *, sources: Sequence[str | None] | None = None,
                windows: Sequence[Any] | None = None) -> list[Embedding]:
         """One embedding per image: hits from the cache, the rest in ONE encoder pass."""

@@ -55,12 +55,8 @@ def cached_encoder(models: Any) -> Any:
     :mod:`text2seg_widgets.models.embedding_cache`), so both commands get their embeddings the same
     way; None when the cache is off (``TEXT2SEG_EMBED_CACHE_GB=0``) or there is no segmenter."""
     from text2seg_widgets.engines.batching import EmbeddingBatcher
-    from text2seg_widgets.models.embedding_cache import EmbeddingCache
 
-    cache = EmbeddingCache.from_env()
-    if cache is None or getattr(models, "segmenter", None) is None:
-        return None
-    return EmbeddingBatcher.for_segmenter(models.segmenter, cache)
+    return EmbeddingBatcher.from_env(models.segmenter)
 
 
 def segment_scene(path: str | os.PathLike, pipeline: Any, out_dir: str | os.PathLike, *,

@@ -23,7 +23,6 @@ from text2seg_widgets.engines.settings import BatchSettings
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.tiling import Tile
 from text2seg_widgets.models.device import resolve_device, resolve_dtype
-from text2seg_widgets.models.embedding_cache import EmbeddingCache
 from text2seg_widgets.pipeline.tiles import (MAX_NODATA_FRACTION, TileAssembler, TileInput, TileResult, open_tiles,
                                              run_tiles, scene_grid)
 
@@ -120,9 +119,7 @@ class TileRunner:
         # persistent embedding cache (EMBED helper, models/embedding_cache.py): when one is configured the
         # batcher serves every batch, even of one tile, reading the cache and writing what it encodes,
         # so pseudo-label fills it for the Annotator and later runs at no extra cost
-        cache = EmbeddingCache.from_env()
-        self.batcher = EmbeddingBatcher.for_segmenter(pipeline.models.segmenter, cache) \
-            if settings.tile_batch > 1 or cache is not None else None
+        self.batcher = EmbeddingBatcher.from_env(pipeline.models.segmenter, batched=settings.tile_batch > 1)
         self.calls = 0
         self.skipped = 0
 
