@@ -26,6 +26,7 @@ from text2seg_widgets.errors import InputError, MissingExtraError
 from text2seg_widgets.models._validate import check_box, check_points, check_rgb, registry_sha256
 from text2seg_widgets.models.device import autocast, resolve_device, resolve_dtype
 from text2seg_widgets.models.embedding import Embedding, ModelIdentity, WeightsDigest, check_identity
+from text2seg_widgets.models import sam_decoder
 from text2seg_widgets.models.protocols import AutoMask, MaskPrediction
 
 __all__ = ["SamSegmenter", "SamMaskGenerator", "SAM_ARCHS"]
@@ -179,8 +180,7 @@ class SamSegmenter:
     @property
     def low_res_ratio(self) -> float:
         """Low-res logits pixels per encoder-input pixel (256 / 1024 for SAM)."""
-        enc = self.model.prompt_encoder
-        return 4 * int(enc.image_embedding_size[0]) / int(enc.input_image_size[0])
+        return sam_decoder.low_res_ratio(self.model)
 
     def decode_grid(self, features: torch.Tensor, hw: tuple[int, int], prompts: np.ndarray, *,
                     boxes: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,10 +195,7 @@ class SamSegmenter:
         else:
             labels = torch.ones((len(t), 1), dtype=torch.int, device=self.device)
             sparse, dense = self.model.prompt_encoder(points=(t[:, None, :], labels), boxes=None, masks=None)
-        low, iou = self.model.mask_decoder(image_embeddings=features, image_pe=self.model.prompt_encoder.get_dense_pe(),
-                                           sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                           multimask_output=not boxes)
-        return low.float(), iou.float()
+        return sam_decoder.decode(self.model, features, sparse, dense, multimask=not boxes)
 
     def upsample_logits(self, low: torch.Tensor, hw: tuple[int, int], resized_hw: tuple[int, int]) -> torch.Tensor:
         """(N, 1, low, low) logits -> (N, 1, H, W) logits of the ``hw`` image (resized to

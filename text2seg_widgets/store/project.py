@@ -220,48 +220,38 @@ class Project:
     # ----------------------------------------------------------------- images (Images)
     def add_image(self, path: str | Path, *, window: Sequence[int] | None = None,
                   user: str | None = None, allow_duplicates: bool = False) -> ImageRecord:
-        """Add an image (or a ``(col, row, width, height)`` window of a big scene).
-
-        Adding the same file and window again returns the existing record; so does adding a copy
-        of a project image (same sha256) under another path, with a warning, unless
-        ``allow_duplicates``. A missing, empty, unreadable or truncated file raises
-        :class:`InputError` saying which."""
+        """(see :meth:`.images.Images.add_image`)"""
         return self.catalog.add_image(path, window=window, user=user,
                                       allow_duplicates=allow_duplicates)
 
     def add_images(self, paths: Iterable[str | Path]) -> list[ImageRecord]:
-        """Add several files, each as :meth:`add_image` (the first bad file raises, after the
-        ones before it were added). To add the good files of a folder and get each bad one
-        with its reason, use :meth:`add_images_checked`."""
+        """(see :meth:`.images.Images.add_images`)"""
         return self.catalog.add_images(paths)
 
     def add_images_checked(self, paths: Iterable[str | Path], *, strict: bool = False,
                            tile: int | None = None, allow_duplicates: bool = False) -> ImageBatch:
-        """Add the readable files of ``paths`` and report the others (see the module doc).
-
-        ``tile``: add each file as windows of at most this many pixels instead of whole. A file
-        whose bytes the project (or this batch) already holds under another path is skipped and
-        listed in ``duplicates`` unless ``allow_duplicates``."""
+        """(see :meth:`.images.Images.add_images_checked`)"""
         return self.catalog.add_images_checked(paths, strict=strict, tile=tile,
                                                allow_duplicates=allow_duplicates)
 
     def images(self, state: str | None = None) -> list[ImageRecord]:
+        """(see :meth:`.images.Images.images`)"""
         return self.catalog.images(state)
 
     def image(self, image_id: int) -> ImageRecord:
+        """(see :meth:`.images.Images.image`)"""
         return self.catalog.image(image_id)
 
     def image_path(self, image_id: int) -> Path:
-        """The image file, checked to exist (:class:`InputError` naming :meth:`relink` if not)."""
+        """(see :meth:`.images.Images.image_path`)"""
         return self.catalog.image_path(image_id)
 
     def missing_images(self) -> list[ImageRecord]:
+        """(see :meth:`.images.Images.missing_images`)"""
         return self.catalog.missing_images()
 
     def relink(self, image_id: int, new_path: str | Path, *, check: bool = True) -> ImageRecord:
-        """Point image ``image_id`` at a moved file. With ``check`` the file must have the same
-        checksum (same bytes) as the one that was added; pass ``check=False`` to accept any file
-        of the same size."""
+        """(see :meth:`.images.Images.relink`)"""
         return self.catalog.relink(image_id, new_path, check=check)
 
     # ----------------------------------------------------------------- classes (Classes)
@@ -270,174 +260,152 @@ class Project:
         return self.class_table.all()
 
     def class_info(self, name_or_id: str | int) -> ClassInfo:
+        """(see :meth:`.classes.Classes.class_info`)"""
         return self.class_table.class_info(name_or_id)
 
     def add_class(self, name: str, color: str | None = None, prompts: Sequence[str] = (), *,
                   user: str | None = None) -> ClassInfo:
+        """(see :meth:`.classes.Classes.add_class`)"""
         return self.class_table.add_class(name, color, prompts, user=user)
 
     def update_class(self, name_or_id: str | int, *, name: str | None = None,
                      color: str | None = None, prompts: Sequence[str] | None = None,
                      user: str | None = None) -> ClassInfo:
+        """(see :meth:`.classes.Classes.update_class`)"""
         return self.class_table.update_class(name_or_id, name=name, color=color, prompts=prompts,
                                              user=user)
 
     def remove_class(self, name_or_id: str | int, *, cascade: bool = False,
                      user: str | None = None) -> None:
-        """Remove a class. Its proposed/rejected candidates go with it; annotations only with
-        ``cascade=True`` (otherwise :class:`InputError`). Undoable, and an automatic backup is
-        taken first (see :mod:`.backup`)."""
+        """(see :meth:`.classes.Classes.remove_class`)"""
         return self.class_table.remove_class(name_or_id, cascade=cascade, user=user)
 
     # ----------------------------------------------------------------- image states (States)
     def set_state(self, image_id: int, state: str, user: str | None = None) -> None:
-        """Set an image's review state (one undoable action).
-
-        ``done`` is refused with :class:`UnreviewedError` while candidates on the image are
-        still proposed; see :meth:`finish_image` and :meth:`skip_image`."""
+        """Set an image's review state (one undoable action). (see :meth:`.states.States.set_state`)"""
         return self.states.set_state(image_id, state, user)
 
     def finish_image(self, image_id: int, *, rest: str = "require", user: str | None = None) -> int:
-        """Mark the image done; return how many proposed candidates were rejected to do so.
-
-        ``rest="require"``: every candidate must already be reviewed (else
-        :class:`UnreviewedError`, nothing changed). ``rest="reject"``: the proposed candidates
-        left are rejected and the image marked done in ONE undoable action."""
+        """(see :meth:`.states.States.finish_image`)"""
         return self.states.finish_image(image_id, rest=rest, user=user)
 
     def skip_image(self, image_id: int, *, reason: str = "", user: str | None = None) -> None:
-        """Mark the image ``skipped`` (left out of exports by default), with an optional reason;
-        one undoable action. Its candidates keep their review state."""
+        """(see :meth:`.states.States.skip_image`)"""
         return self.states.skip_image(image_id, reason=reason, user=user)
 
     # ----------------------------------------------------------------- navigation (Navigation)
     def image_summaries(self, filter: str | None = None) -> list[ImageSummary]:
-        """One :class:`ImageSummary` per image matching ``filter`` (see the module doc), by id."""
+        """(see :meth:`.navigation.Navigation.image_summaries`)"""
         return self.navigation.image_summaries(filter)
 
     def find_image(self, key: int | str) -> ImageRecord:
-        """The image with this id (an int, or a string of digits that is not a file name), file
-        name (``tile_03.png``) or stem (``tile_03``); names must be unique. :class:`InputError`
-        listing close matches when nothing (or more than one) matches."""
+        """(see :meth:`.navigation.Navigation.find_image`)"""
         return self.navigation.find_image(key)
 
     def next_image(self, after: int | None = None, filter: str | None = None, *,
                    state: str | None = None) -> ImageRecord | None:
-        """The first image after ``after`` (by id, wrapping around, never ``after`` itself) that
-        matches ``filter``; ``None`` when none does. ``state=`` is the older name of ``filter``."""
+        """(see :meth:`.navigation.Navigation.next_image`)"""
         return self.navigation.next_image(after, filter, state=state)
 
     def previous_image(self, before: int | None = None, filter: str | None = None, *,
                        state: str | None = None) -> ImageRecord | None:
-        """Like :meth:`next_image`, backwards: the last matching image before ``before``."""
+        """(see :meth:`.navigation.Navigation.previous_image`)"""
         return self.navigation.previous_image(before, filter, state=state)
 
     # ----------------------------------------------------------------- effort (Effort)
     def add_time(self, image_id: int, seconds: float) -> None:
-        """Add ``seconds`` (finite, >= 0) to the time spent on an image. Not an undo step."""
+        """(see :meth:`.effort.Effort.add_time`)"""
         return self.timing.add_time(image_id, seconds)
 
     def image_seconds(self, image_id: int) -> float:
+        """(see :meth:`.effort.Effort.image_seconds`)"""
         return self.timing.image_seconds(image_id)
 
     def effort(self) -> list[dict[str, Any]]:
-        """Per class (class-id order, classes with no object included): ``class_name``,
-        ``accepted_unchanged``, ``corrected``, ``drawn``, ``median_seconds_per_object`` (None
-        without recorded time) and ``median_actions_per_object`` (None without objects)."""
+        """(see :meth:`.effort.Effort.effort`)"""
         return self.timing.effort()
 
     # ----------------------------------------------------------------- candidates and annotations (Review)
     def add_candidates(self, image_id: int, candidates: Iterable[Candidate],
                        run_id: int | None = None, *, replace: bool = False,
                        mark_processed: bool = False) -> list[int]:
-        """Store proposals for one image; returns their ids. Never touches annotations.
-
-        ``mark_processed`` also records (image, ``run_id``) as done in the same transaction, so a
-        killed batch run resumes exactly after the last image whose candidates were saved."""
+        """(see :meth:`.review.Review.add_candidates`)"""
         return self.review.add_candidates(image_id, candidates, run_id, replace=replace,
                                           mark_processed=mark_processed)
 
     def candidates(self, image_id: int | None = None,
                    status: str | None = None) -> list[CandidateRecord]:
+        """(see :meth:`.review.Review.candidates`)"""
         return self.review.candidates(image_id, status)
 
     def mask_rows(self, image_id: int) -> list[MaskRow]:
-        """The image's drawable masks in one light read (no JSON decoded, no records built):
-        candidates not accepted (proposed and rejected; an accepted one is drawn as its
-        annotation), then annotations, each in id order. For displays that redraw often."""
+        """(see :meth:`.review.Review.mask_rows`)"""
         return self.review.mask_rows(image_id)
 
     def candidate(self, candidate_id: int) -> CandidateRecord:
+        """(see :meth:`.review.Review.candidate`)"""
         return self.review.candidate(candidate_id)
 
     def accept(self, candidate_id: int, class_name: str | None = None,
                user: str | None = None) -> int:
-        """Accept a candidate (optionally as another class); returns the new annotation's id."""
+        """(see :meth:`.review.Review.accept`)"""
         return self.review.accept(candidate_id, class_name, user)
 
     def accept_above(self, image_id: int, min_score: float, user: str | None = None) -> list[int]:
-        """Accept every proposed candidate of the image scoring at least ``min_score``, as one
-        undoable action; returns the new annotation ids (highest score first)."""
+        """(see :meth:`.review.Review.accept_above`)"""
         return self.review.accept_above(image_id, min_score, user)
 
     def accept_many(self, candidate_ids: Sequence[int], description: str | None = None,
                     user: str | None = None) -> list[int]:
-        """Accept the given candidates as ONE undoable action (e.g. "accept all above the
-        calibrated threshold"); returns the new annotation ids in the order given. When they lie
-        on more than one image an automatic backup is taken first (see :mod:`.backup`)."""
+        """(see :meth:`.review.Review.accept_many`)"""
         return self.review.accept_many(candidate_ids, description, user)
 
     def reject(self, candidate_id: int, user: str | None = None) -> None:
+        """(see :meth:`.review.Review.reject`)"""
         return self.review.reject(candidate_id, user)
 
     def annotations(self, image_id: int | None = None) -> list[AnnotationRecord]:
+        """(see :meth:`.review.Review.annotations`)"""
         return self.review.annotations(image_id)
 
     def annotation(self, annotation_id: int) -> AnnotationRecord:
+        """(see :meth:`.review.Review.annotation`)"""
         return self.review.annotation(annotation_id)
 
     def add_annotation(self, image_id: int, mask: Any, class_name: str, source: str = "manual",
                        score: float = 1.0, user: str | None = None, *, actions: int = 1) -> int:
-        """Add a hand-made mask (array or COCO RLE in the image's pixels); returns its id.
-
-        Effort: origin ``drawn`` with ``edit_actions = actions`` (the clicks/boxes/polygons it
-        took); ``source="import"`` makes it ``imported`` (0 actions)."""
+        """(see :meth:`.review.Review.add_annotation`)"""
         return self.review.add_annotation(image_id, mask, class_name, source, score, user,
                                           actions=actions)
 
     def add_annotations(self, items: Iterable[dict[str, Any]], description: str | None = None,
                         user: str | None = None) -> list[int]:
-        """Add many masks as ONE undoable action (e.g. an import). Each item: ``image_id``,
-        ``mask`` (array or RLE), ``class_name``, optional ``source`` (default ``import``) and
-        ``score``. Empty masks are skipped."""
+        """(see :meth:`.review.Review.add_annotations`)"""
         return self.review.add_annotations(items, description, user)
 
     def update_annotation_mask(self, annotation_id: int, mask: Any, user: str | None = None, *,
                                expected: AnnotationRecord | None = None, actions: int = 1) -> None:
-        """Replace an annotation's mask (bbox and area follow). An empty mask is refused.
-
-        ``expected``: the record the edit started from; if the stored annotation differs (another
-        session edited it meanwhile) :class:`ConflictError` is raised instead of overwriting.
-        Effort: ``edit_actions += actions`` (clicks/boxes/polygon edits of this refinement); the
-        origin becomes ``corrected`` unless the annotation was ``drawn``."""
+        """(see :meth:`.review.Review.update_annotation_mask`)"""
         return self.review.update_annotation_mask(annotation_id, mask, user, expected=expected,
                                                   actions=actions)
 
     def relabel(self, annotation_id: int, class_name: str, user: str | None = None, *,
                 expected: AnnotationRecord | None = None) -> None:
-        """Give an annotation another class (one edit action: a proposal becomes
-        ``corrected``); relabelling to its own class costs no effort."""
+        """(see :meth:`.review.Review.relabel`)"""
         return self.review.relabel(annotation_id, class_name, user, expected=expected)
 
     def delete_annotation(self, annotation_id: int, user: str | None = None, *,
                           expected: AnnotationRecord | None = None) -> None:
+        """(see :meth:`.review.Review.delete_annotation`)"""
         return self.review.delete_annotation(annotation_id, user, expected=expected)
 
     # ----------------------------------------------------------------- undo / redo (History)
     def undo(self) -> HistoryStep | None:
+        """(see :meth:`.history.History.undo`)"""
         return self.undo_log.undo()
 
     def redo(self) -> HistoryStep | None:
+        """(see :meth:`.history.History.redo`)"""
         return self.undo_log.redo()
 
     @property
@@ -449,37 +417,41 @@ class Project:
         return self.undo_log.can_redo
 
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """(see :meth:`.history.History.entries`)"""
         return self.undo_log.entries(limit)
 
     # ----------------------------------------------------------------- batch runs (Runs)
     def start_run(self, manifest: dict[str, Any]) -> int:
+        """(see :meth:`.runs.Runs.start`)"""
         return self.batch_runs.start(manifest)
 
     def join_or_start_run(self, manifest: dict[str, Any]) -> tuple[int, bool]:
-        """``(run_id, joined)``: the newest run whose manifest has the same ``fingerprint``, or a
-        new one, decided in one transaction (two runs started at once join one run)."""
+        """(see :meth:`.runs.Runs.join_or_start`)"""
         return self.batch_runs.join_or_start(manifest)
 
     def finish_run(self, run_id: int) -> None:
+        """(see :meth:`.runs.Runs.finish`)"""
         return self.batch_runs.finish(run_id)
 
     def runs(self) -> list[dict[str, Any]]:
+        """(see :meth:`.runs.Runs.all`)"""
         return self.batch_runs.all()
 
     def mark_image_processed(self, image_id: int, run_id: int) -> None:
+        """(see :meth:`.runs.Runs.mark_processed`)"""
         return self.batch_runs.mark_processed(image_id, run_id)
 
     def processed_images(self, run_id: int) -> set[int]:
+        """(see :meth:`.runs.Runs.processed`)"""
         return self.batch_runs.processed(run_id)
 
     # ----------------------------------------------------------------- backups (Backups)
     def backup(self, dest: str | Path | None = None) -> Path:
-        """A consistent copy of the database (SQLite online backup) at ``dest`` (a file, or a
-        folder to put it in); default ``<project>/backups/backup-<time>.sqlite``."""
+        """(see :meth:`.backup.Backups.backup`)"""
         return self.backup_store.backup(dest)
 
     def backups(self) -> list[Path]:
-        """This project's backups, oldest first."""
+        """This project's backups, oldest first. (see :meth:`.backup.Backups.all`)"""
         return self.backup_store.all()
 
     @property
@@ -496,10 +468,8 @@ class Project:
         self.backup_store.keep_backups = value
 
     def auto_backup(self, reason: str) -> Path | None:
-        """A rolling automatic backup before a bulk or destructive action (``None`` when turned
-        off); the oldest automatic backups beyond :attr:`keep_backups` are deleted."""
+        """(see :meth:`.backup.Backups.auto_backup`)"""
         return self.backup_store.auto_backup(reason)
-
 
 def _corrupt_message(folder: Path, path: Path, exc: Exception) -> str:
     found = list_backups(folder)
