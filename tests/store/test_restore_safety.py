@@ -158,3 +158,18 @@ def test_leftovers_of_killed_backups_are_removed(tmp_path: Path) -> None:
     assert not killed.exists() and not old_style.exists() and running.exists()
     assert clean_partials(folder) == []
     p.close()
+
+
+def test_a_folder_whose_database_went_missing_names_the_way_back(tmp_path: Path) -> None:
+    """What an interrupted restore of the old code left: no project.sqlite, only the database set
+    aside. Opening says how to put it back (not "create a project"), and that command works."""
+    folder, saved, _ = _project_with_backup(tmp_path)
+    aside = folder / f"{DB_NAME}.before-restore-20260101T000000000000Z"
+    (folder / DB_NAME).rename(aside)
+    with pytest.raises(InputError, match="project restore") as err:
+        Project.open(folder)
+    assert f"the newest {aside}" in str(err.value)  # the live state, newer than the backup
+    assert "create" not in str(err.value)
+    restore_backup(folder, aside)
+    with Project.open(folder) as p:
+        assert len(p.annotations()) == 2

@@ -38,7 +38,8 @@ from text2seg_widgets.core.candidate import Candidate
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store.actor import Actor
 from text2seg_widgets.store.adding import ImageBatch
-from text2seg_widgets.store.backup import APP, BACKUP_DIR, Backups, backup_stamp, copy_database, list_backups
+from text2seg_widgets.store.backup import (APP, BACKUP_DIR, Backups, backup_stamp, copy_database, list_backups,
+                                           list_set_aside)
 from text2seg_widgets.store.claims import Claims
 from text2seg_widgets.store.classes import Classes, class_spec
 from text2seg_widgets.store.db import DB_NAME, Database, now
@@ -131,6 +132,12 @@ class Project:
             folder = folder.parent
         path = folder / DB_NAME
         if not path.is_file():
+            aside = sorted(list_set_aside(folder) + list_backups(folder), key=lambda f: f.stat().st_mtime)
+            if aside:  # a project whose database went missing (an old, interrupted restore)
+                raise InputError(f"{folder} has no {DB_NAME}, but it holds {len(aside)} earlier "
+                                 f"database(s), the newest {aside[-1]}; put one back with "
+                                 f"`text2seg-widgets project restore {folder} {aside[-1]}` (see "
+                                 "`project restore --list`)")
             raise InputError(f"{folder} is not a text2seg project (no {DB_NAME} in it); create "
                              f"one with Project.create({str(folder)!r}, classes=[...])")
         session = SessionLock(folder)
