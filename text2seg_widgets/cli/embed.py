@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
@@ -38,7 +38,7 @@ def segmenter_spec(models_arg: str) -> dict[str, str]:
     return {"segmenter": _PRESET_SEGMENTER.get(parsed, parsed)}
 
 
-def _items(project: "Project", ids: list[int], failed: dict[Any, str], claim: Any,
+def _items(project: "Project", ids: list[int], failed: dict[Any, str], claim: Callable[[int], bool],
            elsewhere: list[int]) -> Iterator[Any]:
     """The project's images as :class:`EmbedItem` (pixels as the Annotator reads them); an image
     another ``embed`` holds (``claim`` says no) is passed over into ``elsewhere``."""
@@ -64,7 +64,7 @@ def _items(project: "Project", ids: list[int], failed: dict[Any, str], claim: An
         yield EmbedItem(image_id, rgb, source=str(rec.path), window=rec.window)
 
 
-def _run(proj: Any, ids: list[int], failed: dict[Any, str], elsewhere: list[int], claim: tuple[str, str],
+def _run(proj: "Project", ids: list[int], failed: dict[Any, str], elsewhere: list[int], claim: tuple[str, str],
          cache: Any, spec: dict[str, str], engine: str, options: dict[str, Any], *, batch: int,
          progress: Any, verify: bool) -> Any:
     """Encode the images this process claims (locally or on Ray); returns the embed report."""

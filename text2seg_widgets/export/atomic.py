@@ -13,8 +13,8 @@ import ctypes
 import json
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -174,12 +174,6 @@ def _check_target(out: Path, overwrite: bool, protected: Protected | None) -> No
                              "replace it. Choose another folder, or remove it yourself")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextmanager
 def atomic_dir(out: str | Path, *, overwrite: bool = False,
                protected: Protected | None = None) -> Iterator[Path]:
@@ -194,9 +188,8 @@ def atomic_dir(out: str | Path, *, overwrite: bool = False,
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         _clean_stale(out.parent, out.name)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{_PARTIAL}{os.getpid()}-",
-                                    dir=out.parent))
-        os.chmod(tmp, 0o777 & ~_umask())
+        tmp = out.parent / f".{out.name}{_PARTIAL}{os.getpid()}-{secrets.token_hex(4)}"
+        os.mkdir(tmp)  # mode 0777 less the umask, as any folder the user makes (mkdtemp: 0700)
     except OSError as exc:
         raise InputError(f"cannot write the export to {out.parent} ({exc.strerror or exc}); "
                          "choose a folder you can write to") from exc

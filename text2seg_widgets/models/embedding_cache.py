@@ -35,16 +35,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.models.embedding import Embedding, ModelIdentity, image_digest
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["EmbeddingCache", "CACHE_DIR_ENV", "CACHE_GB_ENV", "DEFAULT_GB", "FORMAT"]
 
@@ -159,11 +156,15 @@ class EmbeddingCache:
         except FileNotFoundError:
             return False
         except _Corrupt as exc:
-            log.warning("embedding cache: dropping %s (%s); it will be recomputed", path.name, exc)
-            self.corrupt += 1
-            _unlink(path)
+            self._drop(path, exc)
             return False
         return True
+
+    def _drop(self, path: Path, why: _Corrupt) -> None:
+        """Delete an untrustworthy entry (it is recomputed by whoever asked)."""
+        log.warning("embedding cache: dropping %s (%s); it will be recomputed", path.name, why)
+        self.corrupt += 1
+        _unlink(path)
 
     # -- read ----------------------------------------------------------------------------------
     def get(self, identity: ModelIdentity, image: np.ndarray | str) -> Embedding | None:
@@ -179,10 +180,8 @@ class EmbeddingCache:
         try:
             embedding = _decode(data, identity, digest)
         except _Corrupt as exc:
-            log.warning("embedding cache: dropping %s (%s); it will be recomputed", path.name, exc)
-            self.corrupt += 1
+            self._drop(path, exc)
             self.misses += 1
-            _unlink(path)
             return None
         _touch(path)
         self.hits += 1

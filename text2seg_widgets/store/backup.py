@@ -314,10 +314,14 @@ class Backups:
         except InputError as exc:
             raise InputError(f"not overwriting {target}: it is not a backup of this project "
                              f"({exc}); give another file name or a folder") from exc
-        own = self.db.query("SELECT value FROM meta WHERE key = 'project_id'")
-        if not own or facts.project_id != own[0][0]:
+        if facts.project_id != self.project_id:
             raise InputError(f"not overwriting {target}: it is a backup of another project; "
                              "give another file name or a folder")
+
+    @property
+    def project_id(self) -> str:
+        """The identity every backup of this project carries (``meta.project_id``)."""
+        return str(self.db.query("SELECT value FROM meta WHERE key = 'project_id'")[0][0])
 
     def all(self) -> list[Path]:
         """This project's backups, oldest first."""

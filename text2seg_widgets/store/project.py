@@ -201,7 +201,7 @@ class Project:
     @property
     def project_id(self) -> str:
         """The project's identity (random, given at creation; backups keep it)."""
-        return str(self._db.query("SELECT value FROM meta WHERE key = 'project_id'")[0][0])
+        return self.backup_store.project_id
 
     @property
     def schema_version(self) -> int:
