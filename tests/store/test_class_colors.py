@@ -11,14 +11,15 @@ from text2seg_widgets.core.colors import class_color
 from text2seg_widgets.pipeline.classes import ClassSet
 from text2seg_widgets.store import Project
 
-BLUE, GREEN, RED, GREY = "#1f78b4", "#33a02c", "#e31a1c", "#808080"
+BLUE, GREEN, RED, ORANGE = "#00b4ff", "#00e05a", "#ff1744", "#ff9100"
+FIELD = "#d4ff00"
 
 
 @pytest.mark.parametrize("name, color", [
     ("water", BLUE), ("Lake", BLUE), ("rivers", BLUE), ("vegetation", GREEN),
-    ("low vegetation", GREEN), ("Trees", GREEN), ("grass", GREEN), ("forest", GREEN),
-    ("field", GREEN), ("building", RED), ("roofs", RED), ("houses", RED), ("road", GREY),
-    ("street", GREY), ("bare soil", "#b15928"), ("car", "#ffcc00"), ("background", "#000000"),
+    ("low vegetation", GREEN), ("Trees", GREEN), ("grass", FIELD), ("forest", GREEN),
+    ("field", FIELD), ("agriculture", FIELD), ("building", RED), ("roofs", RED), ("houses", RED),
+    ("road", ORANGE), ("street", ORANGE), ("bare soil", "#e040fb"), ("car", "#ffea00"), ("background", "#000000"),
     ("solar panel", "#f58231")])
 def test_conventional_colour_by_name(name: str, color: str) -> None:
     assert class_color(name) == color
@@ -28,15 +29,15 @@ def test_store_uses_the_convention_unless_a_colour_is_set(tmp_path: Path) -> Non
     p = Project.create(tmp_path / "p", classes=["water", "building", "tree", "grass",
                                                 {"name": "road", "color": "#123456"}, "mystery"])
     assert [(c.name, c.color) for c in p.classes] == [
-        ("water", BLUE), ("building", RED), ("tree", GREEN), ("grass", "#8fd16a"),
+        ("water", BLUE), ("building", RED), ("tree", GREEN), ("grass", FIELD),
         ("road", "#123456"), ("mystery", "#f58231")]
-    assert p.add_class("lake").color == "#4fa3e0"  # water's colour is taken: next blue shade
-    assert p.add_class("street").color == GREY
+    assert p.add_class("lake").color == "#80dcff"  # water's colour is taken: next blue shade
+    assert p.add_class("street").color == ORANGE
     assert p.add_class("roof", color="#00ff00").color == "#00ff00"
     p.close()
 
 
 def test_class_sets_use_the_same_table() -> None:
     colors = ClassSet.parse("water,trees,building,road,foo").colors
-    assert colors == [(0x1f, 0x78, 0xb4), (0x33, 0xa0, 0x2c), (0xe3, 0x1a, 0x1c),
-                      (0x80, 0x80, 0x80), (0xf5, 0x82, 0x31)]
+    assert colors == [(0x00, 0xb4, 0xff), (0x00, 0xe0, 0x5a), (0xff, 0x17, 0x44),
+                      (0xff, 0x91, 0x00), (0xf5, 0x82, 0x31)]

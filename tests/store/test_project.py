@@ -25,7 +25,7 @@ def test_create_and_reopen_keeps_classes_images_and_candidates(tmp_path: Path) -
     p.close()
     p = Project.open(tmp_path / "proj")
     assert [(c.id, c.name, c.color, c.prompts) for c in p.classes] == [
-        (1, "building", "#e31a1c", ()), (2, "road", "#808080", ("street", "highway"))]
+        (1, "building", "#ff1744", ()), (2, "road", "#808080", ("street", "highway"))]
     img = p.image(image_id)
     assert (img.width, img.height, img.crs, img.window, img.state) == (80, 64, None, None,
                                                                        "unreviewed")

@@ -59,28 +59,45 @@ def pick_click(segmenter, rgb: np.ndarray, *, mask: np.ndarray | None = None, em
     """A point where this (random-weight) segmenter answers a click with a non-empty mask (or an
     empty one with ``empty``), trying a grid; returns (x, y, expected mask). Random weights give
     empty masks at some points, so tests choose their clicks instead of hard-coding them."""
-    from text2seg_widgets.widgets.refine import RefineSession
+    from text2seg_widgets.core.masks import mask_bbox_xyxy
+    from text2seg_widgets.widgets.refine import RefineSession, session_window
 
-    segmenter.set_image(rgb)
     h, w = rgb.shape[:2]
     for y in range(step // 2, h, step):
         for x in range(step // 2, w, step):
-            session = RefineSession.for_mask(None, mask)
+            session = RefineSession.for_mask(None, None if mask is None else mask_bbox_xyxy(mask))
             session.add_point(x, y, True)
-            got = session.predict(segmenter).mask
+            got = decode_on_window(segmenter, rgb, session)
             if bool(got.any()) != empty:
                 return float(x), float(y), got
     raise AssertionError("no suitable click found on the grid")
 
 
+def decode_on_window(segmenter, rgb: np.ndarray, session) -> np.ndarray:
+    """The whole-image mask the Annotator's tools give for ``session``: decoded on the session's
+    prompt window (imagery.windows) and put back in image pixels."""
+    from text2seg_widgets.widgets.refine import session_window
+
+    h, w = rgb.shape[:2]
+    win = session_window(session, w, h, segmenter.input_size)
+    session.use_window(win)
+    segmenter.set_image(np.ascontiguousarray(rgb[win.y0:win.y1, win.x0:win.x1]))
+    out = np.zeros((h, w), bool)
+    out[win.y0:win.y1, win.x0:win.x1] = session.predict(segmenter).mask
+    return out
+
+
 def pick_box(segmenter, rgb: np.ndarray, size: int = 120, step: int = 53) -> tuple[tuple[float, ...], np.ndarray]:
     """A box for which the segmenter returns a non-empty mask; returns (xyxy, expected mask)."""
-    segmenter.set_image(rgb)
+    from text2seg_widgets.widgets.refine import RefineSession
+
     h, w = rgb.shape[:2]
     for y in range(0, h - size, step):
         for x in range(0, w - size, step):
             box = (float(x), float(y), float(x + size), float(y + size))
-            got = segmenter.predict(box=np.array(box)).masks[0]
+            session = RefineSession.for_mask(None, None, origin="box")
+            session.set_box(np.array(box))
+            got = decode_on_window(segmenter, rgb, session)
             if got.any():
                 return box, got
     raise AssertionError("no suitable box found on the grid")

@@ -138,7 +138,7 @@ def test_geotiff_walkthrough_is_safe_to_rerun(tmp_path: Path, shared_data: Path)
     ((image_id, name, state),) = snap["images"]
     assert state == "done"
     ((ann_id, _, class_name, source, area),) = snap["annotations"]  # one lake, not one per run
-    assert class_name == "water" and source == "sam" and area > 0
+    assert class_name == "water" and source == "sam:litemedsam" and area > 0
     with Project.open(proj) as p:
         x0, y0, w, h = p.annotation(ann_id).bbox
         mask = p.annotation(ann_id).mask()

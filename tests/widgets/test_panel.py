@@ -42,7 +42,7 @@ def test_prompt_settings_wrap_within_the_panel(project: Project, open_app) -> No
     app = open_app(project)
     row = next(c for c in _inside(app.panel.widget) if app.panel.previous in getattr(c, "children", ()))
     assert row.layout.flex_flow == "row wrap"
-    (settings, _help) = [c for c in _inside(app.panel.widget) if hasattr(c, "titles")][0].children
+    (_display, settings, _help) = [c for c in _inside(app.panel.widget) if hasattr(c, "titles")][0].children
     checks_row = settings.children[0]
     assert checks_row.layout.flex_flow == "row wrap"
     assert list(checks_row.children) == list(app.panel.branches.values())
@@ -64,7 +64,7 @@ def test_class_colours_come_from_the_store(tmp_path, road_tiles, open_app) -> No
         p.add_candidates(rec.id, [Candidate.from_mask(square(400, 400, 0, 50, 0, 50), class_name="water",
                                                       score=0.9, branch="detector")])
         water = p.class_info("water").color
-        assert water == "#1f78b4"  # blue, by the store's convention
+        assert water == "#00b4ff"  # blue, by the store's convention
         app = open_app(p)
         (feature,) = app.layers.features("water", "proposed")
         assert feature["properties"]["style"]["color"] == water

@@ -213,8 +213,8 @@ def test_many_candidates_share_a_few_layers_and_an_accept_resends_two(tmp_path, 
         layers = app.layers
 
         original = layers._draw_group
-        layers._draw_group = lambda gkey, members, color: (sent.setdefault(gkey, len(members)),
-                                                           original(gkey, members, color))
+        layers._draw_group = lambda gkey, members, color, tol=0.75: (sent.setdefault(gkey, len(members)),
+                                                                     original(gkey, members, color, tol))
         app.accept_selected()
         assert len(sent) == 2  # the block that lost the candidate and the new accepted block
         assert max(sent.values()) <= BLOCK

@@ -51,7 +51,7 @@ def test_click_with_nothing_selected_creates_a_mask_of_the_current_class(project
     ann = app.click(x, y)
     assert len(project.annotations(app.image_id)) == n + 1
     rec = project.annotation(ann)
-    assert rec.class_name == "road" and rec.source == "sam"
+    assert rec.class_name == "road" and rec.source == "sam:tiny-sam"
     assert np.array_equal(rec.mask(), expected)
 
 
@@ -88,8 +88,13 @@ def test_box_creates_a_new_mask_and_refines_a_selected_one(project: Project, tin
     assert rec.class_name == "building" and rec.candidate_id is None
     assert np.array_equal(rec.mask(), expected)
     assert app.selection == ("annotation", ann)
-    app.box(x0, y0, x1, y1)  # refines the selected annotation instead of adding one
-    assert len(project.annotations(app.image_id)) == 1
+    second = app.box(x0, y0, x1, y1)  # every box is a new annotation, even with one selected
+    assert second != ann and len(project.annotations(app.image_id)) == 2
+    assert "new annotation" in app.panel.message.value
+    app.select(("annotation", ann))
+    app.toggle_refine(True)  # the explicit choice: now a box refines the selected mask
+    assert app.box(x0, y0, x1, y1) == ann and len(project.annotations(app.image_id)) == 2
+    assert "refined annotation" in app.panel.message.value
     with pytest.raises(InputError, match="does not cover"):
         app.box(500, 500, 600, 600)
 
@@ -246,10 +251,12 @@ def test_next_image_embedding_is_prefetched_while_working(project: Project, open
     from text2seg_widgets.widgets.overlay import load_image
 
     first, second = project.images()[:2]
-    probe = tiny_sam_segmenter(seed=1)  # a separate adapter with the same weights picks the boxes
+    # an encoder that sees 512 px: each 400 px image is one prompt window, so encoding the next
+    # image whole ahead of time is what its boxes need
+    probe = tiny_sam_segmenter(seed=1, img_size=512)  # a separate adapter with the same weights
     box1, _ = pick_box(probe, load_image(first.path).rgb)
     box2, expected = pick_box(probe, load_image(second.path).rgb)
-    seg = tiny_sam_segmenter(seed=1)
+    seg = tiny_sam_segmenter(seed=1, img_size=512)
     app = open_app(project, ModelSet(segmenter=seg))
     app.clear_selection()
     app.box(*box1)  # encodes image 1, then starts encoding image 2 in the background

@@ -78,14 +78,14 @@ def test_a_polygon_drawn_in_box_mode_prompts_sam_with_its_bounds(project: Projec
     # a triangle drawn with the polygon tool whose bounds are the box
     draw(app, polygon([(x0, y0), (x1, y0 + (y1 - y0) / 2), (x0, y1)]))
     (ann,) = project.annotations(app.image_id)
-    assert ann.source == "sam" and np.array_equal(ann.mask(), expected)
+    assert ann.source == "sam:tiny-sam" and np.array_equal(ann.mask(), expected)
     assert app.session.box.tolist() == [x0, y0, x1, y1]
 
 
 @pytest.mark.parametrize("mode, shapes", [("select", None), ("positive", None), ("negative", None),
                                           ("box", {"rectangle"}),
-                                          ("polygon-add", {"rectangle", "polygon"}),
-                                          ("polygon-cut", {"rectangle", "polygon"})])
+                                          ("polygon-add", {"polygon"}),  # no rectangle button there
+                                          ("polygon-cut", {"polygon"})])
 def test_the_draw_toolbar_offers_only_the_active_tools_shapes(project: Project, open_app, mode,
                                                               shapes) -> None:
     app = open_app(project)
@@ -101,7 +101,7 @@ def test_the_draw_toolbar_offers_only_the_active_tools_shapes(project: Project, 
         assert offered == shapes
 
 
-@pytest.mark.parametrize("mode", ["select", "box", "polygon-add", "polygon-cut"])
+@pytest.mark.parametrize("mode", ["box", "polygon-add", "polygon-cut"])
 def test_map_clicks_outside_point_modes_change_nothing(project: Project, tiny_models, open_app, mode) -> None:
     app = open_app(project, tiny_models)
     c1 = max(project.candidates(app.image_id), key=lambda c: c.candidate.score)
@@ -112,6 +112,23 @@ def test_map_clicks_outside_point_modes_change_nothing(project: Project, tiny_mo
     assert project.annotations(app.image_id) == []
     assert project.candidate(c1.id).status == "proposed"
     assert app.session is None and app.selection == ("candidate", c1.id)
+
+
+def test_in_the_select_tool_a_click_on_empty_map_deselects_and_one_on_a_mask_does_not(
+        project: Project, tiny_models, open_app) -> None:
+    app = open_app(project, tiny_models)
+    c1 = max(project.candidates(app.image_id), key=lambda c: c.candidate.score)
+    ys, xs = np.nonzero(c1.mask())
+    app.select(c1)
+    map_click(app, float(xs[0]) + 0.5, float(ys[0]) + 0.5)  # on the mask (its own click selects it)
+    assert app.selection == ("candidate", c1.id)
+    covered = np.zeros((400, 400), bool)
+    for c in project.candidates(app.image_id):
+        covered |= c.mask()
+    y, x = np.argwhere(~covered)[0]
+    map_click(app, float(x) + 0.5, float(y) + 0.5)  # beside every mask
+    assert app.selection is None and "selection cleared" in app.panel.message.value
+    assert project.annotations(app.image_id) == [] and project.candidate(c1.id).status == "proposed"
 
 
 def test_a_map_click_in_point_mode_is_a_sam_point(project: Project, tiny_models, open_app) -> None:

@@ -1,5 +1,6 @@
-"""Class colours by convention: the ONE table that says water is blue, vegetation green,
-buildings red, roads grey (as remote-sensing maps and the LoveDA/ISPRS legends draw them).
+"""Class colours by convention: the ONE table that says water is blue, trees green, fields
+yellow-green, buildings red, roads orange, in saturated shades that stay visible on aerial imagery
+(the grey of map legends vanishes on pavement, and two dark greens on vegetation read as one).
 
 :func:`class_color` gives a class its conventional colour from the words of its name (``"lake"``,
 ``"low vegetation"``, ``"Buildings"``); when that colour is already taken by another class it
@@ -19,18 +20,19 @@ __all__ = ["CONVENTIONAL_COLORS", "FALLBACK_PALETTE", "class_color", "convention
 #: (words, shades): a class whose name contains one of ``words`` gets the first free shade.
 CONVENTIONAL_COLORS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
     (frozenset({"water", "lake", "river", "sea", "ocean", "pond", "reservoir", "canal", "stream",
-                "wetland"}), ("#1f78b4", "#4fa3e0", "#0b3d91")),
-    (frozenset({"vegetation", "tree", "grass", "forest", "field", "crop", "farmland",
-                "agriculture", "agricultural", "park", "shrub", "meadow", "woodland", "orchard"}),
-     ("#33a02c", "#8fd16a", "#1b5e20")),
+                "wetland"}), ("#00b4ff", "#80dcff", "#0050c8")),
+    (frozenset({"vegetation", "tree", "forest", "park", "shrub", "woodland", "orchard"}),
+     ("#00e05a", "#7dffb0", "#007a30")),
+    (frozenset({"grass", "field", "crop", "farmland", "agriculture", "agricultural", "meadow"}),
+     ("#d4ff00", "#f0ff80", "#9cb800")),
     (frozenset({"building", "roof", "house", "urban", "residential"}),
-     ("#e31a1c", "#fb6a6b", "#8b0000")),
+     ("#ff1744", "#ff8a80", "#b00020")),
     (frozenset({"road", "street", "highway", "parking", "pavement", "impervious", "railway"}),
-     ("#808080", "#b0b0b0", "#505050")),
+     ("#ff9100", "#ffc46b", "#b35c00")),
     (frozenset({"bare", "soil", "sand", "barren", "desert", "rock"}),
-     ("#b15928", "#d9a066", "#7a3b12")),
-    (frozenset({"car", "vehicle", "truck", "boat", "ship"}), ("#ffcc00", "#ffe680", "#b38f00")),
-    (frozenset({"snow", "ice", "glacier", "cloud"}), ("#e0f7ff", "#c0e6f5", "#a0d0e8")),
+     ("#e040fb", "#f48fff", "#8e24aa")),
+    (frozenset({"car", "vehicle", "truck", "boat", "ship"}), ("#ffea00", "#fff59d", "#c7b800")),
+    (frozenset({"snow", "ice", "glacier", "cloud"}), ("#7c4dff", "#b39dff", "#4a148c")),
     (frozenset({"background", "clutter"}), ("#000000", "#303030", "#202020")),
 )
 

@@ -25,7 +25,7 @@ from pycocotools import mask as mask_utils
 from text2seg_widgets.core.masks import mask_to_rle, rle_to_mask
 
 __all__ = ["Piece", "piece_from_tile_mask", "merge_pieces", "union_of", "union_rle", "crop_to_scene_rle",
-           "encode_crop", "decode_crop"]
+           "encode_crop", "decode_crop", "rle_runs", "scene_rle_crop"]
 
 
 def encode_crop(mask: np.ndarray) -> dict[str, Any]:
@@ -279,3 +279,64 @@ def union_rle(pieces: Sequence[Piece], height: int, width: int) -> tuple[dict[st
         starts = starts[new]
     area = int((ends - starts).sum())
     return _runs_to_rle(starts, ends, height, width), area
+
+
+def _counts_of(rle: dict[str, Any]) -> list[int]:
+    """The run lengths of a COCO RLE (zeros first), from its compressed string or its list."""
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return [int(c) for c in counts]
+    text = counts.decode("ascii") if isinstance(counts, bytes) else str(counts)
+    out: list[int] = []
+    pos = 0
+    while pos < len(text):  # COCO's string form: 5-bit groups, 0x20 = more, sign in 0x10 of the last
+        value, shift, more = 0, 0, True
+        while more:
+            c = ord(text[pos]) - 48
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            pos += 1
+            shift += 1
+            if not more and c & 0x10:
+                value |= -1 << (5 * shift)
+        if len(out) > 2:
+            value += out[-2]
+        out.append(value)
+    return out
+
+
+def rle_runs(rle: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Start/end (exclusive) of the foreground runs of a scene RLE as column-major offsets,
+    read from the counts alone (no pixel array)."""
+    counts = np.asarray(_counts_of(rle), np.int64)
+    bounds = np.cumsum(counts)
+    starts, ends = bounds[0::2], bounds[1::2]
+    n = min(len(starts), len(ends))
+    starts, ends = starts[:n], ends[:n]
+    keep = ends > starts
+    return starts[keep], ends[keep]
+
+
+def scene_rle_crop(rle: dict[str, Any]) -> tuple[np.ndarray, int, int]:
+    """``(crop, x0, y0)``: the mask of a scene RLE cut to its bounding box, decoded from its runs,
+    so a mask on a 20,000-pixel scene costs its box, never a scene-sized array. An empty mask gives
+    a ``(0, 0)`` crop at (0, 0)."""
+    height = int(rle["size"][0])
+    starts, ends = rle_runs(rle)
+    if not len(starts) or height <= 0:
+        return np.zeros((0, 0), bool), 0, 0
+    last = ends - 1
+    c0, c1 = starts // height, last // height
+    n = (c1 - c0 + 1).astype(np.int64)
+    idx = np.repeat(np.arange(len(starts)), n)
+    col = c0[idx] + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+    r0 = np.where(col == c0[idx], starts[idx] - c0[idx] * height, 0)
+    r1 = np.where(col == c1[idx], last[idx] - c1[idx] * height + 1, height)
+    x0, y0 = int(col.min()), int(r0.min())
+    w, h = int(col.max()) - x0 + 1, int(r1.max()) - y0
+    flat = np.zeros(w * h + 1, np.int32)
+    base = (col - x0) * h
+    np.add.at(flat, base + (r0 - y0), 1)
+    np.add.at(flat, base + (r1 - y0), -1)
+    crop = np.cumsum(flat[:-1]).reshape(w, h).T > 0
+    return np.ascontiguousarray(crop), x0, y0

@@ -117,6 +117,12 @@ class Scene:
         return bool(self._ds.overviews(1))
 
     @property
+    def has_mask(self) -> bool:
+        """Whether an alpha band or an internal mask marks some pixels invalid."""
+        flags = self._mask_flags[0] if self._mask_flags else []
+        return MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
+
+    @property
     def stretch(self) -> Stretch:
         """The one stretch of this scene for :attr:`bands` (computed on first use)."""
         if self._stretch is None or list(self._stretch.bands) != list(self.bands):

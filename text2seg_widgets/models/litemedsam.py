@@ -70,6 +70,8 @@ class LiteMedSamSegmenter:
 
     #: LiteMedSAM was trained with box prompts only; callers check this before sending clicks.
     supports_points = False
+    #: the side of the square the encoder sees
+    input_size = SIZE
 
     def __init__(self, net: "MedSAMLite", name: str = "litemedsam", device: str | torch.device = "auto",
                  dtype: str | torch.dtype | None = "auto", weights_sha256: str | WeightsDigest | None = None) -> None:

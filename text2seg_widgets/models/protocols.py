@@ -88,6 +88,10 @@ class PromptableSegmenter(Protocol):
     device: torch.device
 
     @property
+    def input_size(self) -> int:
+        """The side of the square image the encoder sees (SAM 1024, LiteMedSAM 256)."""
+
+    @property
     def identity(self) -> "ModelIdentity":
         """Weights sha256 + preprocessing: what an embedding must match to be decoded here."""
 

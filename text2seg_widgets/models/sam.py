@@ -69,6 +69,12 @@ class SamSegmenter:
             WeightsDigest(sha256=weights_sha256) if weights_sha256 else WeightsDigest(module=self.model))
         self._current: Embedding | None = None
 
+    @property
+    def input_size(self) -> int:
+        """The side of the square the encoder sees (1024 for SAM): prompts on bigger images are
+        decoded on windows about this size (:mod:`text2seg_widgets.imagery.windows`)."""
+        return int(self.model.image_encoder.img_size)
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, arch: str = "vit_b", device: str | torch.device = "auto",
                         dtype: str | torch.dtype | None = "auto", name: str | None = None,

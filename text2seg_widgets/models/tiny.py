@@ -106,10 +106,10 @@ def tiny_sam(seed: int = 0, img_size: int = 256) -> torch.nn.Module:
     return Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder).eval()
 
 
-def tiny_sam_segmenter(seed: int = 0, device: str = "cpu") -> Any:
+def tiny_sam_segmenter(seed: int = 0, device: str = "cpu", img_size: int = 256) -> Any:
     from text2seg_widgets.models.sam import SamSegmenter
 
-    return SamSegmenter(tiny_sam(seed), name="tiny-sam", device=device, dtype=None)
+    return SamSegmenter(tiny_sam(seed, img_size=img_size), name="tiny-sam", device=device, dtype=None)
 
 
 def tiny_mask_generator(segmenter: "SamSegmenter", points_per_side: int = 8) -> Any:

@@ -9,6 +9,8 @@ image they start from.
 
 from __future__ import annotations
 
+import json
+
 import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,7 @@ __all__ = ["Navigation", "IMAGE_FILTERS", "check_filter"]
 IMAGE_FILTERS = (*IMAGE_STATES, "candidates left")
 
 _SUMMARY_SQL = """
-SELECT i.id, i.path, i.state,
+SELECT i.id, i.path, i.state, i.win,
        COALESCE(c.proposed, 0) AS proposed, COALESCE(c.accepted, 0) AS accepted,
        COALESCE(c.rejected, 0) AS rejected, COALESCE(a.n, 0) AS annotations,
        COALESCE(t.seconds, 0) AS seconds
@@ -57,6 +59,16 @@ def _where(filter: str | None) -> tuple[str, tuple[Any, ...]]:
     return " WHERE i.state = ?", (filter,)
 
 
+def _name(path: str, win: str | None) -> str:
+    """The list name of an image: its file name, with the window of a tile cut from a scene
+    (``scene.tif [2048,1024 1024x1024]``) so the tiles of one file can be told apart."""
+    name = Path(path).name
+    if not win:
+        return name
+    col, row, w, h = (int(v) for v in json.loads(win))
+    return f"{name} [{col},{row} {w}x{h}]"
+
+
 class Navigation:
     """The image list and moving through it (built by :class:`~.project.Project`)."""
 
@@ -67,7 +79,7 @@ class Navigation:
         """One :class:`ImageSummary` per image matching ``filter`` (see the module doc), by id."""
         where, params = _where(filter)
         rows = self.db.query(_SUMMARY_SQL + where + " ORDER BY i.id", params)
-        return [ImageSummary(id=r["id"], name=Path(r["path"]).name, state=r["state"],
+        return [ImageSummary(id=r["id"], name=_name(r["path"], r["win"]), state=r["state"],
                              proposed=int(r["proposed"]), accepted=int(r["accepted"]),
                              rejected=int(r["rejected"]), annotations=int(r["annotations"]),
                              seconds=float(r["seconds"])) for r in rows]

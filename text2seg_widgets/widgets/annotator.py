@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import html
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 import ipyleaflet
 import ipywidgets as w
 
 from text2seg_widgets.errors import InputError, Text2SegError
+from text2seg_widgets.imagery.windows import view_windows
 from text2seg_widgets.widgets import storeview as sv
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.effort import ImageClock
@@ -98,7 +100,7 @@ class Annotator:
         segmenter = getattr(models, "segmenter", None)
         self.keeper = EmbeddingKeeper(segmenter) if segmenter is not None else None
         self.runner = BackgroundRunner()
-        self.panel = SidePanel([c[0] for c in classes])
+        self.panel = SidePanel([c[0] for c in classes], height=map_height)
         self.view = MapView(on_click=self._ui_of(self._map_click), on_shape=self._ui_of(self._shape_drawn),
                             on_mask=self._ui_of(self._mask_clicked), height=map_height,
                             max_display=max_display, basemap=basemap, show_rejected=show_rejected)
@@ -120,6 +122,8 @@ class Annotator:
         self.closed = False
         self._last_key: tuple[Any, Any] = (None, None)
         self.prompting.show_run_state()
+        self._show_point_tools(segmenter)
+        self.view.on_view.append(self._ui_of(self._prefetch_view))
         self.panel.bind(self._panel_actions(), syncing=lambda: self.state.syncing)
         self.widget = w.HBox([self.view.widget, self.panel.widget], layout=w.Layout(width="100%"))
         self.widget.add_class("t2s-annotator")
@@ -364,8 +368,57 @@ class Annotator:
             "class": self.set_class, "item": self._item_picked, "previous": self.go_previous,
             "forward": self.go_next, "done_reject": self.finish_reject_rest, "skip": self.skip_image,
             "filter": self.set_filter, "goto": self.navigation.goto_typed,
-            "image": self.navigation.image_picked, "order": self.set_order}
+            "image": self.navigation.image_picked, "order": self.set_order, "refine": self.toggle_refine,
+            "show_masks": self.toggle_masks, "opacity": self.set_opacity, "hidden": self.hide_classes}
         return {name: self._ui_of(action) for name, action in actions.items()}
+
+    def toggle_refine(self, on: bool | None = None) -> bool:
+        """Refine mode on/off (None: switch): boxes and clicks change the selected mask."""
+        return self.tools.toggle_refine(on)
+
+    def toggle_masks(self, on: bool | None = None) -> bool:
+        """Show or hide every mask on the map (None: switch)."""
+        visible = (not self.view.layers.visible) if on is None else bool(on)
+        self.view.layers.set_style(visible=visible)
+        if self.panel.show_masks.value != visible:
+            with self.display.syncing():
+                self.panel.show_masks.value = visible
+        self.display.say("masks shown" if visible else "masks hidden (h shows them again)")
+        return visible
+
+    def set_opacity(self, value: float) -> None:
+        """The masks' opacity on the map, 0..1."""
+        self.view.layers.set_style(opacity=value)
+
+    def hide_classes(self, names: Any) -> None:
+        """Hide the masks of these classes on the map (empty: show all)."""
+        self.view.layers.set_style(hidden_classes=list(names or ()))
+
+    def _show_point_tools(self, segmenter: Any) -> None:
+        """Grey out + / - point when the segmenter takes boxes only (LiteMedSAM), saying why."""
+        if segmenter is None or getattr(segmenter, "supports_points", True):
+            return
+        name = getattr(segmenter, "name", "this segmenter")
+        options = [(f"{label} (needs SAM)" if mode in ("positive", "negative") else label, mode)
+                   for label, mode in self.panel.tool.options]
+        with self.display.syncing():
+            self.panel.tool.options = options
+        self.panel.tool.tooltips = [t if m not in ("positive", "negative") else
+                                    f"{name} takes boxes only: load a SAM checkpoint for clicks"
+                                    for (_, m), t in zip(options, self.panel.tool.tooltips)]
+
+    def _prefetch_view(self) -> None:
+        """Encode the prompt windows around the view of a scene in the background (native zoom)."""
+        st = self.state
+        image = st.image
+        if self.keeper is None or image is None or image.rgb is not None or self.runner.busy:
+            return
+        view = self.view.visible_window(min_side=1)
+        if view is None or self.view.scale > 2.0:
+            return  # zoomed out: a box there would get a big window; nothing useful to guess
+        image_id, size = st.image_id, self.keeper.segmenter.input_size
+        wins = view_windows(view, image.width, image.height, size, limit=6)
+        self.keeper.prefetch_many([((image_id, win.rasterio), partial(image.read, win)) for win in wins])
 
     def _item_picked(self, value: Any) -> None:
         if value and value != self.state.selection:

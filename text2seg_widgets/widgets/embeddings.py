@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from text2seg_widgets.models.embedding import Embedding
     from text2seg_widgets.models.embedding_cache import EmbeddingCache
 
-__all__ = ["EmbeddingKeeper"]
+__all__ = ["EmbeddingKeeper", "READY"]
+
+#: prefetched embeddings kept in memory (an image, or the windows around a scene's view)
+READY = 8
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ class EmbeddingKeeper:
         seg = self.segmenter
         with self.lock:
             ready = self._ready.pop(key, None)
+            if ready is not None:  # kept (most recent last): going back to a window is instant
+                self._ready[key] = ready
             if seg.is_set(rgb):
                 pass  # the segmenter (maybe shared with a pipeline run) still holds these pixels
             elif ready is not None and ready.matches(rgb):
@@ -90,31 +95,43 @@ class EmbeddingKeeper:
     def prefetch(self, key: Any, rgb_loader: Callable[[], np.ndarray]) -> Worker | None:
         """Load (cache) or encode ``rgb_loader()`` in the background for image ``key``; returns
         the worker, or None when there is nothing to do (already current, ready or running)."""
-        if key == self.current or key in self._ready or self.busy:
+        return self.prefetch_many([(key, rgb_loader)])
+
+    def prefetch_many(self, items: Sequence[tuple[Any, Callable[[], np.ndarray]]]) -> Worker | None:
+        """:meth:`prefetch` for several keys (the windows around a scene's view), in order, on one
+        worker that stops between items when closed; the last :data:`READY` stay in memory, and
+        every encode is written to the cache. None when there is nothing to do or one is running."""
+        todo = [(k, f) for k, f in items if k != self.current and k not in self._ready]
+        if not todo or self.busy:
             return None
         shadow = self._shadow_segmenter()
         if shadow is None:
             return None
 
         def work(stop: threading.Event) -> None:
-            try:
-                rgb = rgb_loader()
+            source = EmbeddingSource(shadow, self.cache)
+            for key, loader in todo:
                 if stop.is_set():
                     return
-                source = EmbeddingSource(shadow, self.cache)
-                embedding = source.embed(rgb)
-                encoded = source.encoded > 0
-            except Exception:  # noqa: BLE001 - a failed prefetch only costs the encode later
-                log.warning("background embedding of image %s failed", key, exc_info=True)
-                return
-            with self.lock:
-                self._ready = {key: embedding}  # keep one prefetched image
-                if encoded:
-                    self.prefetch_encodes += 1
-                else:
-                    self.cache_hits += 1
+                try:
+                    rgb = loader()
+                    if stop.is_set():
+                        return
+                    encoded = source.encoded
+                    embedding = source.embed(rgb)
+                except Exception:  # noqa: BLE001 - a failed prefetch only costs the encode later
+                    log.warning("background embedding of %s failed", key, exc_info=True)
+                    continue
+                with self.lock:
+                    self._ready[key] = embedding
+                    while len(self._ready) > READY:
+                        self._ready.pop(next(iter(self._ready)))
+                    if source.encoded > encoded:
+                        self.prefetch_encodes += 1
+                    else:
+                        self.cache_hits += 1
 
-        self._worker = Worker(work, name=f"t2s-prefetch-{key}").start()
+        self._worker = Worker(work, name=f"t2s-prefetch-{todo[0][0]}").start()
         return self._worker
 
     def join(self, timeout: float | None = None) -> bool:

@@ -33,6 +33,7 @@ __all__ = [
     "geojson_to_pixel_rings",
     "rasterize_polygon",
     "box_from_rings",
+    "points_window",
 ]
 
 
@@ -73,6 +74,8 @@ class GeoFrame:
     height: int
     transform: Affine
     crs: Any
+    #: False for a plain image given a stand-in transform to be served as tiles: no basemap under it
+    real: bool = True
     geographic: bool = field(default=True, init=False)
 
     def _warp(self, xs: np.ndarray, ys: np.ndarray, src: Any, dst: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -120,13 +123,16 @@ def _apply(t: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
     return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
 
 
-def mask_to_geometry(mask: np.ndarray, frame: Frame, *, tolerance: float = 0.75) -> dict[str, Any] | None:
+def mask_to_geometry(mask: np.ndarray, frame: Frame, *, tolerance: float = 0.75,
+                     offset: tuple[int, int] = (0, 0)) -> dict[str, Any] | None:
     """A GeoJSON (Multi)Polygon in map coordinates tracing ``mask``; None for an empty mask.
+    ``offset``: where ``mask``'s pixel (0, 0) lies in the image (a crop of a scene mask).
 
     Only the mask's bounding box is traced, and the outline is simplified by ``tolerance`` pixels,
     so hundreds of masks stay cheap to draw.
     """
     crop, x0, y0 = crop_to_mask(np.asarray(mask, dtype=bool), pad=0)
+    x0, y0 = x0 + int(offset[0]), y0 + int(offset[1])
     polys = mask_to_polygons(crop, Affine.translation(x0, y0))
     if not polys:
         return None
@@ -168,8 +174,10 @@ def box_from_rings(rings: Sequence[np.ndarray]) -> tuple[float, float, float, fl
     return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
 
 
-def rasterize_polygon(points: Iterable[Sequence[float]], height: int, width: int) -> np.ndarray:
-    """A boolean (height, width) mask of the polygon with pixel-xy vertices ``points``."""
+def rasterize_polygon(points: Iterable[Sequence[float]], height: int, width: int,
+                      window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """A boolean (height, width) mask of the polygon with pixel-xy vertices ``points``; with
+    ``window`` (x0, y0, x1, y1) only that part of it (so a polygon on a big scene costs its box)."""
     pts = np.asarray(list(points), dtype=float)
     if pts.ndim != 2 or pts.shape[0] < 3 or pts.shape[1] != 2:
         raise InputError("a polygon needs at least 3 (x, y) vertices")
@@ -178,4 +186,18 @@ def rasterize_polygon(points: Iterable[Sequence[float]], height: int, width: int
     geom = mapping(shape({"type": "Polygon", "coordinates": [pts.tolist() + [pts[0].tolist()]]}).buffer(0))
     if geom.get("type") == "GeometryCollection" or not geom.get("coordinates"):
         raise InputError("the polygon has no area (its vertices are on one line or repeated)")
-    return rio_features.rasterize([(geom, 1)], out_shape=(height, width), fill=0, dtype=np.uint8).astype(bool)
+    x0, y0, x1, y1 = window if window is not None else (0, 0, width, height)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((max(0, y1 - y0), max(0, x1 - x0)), bool)
+    return rio_features.rasterize([(geom, 1)], out_shape=(y1 - y0, x1 - x0), fill=0, dtype=np.uint8,
+                                  transform=Affine.translation(x0, y0)).astype(bool)
+
+
+def points_window(points: Iterable[Sequence[float]], height: int, width: int) -> tuple[int, int, int, int]:
+    """The (x0, y0, x1, y1) pixel box of ``points`` clipped to the image (whole pixels, exclusive)."""
+    pts = np.asarray(list(points), dtype=float).reshape(-1, 2)
+    if not len(pts) or not np.isfinite(pts).all():
+        return 0, 0, 0, 0
+    x0, y0 = (max(0, int(np.floor(v))) for v in pts.min(axis=0))
+    x1, y1 = min(width, int(np.ceil(pts[:, 0].max())) + 1), min(height, int(np.ceil(pts[:, 1].max())) + 1)
+    return x0, y0, max(x0, x1), max(y0, y1)

@@ -3,25 +3,36 @@
 Masks are grouped by class and status (never one layer per mask). A group with many masks is
 split into fixed blocks of :data:`BLOCK` ids, so that accepting one of 500 candidates re-sends
 two blocks of at most ``BLOCK`` features instead of the whole image's masks. Each outline is
-traced once and cached by its RLE.
+traced once per simplification and cached by its RLE, from the mask's box only (never an
+image-sized array).
+
+On a scene (longer side above :data:`~.scenetiles.SCENE_SIDE`) only the masks in and around the
+view are sent, at most :data:`MAX_DRAWN` (annotations first, then by score), outlines simplified
+to the zoom (about one screen pixel) and masks under two screen pixels left out; panning and
+zooming re-send what changed. The store and the selection stay exact in scene pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import ipyleaflet
 
-from text2seg_widgets.core import rle_to_mask
+from text2seg_widgets.core import rle_bbox
+from text2seg_widgets.imagery.instances import scene_rle_crop
 from text2seg_widgets.widgets.geometry import Frame, mask_to_geometry
+from text2seg_widgets.widgets.scenetiles import SCENE_SIDE
 
-__all__ = ["MaskItem", "MaskLayers", "legend_html", "STATUSES", "BLOCK", "SELECTED_PANE"]
+__all__ = ["MaskItem", "MaskLayers", "legend_html", "STATUSES", "BLOCK", "SELECTED_PANE", "MAX_DRAWN"]
 
 #: masks per GeoJSON layer within one (class, status) group; blocks follow ids, so they are stable
 BLOCK = 64
+#: the most masks drawn at once on a scene (zoom in to see the others)
+MAX_DRAWN = 1500
 
 #: Display statuses: proposed candidates, accepted annotations, rejected candidates (hidden by default).
 STATUSES = ("proposed", "accepted", "rejected")
@@ -50,14 +61,20 @@ class MaskItem:
         return f"{self.kind}:{self.id}"
 
 
-def _style(color: str, status: str) -> dict[str, Any]:
+def _style(color: str, status: str, opacity: float = 1.0) -> dict[str, Any]:
+    """The look of a (class colour, status) group; ``opacity`` scales it (the panel's slider)."""
     if status == "proposed":
-        return {"color": color, "weight": 2, "opacity": 0.9, "dashArray": "5 4",
-                "fillColor": color, "fillOpacity": 0.15}
-    if status == "rejected":
-        return {"color": "#888888", "weight": 1, "opacity": 0.6, "dashArray": "2 4",
-                "fillColor": "#888888", "fillOpacity": 0.05}
-    return {"color": color, "weight": 2, "opacity": 1.0, "fillColor": color, "fillOpacity": 0.4}
+        style = {"color": color, "weight": 2, "opacity": 0.9, "dashArray": "5 4",
+                 "fillColor": color, "fillOpacity": 0.15}
+    elif status == "rejected":
+        style = {"color": "#888888", "weight": 1, "opacity": 0.6, "dashArray": "2 4",
+                 "fillColor": "#888888", "fillOpacity": 0.05}
+    else:
+        style = {"color": color, "weight": 2, "opacity": 1.0, "fillColor": color, "fillOpacity": 0.4}
+    if opacity != 1.0:
+        style["opacity"] = round(style["opacity"] * opacity, 3)
+        style["fillOpacity"] = round(style["fillOpacity"] * opacity, 3)
+    return style
 
 
 #: the Leaflet pane of the selection outline: above the overlay pane (z-index 400) that holds the
@@ -86,6 +103,15 @@ class MaskLayers:
         self.map.add(self.selected)
         self._highlighted: tuple[str, str] | None = None
         self.items: dict[str, MaskItem] = {}
+        self._colors: dict[str, str] = {}
+        self._boxes: dict[str, list[float]] = {}
+        #: (visible pixel window, image pixels per screen pixel) or None; set by the map view
+        self.view: Callable[[], tuple[tuple[int, int, int, int], float] | None] = lambda: None
+        #: masks left out of the last redraw (outside the view, too small, or over MAX_DRAWN)
+        self.left_out = 0
+        self.opacity = 1.0
+        self.hidden_classes: set[str] = set()
+        self.visible = True
 
     def set_frame(self, frame: Frame | None) -> None:
         """A new image: forget cached outlines and remove every mask layer."""
@@ -95,34 +121,89 @@ class MaskLayers:
             self.map.remove(layer)
         self.layers.clear()
         self._sent.clear()
+        self._boxes.clear()
         self.items = {}
         self.highlight(None)
 
-    def geometry(self, item: MaskItem) -> dict[str, Any] | None:
-        """The cached map outline of ``item`` (traced on first use)."""
+    def geometry(self, item: MaskItem, tolerance: float = 0.75) -> dict[str, Any] | None:
+        """The cached map outline of ``item`` simplified by ``tolerance`` pixels (traced on first use
+        from the mask's box)."""
         if self.frame is None:
             return None
-        ck = item.digest  # the same mask (a candidate and its annotation) is traced once
+        ck = f"{item.digest}/{tolerance:g}"  # the same mask (a candidate and its annotation) is traced once
         if ck not in self._geoms:
-            self._geoms[ck] = mask_to_geometry(rle_to_mask(item.rle), self.frame)
+            crop, x0, y0 = scene_rle_crop(item.rle)
+            self._geoms[ck] = (mask_to_geometry(crop, self.frame, tolerance=tolerance, offset=(x0, y0))
+                               if crop.size else None)
         return self._geoms[ck]
+
+    def box(self, item: MaskItem) -> list[float]:
+        """The xywh box of ``item``'s mask (cached)."""
+        if item.digest not in self._boxes:
+            self._boxes[item.digest] = rle_bbox(item.rle)
+        return self._boxes[item.digest]
+
+    def _is_scene(self) -> bool:
+        return self.frame is not None and max(self.frame.width, self.frame.height) > SCENE_SIDE
+
+    def _drawn(self) -> tuple[list[MaskItem], float]:
+        """The items to draw now and the outline tolerance (module docs)."""
+        shown = [it for it in self.items.values() if self.visible and it.class_name not in self.hidden_classes
+                 and (it.status != "rejected" or self.show_rejected)]
+        view = self.view() if self._is_scene() else None
+        if view is None:
+            self.left_out = len(self.items) - len(shown)
+            return shown, 0.75
+        (vx0, vy0, vx1, vy1), scale = view
+        tolerance = max(0.75, 2.0 ** round(math.log2(max(scale, 1e-9))) * 0.75)
+        mx, my = (vx1 - vx0) / 2.0, (vy1 - vy0) / 2.0
+        keep = []
+        for it in shown:
+            x, y, w, h = self.box(it)
+            if x + w < vx0 - mx or x > vx1 + mx or y + h < vy0 - my or y > vy1 + my:
+                continue
+            if max(w, h) < 2 * scale and it.kind != "annotation":
+                continue
+            keep.append(it)
+        keep.sort(key=lambda it: (it.kind != "annotation", -it.score, it.id))
+        self.left_out = len(self.items) - min(len(keep), MAX_DRAWN)
+        return keep[:MAX_DRAWN], tolerance
 
     def update(self, items: Iterable[MaskItem], colors: dict[str, str]) -> int:
         """Redraw from ``items``; returns how many layers were re-sent to the browser."""
         self.items = {it.key: it for it in items}
+        self._colors = dict(colors)
+        return self._redraw()
+
+    def refresh_view(self) -> int:
+        """The view moved: on a scene, redraw the masks in view (nothing to do on small images)."""
+        return self._redraw() if self._is_scene() else 0
+
+    def set_style(self, *, visible: bool | None = None, opacity: float | None = None,
+                  hidden_classes: Iterable[str] | None = None) -> int:
+        """Show or hide all masks, set their opacity (0..1), hide some classes; redraws."""
+        if visible is not None:
+            self.visible = bool(visible)
+        if opacity is not None:
+            self.opacity = min(1.0, max(0.0, float(opacity)))
+        if hidden_classes is not None:
+            self.hidden_classes = set(hidden_classes)
+        return self._redraw()
+
+    def _redraw(self) -> int:
+        drawn, tolerance = self._drawn()
         groups: dict[tuple[str, str, int], list[MaskItem]] = {}
-        for it in self.items.values():
-            if it.status == "rejected" and not self.show_rejected:
-                continue
+        for it in drawn:
             groups.setdefault((it.class_name, it.status, it.id // BLOCK), []).append(it)
         sent = 0
+        colors = self._colors
         for gkey in set(self.layers) | set(groups):
             members = groups.get(gkey, [])
             color = colors.get(gkey[0], "#ff00ff")
-            signature = (color, *sorted(f"{m.key}/{m.digest}" for m in members))
+            signature = (color, f"{tolerance:g}", f"{self.opacity:g}", *sorted(f"{m.key}/{m.digest}" for m in members))
             if self._sent.get(gkey) == signature:
                 continue
-            self._draw_group(gkey, members, color)
+            self._draw_group(gkey, members, color, tolerance)
             self._sent[gkey] = signature
             sent += 1
         return sent
@@ -136,13 +217,14 @@ class MaskLayers:
         """The (class, status) pairs that have at least one drawn feature."""
         return {(c, st) for (c, st, _), layer in self.layers.items() if layer.data["features"]}
 
-    def _draw_group(self, gkey: tuple[str, str, int], members: list[MaskItem], color: str) -> None:
+    def _draw_group(self, gkey: tuple[str, str, int], members: list[MaskItem], color: str,
+                    tolerance: float = 0.75) -> None:
         # The style goes into each feature (as ipyleaflet's own `style` trait would put it) so that
         # ipyleaflet does not deep-copy the whole collection on every change.
-        style = _style(color, gkey[1])
+        style = _style(color, gkey[1], self.opacity)
         feats = []
         for m in members:
-            geom = self.geometry(m)
+            geom = self.geometry(m, tolerance)
             if geom is not None:
                 feats.append({"type": "Feature", "geometry": geom,
                               "properties": {"kind": m.kind, "id": m.id, "class_name": m.class_name,

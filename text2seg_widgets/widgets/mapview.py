@@ -1,9 +1,10 @@
 """Building the ipyleaflet map and placing an image on it.
 
-Plain images go on a ``projections.Simple`` map with no tile layer (one map unit = one pixel);
-georeferenced ones on the default Web Mercator map at their true place, with an optional
-OpenStreetMap basemap. Without internet the basemap tiles simply do not load and the image still
-shows: nothing else depends on them.
+Small plain images go on a ``projections.Simple`` map (one map unit = one pixel) as one image
+overlay. Georeferenced images and big ones are served as tiles cut on demand
+(:mod:`.scenetiles`) on the Web Mercator map: georeferenced ones at their true place, with an
+optional OpenStreetMap basemap (without internet its tiles simply do not load and nothing else
+depends on them), big plain ones at a stand-in place with no basemap.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets.geometry import Frame, geojson_to_pixel_rings
 from text2seg_widgets.widgets.layers import MaskLayers
 from text2seg_widgets.widgets.overlay import LoadedImage, detail_window, png_data_url
+from text2seg_widgets.widgets.scenetiles import SceneTiles
 
 __all__ = ["MapView", "build_map", "place_image", "update_detail", "check_height", "VIEW_PX", "BOX_COLOR"]
 
@@ -57,13 +59,17 @@ def build_map(*, geographic: bool, height: str = "600px") -> ipyleaflet.Map:
 def place_image(m: ipyleaflet.Map, overlay: ipyleaflet.ImageOverlay | None, image: LoadedImage | None,
                 frame: Frame, *, max_side: int = 2048, basemap: bool = False) -> ipyleaflet.ImageOverlay | None:
     """Show ``image`` (downsampled to ``max_side``) at ``frame``'s place and fit the view to it.
+    A tiled image (or none) gets no overlay: its tiles are the :class:`MapView`'s.
 
     Returns the overlay layer (reused when given); None when there is no image to show.
     """
-    if frame.geographic and basemap and not any(isinstance(l, ipyleaflet.TileLayer) for l in m.layers):
-        m.add(ipyleaflet.basemap_to_tiles(ipyleaflet.basemaps.OpenStreetMap.Mapnik))
+    real = frame.geographic and getattr(frame, "real", True)
+    if real and basemap and not any(getattr(l, "name", "") == "basemap" for l in m.layers):
+        base = ipyleaflet.basemap_to_tiles(ipyleaflet.basemaps.OpenStreetMap.Mapnik)
+        base.name = "basemap"
+        m.add(base)
     bounds = frame.bounds()
-    if image is None:
+    if image is None or image.tiled or image.rgb is None:
         if overlay is not None and overlay in m.layers:
             m.remove(overlay)
         overlay = None
@@ -88,7 +94,7 @@ def update_detail(m: ipyleaflet.Map, detail: ipyleaflet.ImageOverlay | None, ima
     Pixel-space maps only (on a Simple map one zoom step doubles the screen pixels per image pixel).
     Returns the detail layer (or None when none is needed)."""
     needed = None
-    if image is not None and not frame.geographic and m.bounds and m.zoom is not None:
+    if image is not None and image.rgb is not None and not frame.geographic and m.bounds and m.zoom is not None:
         base_scale = min(1.0, max_side / float(max(image.height, image.width)))
         (s, w), (n, e) = m.bounds
         view = (w, -n, e, -s)  # pixel x0, y0, x1, y1
@@ -124,6 +130,10 @@ class MapView:
                  on_mask: Callable[[str, int], Any], height: str = "600px",
                  max_display: int = 2048, basemap: bool = False, show_rejected: bool = False) -> None:
         self._on_click, self._on_shape, self._on_mask = on_click, on_shape, on_mask
+        #: called after the browser moved or zoomed the view (the masks in view, window prefetch)
+        self.on_view: list[Callable[[], Any]] = []
+        self.tiles = SceneTiles()
+        self.tile_layer: ipyleaflet.TileLayer | None = None
         self.height = check_height(height)
         self.max_display = int(max_display)
         self.basemap = basemap
@@ -142,6 +152,7 @@ class MapView:
     def _new_map(self, geographic: bool, show_rejected: bool) -> tuple[ipyleaflet.Map, MaskLayers]:
         m = build_map(geographic=geographic, height=self.height)
         layers = MaskLayers(m, self._on_mask, show_rejected=show_rejected)
+        layers.view = self._view_info
         m.on_interaction(self._interaction)
         m.observe(self._view_changed, names="bounds")
         return m, layers
@@ -181,6 +192,11 @@ class MapView:
             self._draw_key = shapes
             self.map.add(self.draw)
 
+    def _view_info(self) -> tuple[tuple[int, int, int, int], float] | None:
+        """(visible pixel window, image pixels per screen pixel), or None while unknown."""
+        window = self.visible_window(min_side=1)
+        return None if window is None else (window, self.scale)
+
     def _unhook(self) -> None:
         self.map.on_interaction(self._interaction, remove=True)
         self.map.unobserve(self._view_changed, names="bounds")
@@ -193,17 +209,47 @@ class MapView:
             self.map, self.layers = self._new_map(frame.geographic, self.layers.show_rejected)
             if self.shapes:
                 self.map.add(self.draw)
-            self.overlay = self.detail = None
+            self.overlay = self.detail = self.tile_layer = None
             self.widget.children = (self.map,)
             old.close()
         self.image, self.frame = image, frame
+        self._show_tiles(image)
         self.overlay = place_image(self.map, self.overlay, image, frame, max_side=self.max_display,
                                    basemap=self.basemap)
         self.detail = update_detail(self.map, self.detail, None, frame, self.max_display)
         self.layers.set_frame(frame)
 
+    def _show_tiles(self, image: LoadedImage | None) -> None:
+        """Put ``image``'s tile layer on the map (a tiled image), removing the previous one."""
+        layer = None
+        if image is not None and image.tiled and image.path is not None:
+            layer = self.tiles.tiled(image.path, image.window).layer
+        if self.tile_layer is not None and self.tile_layer is not layer and self.tile_layer in self.map.layers:
+            self.map.remove(self.tile_layer)
+        if layer is not None and layer not in self.map.layers:
+            self.map.add(layer)
+        self.tile_layer = layer
+
+    @property
+    def scale(self) -> float:
+        """Image pixels per screen pixel at the current zoom (1.0 when unknown)."""
+        if self.frame is None or self.map.zoom is None:
+            return 1.0
+        view = self.visible_window(min_side=1)
+        bounds = getattr(self.map, "bounds", None)
+        if view is None or not bounds:
+            return 1.0
+        zoom = float(self.map.zoom)
+        if not self.frame.geographic:
+            return 2.0 ** -zoom
+        (s, w), (n, e) = bounds
+        xs, _ = self.frame.to_pixel(np.array([w, e]), np.array([(s + n) / 2] * 2))
+        screen = 256.0 * 2 ** zoom * abs(e - w) / 360.0
+        return float(abs(xs[1] - xs[0]) / max(screen, 1e-9))
+
     def close(self) -> None:
         self._unhook()
+        self.tiles.close()
         for draw in self._draws.values():
             draw.on_draw(self._drawn, remove=True)
             draw.close()
@@ -215,6 +261,9 @@ class MapView:
         """The browser moved or zoomed the map: refine a big image's visible part."""
         if self.frame is not None:
             self.detail = update_detail(self.map, self.detail, self.image, self.frame, self.max_display)
+            self.layers.refresh_view()
+            for hook in self.on_view:
+                hook()
 
     def _interaction(self, **event: Any) -> None:
         if event.get("type") != "click" or self.frame is None:

@@ -23,6 +23,7 @@ from text2seg_widgets.widgets import storeview as sv
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.effort import ImageClock
 from text2seg_widgets.widgets.mapview import MapView
+from text2seg_widgets.imagery.windows import PromptWindow
 from text2seg_widgets.widgets.overlay import load_image
 from text2seg_widgets.widgets.panel import SidePanel
 from text2seg_widgets.widgets.state import AnnotatorState
@@ -235,4 +236,13 @@ class Navigation:
         if nxt is None or nxt == image_id:
             return
         nrec = self.project.image(nxt)
-        self.keeper.prefetch(nxt, lambda: load_image(nrec.path, nrec.window).rgb)
+        size = self.keeper.segmenter.input_size
+        if max(int(nrec.width), int(nrec.height)) > size:
+            return  # prompts there are decoded on windows, encoded when (and where) they come
+        whole = (0, 0, int(nrec.width), int(nrec.height))
+
+        def pixels() -> Any:
+            image = load_image(nrec.path, nrec.window)
+            return image.rgb if image.rgb is not None else image.read(PromptWindow(0, 0, whole[2], whole[3], size))
+
+        self.keeper.prefetch((nxt, whole), pixels)

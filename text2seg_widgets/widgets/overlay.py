@@ -24,27 +24,53 @@ __all__ = ["LoadedImage", "load_image", "png_data_url", "downsample", "detail_wi
 
 @dataclass
 class LoadedImage:
-    """The RGB pixels of one image plus its georeferencing (``transform``/``crs`` may be None)."""
+    """An image opened for review: its pixels (``rgb``) when it is small enough to hold, else read
+    by window from ``path`` (``rgb`` None: a scene); plus its georeferencing (``transform``/``crs``
+    None when there is none) and whether the map shows it as tiles (``tiled``).
 
-    rgb: np.ndarray
+    ``window`` is the record's ``(col, row, width, height)`` in the file (None: the whole file);
+    :meth:`read` takes windows in the image's own pixels."""
+
+    rgb: np.ndarray | None
     transform: Any = None
     crs: Any = None
+    path: Path | None = None
+    window: tuple[int, int, int, int] | None = None
+    size: tuple[int, int] = (0, 0)
+    tiled: bool = False
 
     @property
     def height(self) -> int:
-        return int(self.rgb.shape[0])
+        return int(self.rgb.shape[0]) if self.rgb is not None else int(self.size[1])
 
     @property
     def width(self) -> int:
-        return int(self.rgb.shape[1])
+        return int(self.rgb.shape[1]) if self.rgb is not None else int(self.size[0])
+
+    def read(self, win: Any) -> np.ndarray:
+        """``(h, w, 3)`` uint8 of a window (anything with ``x0, y0, x1, y1``) through the scene's
+        one pixel reader: a slice of :attr:`rgb`, or a read of the file."""
+        x0, y0, x1, y1 = int(win.x0), int(win.y0), int(win.x1), int(win.y1)
+        if self.rgb is not None:
+            return np.ascontiguousarray(self.rgb[y0:y1, x0:x1])
+        if self.path is None:
+            raise InputError("this image has no pixels to read")
+        from text2seg_widgets.imagery.scene import open_scene
+
+        col, row = (self.window[0], self.window[1]) if self.window is not None else (0, 0)
+        with open_scene(self.path) as scene:
+            return np.ascontiguousarray(scene.pixels((col + x0, row + y0, x1 - x0, y1 - y0))[0])
 
 
 def load_image(path: str | Path, window: tuple[int, int, int, int] | None = None) -> LoadedImage:
-    """Read an image file (or a ``(col, row, width, height)`` window of it) as stretched RGB uint8.
+    """Open an image file (or a ``(col, row, width, height)`` window of it) for review: small
+    images are read whole as stretched RGB uint8; bigger than
+    :data:`~text2seg_widgets.widgets.scenetiles.SCENE_SIDE` they are read by window on demand.
 
     Raises :class:`InputError` naming the path when the file is missing or unreadable.
     """
     from text2seg_widgets.imagery.scene import open_scene
+    from text2seg_widgets.widgets.scenetiles import SCENE_SIDE, shows_as_tiles
 
     path = Path(path)
     if not path.is_file():
@@ -52,10 +78,14 @@ def load_image(path: str | Path, window: tuple[int, int, int, int] | None = None
                          "with project.relink(image_id, new_path); the masks below are kept, and "
                          "'Next image' moves on)")
     with open_scene(path) as scene:
-        rgb = np.ascontiguousarray(scene.pixels(window)[0])
         crs = scene.crs if scene.is_georeferenced else None
         transform = scene.transform if crs is not None else None
-    return LoadedImage(rgb=rgb, transform=transform, crs=crs)
+        width, height = (int(window[2]), int(window[3])) if window is not None else (scene.width, scene.height)
+        big = max(width, height) > SCENE_SIDE
+        rgb = None if big else np.ascontiguousarray(scene.pixels(window)[0])
+    win = None if window is None else (int(window[0]), int(window[1]), int(window[2]), int(window[3]))
+    return LoadedImage(rgb=rgb, transform=transform, crs=crs, path=path, window=win, size=(width, height),
+                       tiled=shows_as_tiles(width, height, crs is not None))
 
 
 def downsample(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

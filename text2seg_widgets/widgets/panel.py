@@ -52,7 +52,7 @@ def _row(children: Sequence[w.Widget]) -> w.HBox:
 class SidePanel:
     """All controls of the annotator's right-hand column."""
 
-    def __init__(self, class_names: Sequence[str], width: str = "340px") -> None:
+    def __init__(self, class_names: Sequence[str], width: str = "400px", height: str | None = None) -> None:
         self.css = w.HTML(PANEL_CSS, layout=w.Layout(height="0px", margin="0")).add_class("t2s-css")
         self.progress = w.HTML().add_class("t2s-progress")
         self.message = w.HTML(layout=w.Layout(height="4.5em", overflow="auto", width="95%")
@@ -64,7 +64,7 @@ class SidePanel:
         self.legend = w.HTML().add_class("t2s-legend")
         self.help = w.HTML(help_html()).add_class("t2s-help")
         self._bound: list[tuple[str, Any, Any]] = []
-        self.widget = self._layout(width)
+        self.widget = self._layout(width, height)
 
     def _navigation_controls(self) -> None:
         self.previous = _button("\u25c0", "t2s-prev", "previous image in the list (,)")
@@ -79,7 +79,7 @@ class SidePanel:
                                  ).add_class("t2s-filter")
         self.goto = w.Text(placeholder="go to id or name", continuous_update=False,
                            layout=w.Layout(width="40%")).add_class("t2s-goto")
-        self.images = w.Select(options=[], rows=5, layout=w.Layout(width="95%")).add_class("t2s-images")
+        self.images = w.Select(options=[], rows=6, layout=w.Layout(width="98%")).add_class("t2s-images")
         self.order = w.ToggleButtons(options=[("image order", "images"), ("review queue", "queue")],
                                      value="images", style={"button_width": "auto"},
                                      tooltips=["previous/next follow the image list (q)",
@@ -103,11 +103,24 @@ class SidePanel:
 
     def _tool_controls(self) -> None:
         self.tool = w.ToggleButtons(options=list(TOOLS), value="select", style={"button_width": "auto"},
-                                    tooltips=["click a mask to select it (s)", "draw a box: SAM makes the mask (b)",
+                                    tooltips=["click a mask to select it; click the empty map to deselect (s)",
+                                              "draw a box: SAM makes a new mask (b)",
                                               "draw a polygon: a new mask (o)",
                                               "draw a polygon: cut it from the selected mask (c)",
                                               "click: SAM adds this point (p)", "click: SAM removes this point (m)"])
         self.tool.add_class("t2s-tool").add_class("t2s-mode")
+        self.refine = w.ToggleButton(value=False, description="refine selected", icon="pencil",
+                                     tooltip="on: a box changes the selected mask; off: every box makes a "
+                                             "new annotation (e)",
+                                     layout=w.Layout(width="auto")).add_class("t2s-refine")
+        self.show_masks = w.Checkbox(value=True, description="masks", indent=False,
+                                     layout=w.Layout(width="auto", margin="0 8px 0 0")).add_class("t2s-show-masks")
+        self.opacity = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.1, description="opacity",
+                                     readout=False, layout=w.Layout(width="50%"),
+                                     style={"description_width": "50px"}).add_class("t2s-opacity")
+        self.hidden = w.SelectMultiple(options=[], rows=3, description="hide",
+                                       layout=w.Layout(width="95%"), style={"description_width": "40px"}
+                                       ).add_class("t2s-hidden-classes")
 
     def _prompt_controls(self) -> None:
         self.prompt = w.Text(placeholder="text prompt, e.g. red roof", layout=w.Layout(width="65%")
@@ -125,11 +138,13 @@ class SidePanel:
         self.clip_threshold = w.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.05, description="clip thr",
                                             **slider)
 
-    def _layout(self, width: str) -> w.VBox:
+    def _layout(self, width: str, height: str | None) -> w.VBox:
         settings = w.VBox([_row(list(self.branches.values())), self.box_threshold, self.clip_threshold],
                           layout=w.Layout(width="100%", overflow="hidden")).add_class("t2s-settings")
-        extras = w.Accordion(children=[settings, self.help], titles=("prompt settings", "help"),
-                             layout=w.Layout(width="95%"))
+        display = w.VBox([_row([self.show_masks, self.opacity]), self.hidden],
+                         layout=w.Layout(width="100%")).add_class("t2s-display")
+        extras = w.Accordion(children=[display, settings, self.help],
+                             titles=("mask display", "prompt settings", "help"), layout=w.Layout(width="95%"))
         extras.selected_index = None
         # Rows without a text input are grouped into sections, so that few key listeners cover them
         # (see key_regions); the rows holding a text box or a slider stay outside the sections.
@@ -140,11 +155,12 @@ class SidePanel:
             _section([self.order, self.images, self.class_picker, self.items,
                       _row([self.accept, self.reject, self.relabel, self.delete])]),
             _row([self.min_score, self.accept_above]),
-            _section([_row([self.undo, self.redo]), self.tool]),
+            _section([_row([self.undo, self.redo, self.refine]), self.tool]),
             _row([self.prompt, self.run]),
             _section([self.run_reason, self.running, self.legend]),
             extras,
-        ], layout=w.Layout(width=width, min_width=width, padding="0 0 0 8px", overflow="hidden auto"))
+        ], layout=w.Layout(width=width, min_width=width, padding="0 0 0 8px", overflow="hidden auto",
+                           max_height=height))  # the panel scrolls on its own beside the map
         return box.add_class("t2s-panel")
 
     def add_section(self, widget: w.Widget) -> None:
@@ -192,7 +208,8 @@ class SidePanel:
     def value_controls(self) -> dict[str, w.ValueWidget]:
         """Control name -> control whose value changes are actions."""
         return {"tool": self.tool, "class": self.class_picker, "item": self.items, "filter": self.filter,
-                "goto": self.goto, "image": self.images, "order": self.order}
+                "goto": self.goto, "image": self.images, "order": self.order, "refine": self.refine,
+                "show_masks": self.show_masks, "opacity": self.opacity, "hidden": self.hidden}
 
     def unbind(self) -> None:
         """Disconnect every handler :meth:`bind` connected."""

@@ -13,8 +13,6 @@ import html
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.panel import SidePanel
@@ -30,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: images with a longer side than this are prompted on the current map view only
 BIG_SIDE = 2048
+#: the most scene pixels one prompt run covers (about 16 tiles of 1024)
+MAX_RUN_PIXELS = 4096 * 4096
 WEIGHTS_HINT = ("see which weights are cached with `text2seg-widgets weights list` and fetch the missing "
                 "ones with `text2seg-widgets weights fetch NAME` (needs internet once)")
 
@@ -97,16 +97,14 @@ class Prompting:
             raise InputError("no models loaded: pass models=load_models('tiny'|'offline'|'default') to "
                              "the Annotator; " + WEIGHTS_HINT)
         pipe = self._pipeline(prompt, class_name, branches)
-        rgb, window = self._run_region()
+        segment = self._segmenting(pipe)
 
         def work() -> list[Any]:
-            from text2seg_widgets.pipeline import tiles
-
             lock = self.keeper.lock if self.keeper is not None else None
             if lock is None:
-                return tiles.segment_array(pipe, rgb, window=window)
+                return segment()
             with lock:
-                return tiles.segment_array(pipe, rgb, window=window)
+                return segment()
 
         if wait:
             return self._store_run(image_id, work())
@@ -188,17 +186,36 @@ class Prompting:
                                      filter_min_similarity=settings["clip_threshold"])
         return Text2SegPipeline(self.models, classes, config)
 
-    def _run_region(self) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
-        """The whole image, and the window to prompt (col_off, row_off, width, height): None for the
-        whole image, the visible part of a big one."""
-        rgb = self.state.image.rgb
-        if max(rgb.shape[:2]) <= BIG_SIDE:
-            return rgb, None
-        visible = self._visible_window()
+    def _segmenting(self, pipe: Any) -> Callable[[], list[Any]]:
+        """The run, as a call that returns the candidates in the image's pixel grid: the whole image
+        when it is held; the visible part of a big one (a scene is read tile by tile from its
+        file, through the one tile loop, never whole)."""
+        from text2seg_widgets.pipeline import tiles
+
+        image = self.state.image
+        visible = self._visible_window() if max(image.width, image.height) > BIG_SIDE else None
+        if image.rgb is not None:
+            rgb = image.rgb
+            window = None if visible is None else (visible[0], visible[1], visible[2] - visible[0],
+                                                   visible[3] - visible[1])
+            return lambda: tiles.segment_array(pipe, rgb, window=window)
         if visible is None:
-            return rgb, None
+            raise InputError("the map view is not known yet: zoom in on the part of the scene to prompt, then Run")
         x0, y0, x1, y1 = visible
-        return rgb, (x0, y0, x1 - x0, y1 - y0)
+        if (x1 - x0) * (y1 - y0) > MAX_RUN_PIXELS:
+            raise InputError(f"the view covers {x1 - x0} x {y1 - y0} pixels of the scene; a prompt run covers at "
+                             f"most {MAX_RUN_PIXELS // 1_000_000} million: zoom in, then Run")
+        col, row = (image.window[0], image.window[1]) if image.window is not None else (0, 0)
+        path, width, height = image.path, image.width, image.height
+
+        def run() -> list[Any]:
+            with tiles.open_tiles(path, window=(col + x0, row + y0, x1 - x0, y1 - y0)) as plan:
+                assembler = tiles.TileAssembler(width, height, list(pipe.classes.names), origin=(x0, y0))
+                for result in tiles.segment_tiles(pipe, plan):
+                    assembler.add(result)
+            return assembler.candidates()
+
+        return run
 
     def _store_run(self, image_id: int, cands: list[Any]) -> list[int]:
         ids = self.project.add_candidates(image_id, cands) if cands else []

@@ -34,6 +34,8 @@ KEYMAP: dict[str, tuple[str, str]] = {
     "c": ("mode_polygon_cut", "tool: draw a polygon that cuts from the selected mask"),
     "p": ("mode_positive", "tool: positive SAM points"),
     "m": ("mode_negative", "tool: negative SAM points"),
+    "e": ("toggle_refine", "refine on/off: boxes change the selected mask (off: every box makes a new mask)"),
+    "h": ("toggle_masks", "hide/show all masks"),
     "Escape": ("clear_selection", "clear the selection (next click or box makes a new mask)"),
     "Delete": ("delete_selected", "delete the selected annotation"),
     "Backspace": ("delete_selected", "delete the selected annotation"),
@@ -68,7 +70,8 @@ def help_html() -> str:
     rows += "<tr><td><kbd>1</kbd>..<kbd>9</kbd></td><td>choose class (relabels the selected mask)</td></tr>"
     return ("<div style='font-size:12px'><b>Keyboard</b> (pointer over the map, buttons or lists; the text boxes keep their keys)"
             f"<table>{rows}</table>"
-            "<b>Mouse</b>: the tool decides. <i>select</i>: click a mask. <i>box</i>: draw with the "
-            "toolbar on the map; SAM makes the mask. <i>polygon adds / cuts</i>: draw a polygon (or "
-            "rectangle) that becomes a mask / is cut from the selected one. <i>+ point / - point</i>: "
-            "clicks refine the selected mask (or start a new one).</div>")
+            "<b>Mouse</b>: the tool decides. <i>select</i>: click a mask; click the empty map to deselect. "
+            "<i>box</i>: draw with the toolbar on the map; SAM makes a new mask, every time. <i>polygon "
+            "adds / cuts</i>: draw a polygon that becomes a mask / is cut from the selected one. "
+            "<i>+ point / - point</i>: clicks refine the selected mask (or start a new one). With <i>refine "
+            "selected</i> on (e), a box changes the selected mask instead of making a new one.</div>")

@@ -38,6 +38,8 @@ class AnnotatorState:
     syncing: bool = False
     closed: bool = False
     pending_actions: int = 0
+    #: boxes and clicks refine the selected mask (off: they make new annotations)
+    refine: bool = False
 
     def select(self, selection: tuple[str, int] | None, *, keep_refine: bool = False) -> None:
         """The one way the selection changes: a new selection (or none) drops the refine session,

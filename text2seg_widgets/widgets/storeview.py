@@ -15,6 +15,7 @@ from rasterio.transform import Affine
 from text2seg_widgets.widgets.geometry import Frame, GeoFrame, PixelFrame
 from text2seg_widgets.widgets.layers import MaskItem
 from text2seg_widgets.widgets.overlay import LoadedImage
+from text2seg_widgets.widgets.scenetiles import WEB_MERCATOR, pixel_space_transform
 
 if TYPE_CHECKING:
     from text2seg_widgets.store import Project
@@ -58,13 +59,17 @@ def next_image_id(project: "Project", after: int | None) -> int | None:
 
 
 def frame_of(record: Any, image: LoadedImage | None) -> Frame:
-    """Where the image sits on the map: its CRS/transform when georeferenced, else pixel space."""
+    """Where the image sits on the map: its CRS/transform when georeferenced; a big plain image
+    served as tiles at its stand-in Web Mercator place (see :mod:`.scenetiles`); else pixel space."""
     width, height = int(record.width), int(record.height)
     if image is not None:
         height, width = image.height, image.width
     if getattr(record, "crs", None):
         t = tuple(record.transform)[:6]
         return GeoFrame(width=width, height=height, transform=Affine(*t), crs=CRS.from_user_input(record.crs))
+    if image is not None and image.tiled:  # a big plain image, served as tiles at a stand-in place
+        return GeoFrame(width=width, height=height, transform=pixel_space_transform(),
+                        crs=CRS.from_user_input(WEB_MERCATOR), real=False)
     return PixelFrame(width=width, height=height)
 
 
@@ -98,15 +103,17 @@ def item_label(item: MaskItem) -> str:
 
 
 def progress_html(project: "Project", image_id: int | None, items: list[MaskItem]) -> str:
-    """Images done / total for the project, and candidates left on this image."""
+    """Images done (and skipped, counted apart) / total, and candidates left on this image."""
     images = project.images()
-    done = sum(1 for r in images if r.state in (DONE_STATE, "skipped"))
+    done = sum(1 for r in images if r.state == DONE_STATE)
+    skipped = sum(1 for r in images if r.state == "skipped")
     left = sum(1 for it in items if it.status == "proposed")
     accepted = sum(1 for it in items if it.status == "accepted")
     where = "no image" if image_id is None else f"image {image_id}"
     cands = "candidate" if left == 1 else "candidates"
     anns = "annotation" if accepted == 1 else "annotations"
-    return (f"<div style='font-size:13px;line-height:1.4'><b>{done}/{len(images)}</b> images done &middot; "
+    skip = f", {skipped} skipped" if skipped else ""
+    return (f"<div style='font-size:13px;line-height:1.4'><b>{done}/{len(images)}</b> images done{skip} &middot; "
             f"{html.escape(where)}: <b class='t2s-left'>{left}</b> {cands} left, "
             f"<b class='t2s-accepted'>{accepted}</b> {anns}</div>")
 

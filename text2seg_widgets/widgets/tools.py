@@ -1,12 +1,17 @@
 """Correction tools: SAM clicks and boxes against the cached embedding, manual polygons.
 
 :class:`Tools` turns a click, a box or a polygon (in image pixels) into a mask written to the
-store: it refines the selected mask, or makes a new one of the current class. Map events arrive
+store. Nothing is overwritten by surprise: every box and every polygon makes a new annotation of
+the current class, unless the explicit refine switch (:attr:`AnnotatorState.refine`, key ``e``) is
+on, when a box changes the selected mask; + / - points are the refine tools (they change the
+selected mask, or start a new one when nothing is selected). The message says which happened. A mask decoded while the selection changed is added as its own
+annotation. SAM prompts are decoded on a window around them
+(:mod:`text2seg_widgets.imagery.windows`), so they work the same on a tile and a 20,000-pixel scene. Map events arrive
 already converted to pixels (see :class:`~text2seg_widgets.widgets.mapview.MapView`).
 
 The active tool (:data:`MODES`) decides what a map event does, never the shape drawn: in
 ``box`` any drawn shape is a SAM box of its bounds, in ``polygon-add`` / ``polygon-cut`` any
-drawn shape (a rectangle too) adds / cuts its pixels; map clicks are SAM points only in the
+drawn shape adds / cuts its pixels (their toolbar offers the polygon only); map clicks are SAM points only in the
 ``positive`` / ``negative`` tools. The draw toolbar exists only in the drawing tools, so a polygon
 corner can never be taken for a point.
 """
@@ -14,17 +19,18 @@ corner can never be taken for a point.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from text2seg_widgets.core import rle_to_mask
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets.display import Display
-from text2seg_widgets.widgets.geometry import box_from_rings, rasterize_polygon
+from text2seg_widgets.widgets.geometry import box_from_rings, points_window, rasterize_polygon
 from text2seg_widgets.widgets.mapview import MapView
 from text2seg_widgets.widgets.panel import SidePanel
-from text2seg_widgets.widgets.refine import RefineSession
+from text2seg_widgets.imagery.instances import crop_to_scene_rle, scene_rle_crop
+from text2seg_widgets.widgets.refine import RefineSession, session_window
 from text2seg_widgets.widgets.state import AnnotatorState
 
 if TYPE_CHECKING:
@@ -37,8 +43,7 @@ log = logging.getLogger(__name__)
 #: the map tools (see the module doc)
 MODES = ("select", "box", "polygon-add", "polygon-cut", "positive", "negative")
 #: the shapes the draw toolbar offers in each drawing tool (the other tools have no toolbar)
-DRAW_SHAPES = {"box": ("rectangle",), "polygon-add": ("polygon", "rectangle"),
-               "polygon-cut": ("polygon", "rectangle")}
+DRAW_SHAPES = {"box": ("rectangle",), "polygon-add": ("polygon",), "polygon-cut": ("polygon",)}
 
 POINTS_NEED_SAM = ("clicks need a SAM checkpoint (this segmenter, {name}, takes boxes only): fetch one with "
                    "`text2seg-widgets weights fetch sam-vit-b` and load it; the box tool still works")
@@ -87,11 +92,44 @@ class Tools:
 
     # -- map events ----------------------------------------------------------------------------
     def map_click(self, x: float, y: float) -> int | None:
-        """A click on the map at pixel (x, y): a SAM point in the point tools, else nothing (in the
-        select tool masks take their own clicks; in the drawing tools clicks are corners)."""
-        if self.state.mode not in ("positive", "negative"):
+        """A click on the map at pixel (x, y): a SAM point in the point tools; in the select tool a
+        click on empty map (no drawn mask under it) clears the selection (masks take their own
+        clicks); in the drawing tools clicks are corners."""
+        st = self.state
+        if st.mode == "select":
+            if st.selection is not None and not self.mask_at(x, y):
+                st.select(None)
+                self.display.show_selection()
+                self.display.say("selection cleared (a click on the empty map); the next box makes a new mask")
             return None
-        return self.click(x, y, self.state.mode == "positive")
+        if st.mode not in ("positive", "negative"):
+            return None
+        return self.click(x, y, st.mode == "positive")
+
+    def mask_at(self, x: float, y: float) -> list[str]:
+        """The keys of the drawn masks that cover pixel (x, y)."""
+        layers = self.view.layers
+        found = []
+        for key, item in layers.items.items():
+            bx, by, bw, bh = layers.box(item)
+            if not (bx <= x < bx + bw and by <= y < by + bh):
+                continue
+            crop, cx, cy = scene_rle_crop(item.rle)
+            if crop.size and crop[int(y) - cy, int(x) - cx]:
+                found.append(key)
+        return found
+
+    def toggle_refine(self, on: bool | None = None) -> bool:
+        """Switch refine mode (boxes and clicks change the selected mask) on, off, or over."""
+        st = self.state
+        st.refine = (not st.refine) if on is None else bool(on)
+        st.session = None
+        if self.panel.refine.value != st.refine:
+            with self.display.syncing():
+                self.panel.refine.value = st.refine
+        self.display.say("refine on: a box changes the selected mask" if st.refine else
+                         "refine off: every box makes a new annotation")
+        return st.refine
 
     def mask_click(self, kind: str, ident: int) -> bool:
         """A click on a mask selects it in the select tool only; True when it did."""
@@ -110,9 +148,11 @@ class Tools:
 
     # -- SAM -----------------------------------------------------------------------------------
     def click(self, x: float, y: float, positive: bool = True) -> int:
-        """A positive/negative point on the selected mask (or a new one); returns the annotation id."""
+        """A positive/negative point: it refines the selected mask (the point tools are the refine
+        tools), or with nothing selected starts a new annotation that the next clicks refine.
+        Returns the annotation id."""
         self._check_inside(x, y)
-        session = self._session()
+        session = self._session("click")
         session.add_point(x, y, positive)
         try:
             return self._refine(session, "click")
@@ -122,7 +162,8 @@ class Tools:
             raise
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> int:
-        """A box prompt: refines the selected mask, or creates a new mask of the current class."""
+        """A box prompt: a new annotation of the current class, every time; with
+        :attr:`AnnotatorState.refine` on it refines the selected mask instead."""
         self.display.require_image()
         x0, x1 = sorted((float(x0), float(x1)))
         y0, y1 = sorted((float(y0), float(y1)))
@@ -130,7 +171,7 @@ class Tools:
         if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h or x1 - x0 < 1 or y1 - y0 < 1:
             raise InputError(f"the box ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}) does not cover any of the "
                              f"{w} x {h} image")
-        session = self._session()
+        session = self._session("box")
         session.set_box(np.array([max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)]))
         return self._refine(session, "box")
 
@@ -140,45 +181,73 @@ class Tools:
         if not (np.isfinite(x) and np.isfinite(y)) or not (0 <= x < w and 0 <= y < h):
             raise InputError(f"the click at ({x:.0f}, {y:.0f}) is outside the {w} x {h} image; click on the image")
 
-    def _session(self) -> RefineSession:
+    def _session(self, tool: str) -> RefineSession:
+        """The session a ``tool`` prompt goes to: clicks (the point tools are the refine tools) and,
+        with refine on, boxes go to the selected mask's; otherwise a box starts a new mask."""
+        st = self.state
         item = self.display.selected_item()
         target = (item.kind, item.id) if item is not None else None
-        st = self.state
-        if st.session is None or st.session.target != target:
-            st.session = RefineSession.for_mask(target, None if item is None else rle_to_mask(item.rle))
+        if item is not None and (tool == "click" or st.refine):
+            if st.session is None or st.session.target != target:
+                crop, cx, cy = scene_rle_crop(item.rle)
+                box = None if not crop.size else np.array([cx, cy, cx + crop.shape[1], cy + crop.shape[0]], float)
+                st.session = RefineSession.for_mask(target, box, origin="refine")
+            return st.session
+        st.session = RefineSession.for_mask(None, None, origin=tool)
         return st.session
 
     def _refine(self, session: RefineSession, tool: str) -> int:
         st = self.state
-        if st.image is None:
+        image = st.image
+        if image is None:
             raise InputError("the image pixels are not available (file missing?); SAM tools need them")
         if self.keeper is None:
             raise InputError(NO_SEGMENTER)
         if self._busy():
             raise InputError("a text-prompt run is in progress; the SAM tools are back when it finishes")
+        if session.points and not getattr(self.keeper.segmenter, "supports_points", True):
+            raise InputError(POINTS_NEED_SAM.format(name=getattr(self.keeper.segmenter, "name", "?")))
         self._prefetch_next()
+        image_id, target = st.image_id, session.target
+        width, height = st.frame.width, st.frame.height
+        t0 = time.perf_counter()
         try:
-            with self.keeper.lock:  # the held image cannot change between ensure and decode
-                self.keeper.ensure(st.image_id, st.image.rgb)
+            win = session_window(session, width, height, self.keeper.segmenter.input_size)
+            session.use_window(win)
+            pixels = image.read(win)
+            with self.keeper.lock:  # the held embedding cannot change between ensure and decode
+                self.keeper.ensure((image_id, win.rasterio), pixels)
                 result = session.predict(self.keeper.segmenter)
         except InputError as exc:
             if session.points and "point" in str(exc).lower():
                 name = getattr(self.keeper.segmenter, "name", "?")
                 raise InputError(POINTS_NEED_SAM.format(name=name)) from exc
             raise
-        st.last_refine_seconds = result.seconds
+        st.last_refine_seconds = time.perf_counter() - t0
         if not result.mask.any():
             st.pending_actions += 1
             raise InputError(f"SAM returned an empty mask for this {tool}; try another point or a box")
-        ann = self._write_mask(session.target, result.mask, source="sam")
+        rle = crop_to_scene_rle(result.mask, win.x0, win.y0, height, width)
+        note = ""
+        if st.image_id != image_id:
+            raise InputError(f"the {tool}'s mask arrived after image {image_id} was left; nothing was written")
+        if target is not None and st.selection != target:
+            target, note = None, " (the selection changed meanwhile, so it was not written over it)"
+        ann = self._write_mask(target, rle, source=self._model_source())
         session.target = ("annotation", ann)
         st.select(("annotation", ann), keep_refine=True)
-        self._after_edit(f"{tool}: mask updated in {1000 * result.seconds:.0f} ms (annotation {ann})")
+        what = f"new annotation {ann}" if target is None else f"refined {target[0]} {target[1]} (now annotation {ann})"
+        self._after_edit(f"{tool}: {what}{note}; kernel time {1000 * st.last_refine_seconds:.0f} ms")
         return ann
 
-    def _write_mask(self, target: tuple[str, int] | None, mask: np.ndarray, source: str) -> int:
-        """Store ``mask``: a new annotation (``target`` None), or the target's new mask (a proposed
-        candidate is accepted first). One user action, plus any attempts that wrote nothing."""
+    def _model_source(self) -> str:
+        """What a SAM-made annotation records as its source: ``sam:<model name>``."""
+        return f"sam:{getattr(self.keeper.segmenter, 'name', 'sam')}" if self.keeper is not None else "sam"
+
+    def _write_mask(self, target: tuple[str, int] | None, mask: Any, source: str) -> int:
+        """Store ``mask`` (array or scene RLE): a new annotation (``target`` None), or the target's
+        new mask (a proposed candidate is accepted first). One user action, plus any attempts that
+        wrote nothing."""
         st = self.state
         actions = 1 + st.pending_actions
         if target is None:
@@ -197,25 +266,35 @@ class Tools:
     # -- polygons ------------------------------------------------------------------------------
     def polygon(self, points: Sequence[Sequence[float]], subtract: bool = False) -> int | None:
         """A manual polygon (pixel xy): a new mask of the current class, or with ``subtract`` cut it
-        out of the selected mask. Returns the annotation id (None when the cut removed everything)."""
+        out of the selected mask. Returns the annotation id (None when the cut removed everything).
+        Only the polygon's box (or the cut mask's box) is rasterised."""
         self.display.require_image()
         st = self.state
-        poly = rasterize_polygon(points, st.frame.height, st.frame.width)
-        if not poly.any():
-            raise InputError("the polygon does not cover any pixel of the image")
+        height, width = st.frame.height, st.frame.width
+        pts = [(float(x), float(y)) for x, y in points]
+        target: tuple[str, int] | None
         if not subtract:
-            target, mask = None, poly
+            box = points_window(pts, height, width)
+            poly = rasterize_polygon(pts, height, width, window=box)
+            if not poly.any():
+                raise InputError("the polygon does not cover any pixel of the image")
+            target, mask = None, crop_to_scene_rle(poly, box[0], box[1], height, width)
         else:
             item = self.display.require_selection()
-            mask = rle_to_mask(item.rle) & ~poly
+            crop, cx, cy = scene_rle_crop(item.rle)
+            cut = rasterize_polygon(pts, height, width, window=(cx, cy, cx + crop.shape[1], cy + crop.shape[0]))
+            if not cut.any():
+                raise InputError("the polygon does not overlap the selected mask; nothing to cut")
+            kept = crop & ~cut
             target = (item.kind, item.id)
-            if not mask.any():
+            if not kept.any():
                 if item.kind == "annotation":
                     self.project.delete_annotation(item.id)
                     st.select(None)
                     self._after_edit(f"the cut removed all of annotation {item.id}: deleted")
                     return None
                 raise InputError("the cut would leave nothing of the candidate; reject it instead")
+            mask = crop_to_scene_rle(kept, cx, cy, height, width)
         ann = self._write_mask(target, mask, source="manual")
         st.select(("annotation", ann))
         self._after_edit(f"polygon {'cut from' if subtract else 'added as'} annotation {ann}")
