@@ -27,13 +27,15 @@ FILTERS = (("all images", "all"), ("unreviewed", "unreviewed"), ("candidates lef
            ("in progress", "in progress"), ("done", "done"), ("skipped", "skipped"))
 
 #: CSS scoped to the annotator: toggle-button groups wrap inside the panel instead of overflowing
-#: it (ipywidgets lays them out on one line), with compact buttons
+#: it (ipywidgets lays them out on one line), with compact buttons; the panel is as tall as the map
+#: and scrolls on its own, so its rows keep their height instead of being squeezed
 PANEL_CSS = """<style>
 .t2s-annotator .t2s-tool, .t2s-annotator .t2s-order { flex-wrap: wrap; height: auto; }
 .t2s-annotator .t2s-tool > div, .t2s-annotator .t2s-order > div { display: flex; flex-wrap: wrap; }
 .t2s-annotator .t2s-tool .jupyter-button, .t2s-annotator .t2s-order .jupyter-button {
   padding: 0 6px; margin: 1px; }
 .t2s-annotator .t2s-message .widget-html-content { white-space: normal; }
+.t2s-annotator .t2s-panel > *, .t2s-annotator .t2s-panel .t2s-keys > * { flex-shrink: 0; }
 </style>"""
 
 
