@@ -10,7 +10,8 @@ JupyterLab server and Chromium page, with LiteMedSAM (the offline models) in the
   the tile's load event (a capture listener in the page);
 * ``box_unseen``: a box dragged right after a pan into a part of the image never shown before,
   from mouse-up until the message names the new annotation and its outline is drawn;
-* ``box_cached``: a box in the view after the window prefetch had time to run;
+* ``box_cached``: a second box on the same object (its window's embedding held); ``*_kernel``:
+  the kernel time the message reports for each box;
 * ``kernel_rss_growth_mb``: the kernel's RSS after the pans minus before (a diagonal sweep at native
   zoom across the image);
 * ``accept_10k``: with 10,000 proposed candidates on the image, ``j`` then ``a`` (select next,
@@ -100,6 +101,7 @@ INIT_SCRIPT = r"""
 
 def pct(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
     if not arr.size:
         return {"n": 0}
     return {"n": int(arr.size), "p50_ms": round(float(np.percentile(arr, 50)), 1),
@@ -136,6 +138,14 @@ def wait_message_change(ui: LabPage, before: str, timeout_ms: int = 60_000) -> f
     return float(ui.page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(performance.now())))"))
 
 
+def kernel_ms(ui: LabPage) -> float:
+    """The kernel time the message reports for the last box (NaN when it names none)."""
+    import re
+
+    found = re.search(r"kernel time (\d+) ms", message(ui))
+    return float(found.group(1)) if found else float("nan")
+
+
 def map_center(ui: LabPage) -> tuple[float, float]:
     box = ui.page.locator(".t2s-annotator .leaflet-container").first.bounding_box()
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -146,8 +156,9 @@ def pan(ui: LabPage, dx: float, dy: float) -> float:
     cx, cy = map_center(ui)
     ui.page.mouse.move(cx, cy)
     ui.page.mouse.down()
-    ui.page.mouse.move(cx + dx / 2, cy + dy / 2, steps=3)
-    ui.page.mouse.move(cx + dx, cy + dy, steps=3)
+    ui.page.mouse.move(cx + dx / 2, cy + dy / 2, steps=5)
+    ui.page.mouse.move(cx + dx, cy + dy, steps=5)
+    ui.page.wait_for_timeout(150)  # hold still: no inertia after the release (the pan is exactly dx, dy)
     t = now(ui)
     ui.page.mouse.up()
     return t
@@ -194,38 +205,51 @@ def run_case(name: str, image: Path, work: Path, pw: Any, args: argparse.Namespa
             page.locator(".t2s-annotator").first.evaluate("e => e.scrollIntoView({block: 'start'})")
 
             # native zoom near the top-left, in box mode (the next cell)
-            cx, cy = min(width // 2, 1200), min(height // 2, 800)
+            cx, cy = (1200, 800) if width > 2048 else (width // 2, height // 2)
             zoom_code = NATIVE.format(cx=cx, cy=cy, zoom="app.view.tiles.tiled(app.image.path, app.image.window).native_zoom")
             _run_code(ui, zoom_code)
             tiles_settled(ui)
             page.wait_for_timeout(3000)
             before = rss_mb(pid)
             tile_ms: list[float] = []
+            during_drag = 0
+            unseen_kernel: list[float] = []
+            cached_kernel: list[float] = []
             unseen: list[float] = []
             cached: list[float] = []
-            steps = args.pans if width > 2048 else 3
+            big = width > 2048
+            steps = args.pans if big else 4
+            every = max(1, steps // max(1, args.boxes))
             for i in range(steps):
-                dx, dy = (-700.0, -420.0) if width > 2048 else ((-300.0, -200.0) if i % 2 == 0 else (300.0, 200.0))
+                # a diagonal sweep across the scene; on the tile, back and forth
+                dx, dy = (-700.0, -420.0) if big else ((-250.0, -150.0) if i % 2 == 0 else (250.0, 150.0))
                 n0 = int(page.evaluate("() => window.__scene.loads.length"))
                 t_up = pan(ui, dx, dy)
+                if i % every == every - 1 and len(unseen) < args.boxes:  # a box right away: a new window
+                    mx, my = map_center(ui)
+                    before_msg = message(ui)
+                    t0 = draw_box(ui, mx - 40, my - 30, mx + 40, my + 30)
+                    unseen.append(wait_message_change(ui, before_msg) - t0)
+                    unseen_kernel.append(kernel_ms(ui))
                 try:
                     tiles_settled(ui)
                 except Exception:  # noqa: BLE001 - a stuck tile is reported as the time it was given
                     pass
                 loads = page.evaluate(f"() => window.__scene.loads.slice({n0})")
-                tile_ms += [ld["t"] - t_up for ld in loads]
-                if i % 6 == 5 and len(unseen) < args.boxes:  # a box right away: its window is new
+                tile_ms += [ld["t"] - t_up for ld in loads if ld["t"] >= t_up]
+                during_drag += sum(1 for ld in loads if ld["t"] < t_up)
+                if len(cached) < len(unseen):
+                    page.wait_for_timeout(1000)
                     mx, my = map_center(ui)
                     before_msg = message(ui)
-                    t0 = draw_box(ui, mx - 40, my - 30, mx + 40, my + 30)
-                    unseen.append(wait_message_change(ui, before_msg) - t0)
-                    page.wait_for_timeout(4000)  # the prefetch of the windows around the view
-                    before_msg = message(ui)
-                    t0 = draw_box(ui, mx + 60, my - 20, mx + 120, my + 30)
+                    t0 = draw_box(ui, mx - 34, my - 26, mx + 44, my + 34)  # the same object, its window held
                     cached.append(wait_message_change(ui, before_msg) - t0)
+                    cached_kernel.append(kernel_ms(ui))
             after = rss_mb(pid)
-            out.update({"tile_after_pan": pct(tile_ms), "pans": steps, "pan_load": os.getloadavg()[0],
-                        "box_unseen": pct(unseen), "box_cached": pct(cached), "box_load": os.getloadavg()[0],
+            out.update({"tile_after_pan": pct(tile_ms), "tiles_loaded_during_drag": during_drag, "pans": steps, "pan_load": os.getloadavg()[0],
+                        "box_unseen": pct(unseen), "box_unseen_kernel": pct(unseen_kernel),
+                        "box_cached": pct(cached), "box_cached_kernel": pct(cached_kernel),
+                        "box_load": os.getloadavg()[0],
                         "kernel_rss_before_mb": round(before, 1), "kernel_rss_after_mb": round(after, 1),
                         "kernel_rss_growth_mb": round(after - before, 1), "last_message": message(ui)})
             print(name, json.dumps(out), flush=True)

@@ -28,7 +28,11 @@ import numpy as np
 
 from text2seg_widgets.errors import InputError
 
-__all__ = ["PromptWindow", "prompt_extent", "choose_window", "view_windows", "DEFAULT_MARGIN"]
+__all__ = ["PromptWindow", "prompt_extent", "choose_window", "view_windows", "prefetch_window_count",
+           "DEFAULT_MARGIN", "PREFETCH_ENV"]
+
+#: how many windows around a scene's view are encoded ahead (0: none; default 4)
+PREFETCH_ENV = "TEXT2SEG_PREFETCH_WINDOWS"
 
 #: context around a prompt, as a share of its long side (measured: 10 % beat none, DESIGN.md s5)
 DEFAULT_MARGIN = 0.1
@@ -64,11 +68,11 @@ class PromptWindow:
         """Image pixel coordinates (..., 2) -> window coordinates."""
         return np.asarray(xy, dtype=np.float64) - np.array([self.x0, self.y0], dtype=np.float64)
 
-    def box_to_local(self, box: Sequence[float]) -> np.ndarray:
+    def box_to_local(self, box: Sequence[float] | np.ndarray) -> np.ndarray:
         return np.asarray(box, dtype=np.float64) - np.array([self.x0, self.y0, self.x0, self.y0], np.float64)
 
 
-def prompt_extent(box: Sequence[float] | None, points: Iterable[Sequence[float]] = ()) -> tuple[float, float, float, float]:
+def prompt_extent(box: Sequence[float] | np.ndarray | None, points: Iterable[Sequence[float]] = ()) -> tuple[float, float, float, float]:
     """The xyxy extent of a box and points (image pixels); :class:`InputError` when both are empty."""
     xs: list[float] = []
     ys: list[float] = []
@@ -128,6 +132,18 @@ def choose_window(extent: Sequence[float], width: int, height: int, input_size: 
         if sx is not None and sy is not None:
             return PromptWindow(sx, sy, min(width, sx + level), min(height, sy + level), level)
         level *= 2
+
+
+def prefetch_window_count() -> int:
+    """``$TEXT2SEG_PREFETCH_WINDOWS`` (default 4): windows encoded ahead around a scene's view."""
+    import os
+
+    raw = os.environ.get(PREFETCH_ENV, "").strip()
+    try:
+        return max(0, int(raw)) if raw else 4
+    except ValueError:
+        raise InputError(f"{PREFETCH_ENV} must be a whole number of windows (0 turns prefetch off), "
+                         f"not {raw!r}") from None
 
 
 def view_windows(view: Sequence[int], width: int, height: int, input_size: int, *,

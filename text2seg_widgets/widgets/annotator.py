@@ -31,7 +31,7 @@ import ipyleaflet
 import ipywidgets as w
 
 from text2seg_widgets.errors import InputError, Text2SegError
-from text2seg_widgets.imagery.windows import view_windows
+from text2seg_widgets.imagery.windows import prefetch_window_count, view_windows
 from text2seg_widgets.widgets import storeview as sv
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.effort import ImageClock
@@ -417,7 +417,7 @@ class Annotator:
         if view is None or self.view.scale > 2.0:
             return  # zoomed out: a box there would get a big window; nothing useful to guess
         image_id, size = st.image_id, self.keeper.segmenter.input_size
-        wins = view_windows(view, image.width, image.height, size, limit=6)
+        wins = view_windows(view, image.width, image.height, size, limit=prefetch_window_count())
         self.keeper.prefetch_many([((image_id, win.rasterio), partial(image.read, win)) for win in wins])
 
     def _item_picked(self, value: Any) -> None:

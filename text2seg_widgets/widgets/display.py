@@ -19,7 +19,10 @@ from text2seg_widgets.widgets.state import AnnotatorState
 if TYPE_CHECKING:
     from text2seg_widgets.store import Project
 
-__all__ = ["Display"]
+__all__ = ["Display", "MAX_LISTED"]
+
+#: the most masks the candidate list shows (the rest: pan or zoom the map to them)
+MAX_LISTED = 500
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,17 @@ class Display:
         image_id = self.state.image_id
         return sv.mask_items(self.project, image_id, self._items) if image_id is not None else []
 
+    def listed(self, items: list[MaskItem]) -> list[MaskItem]:
+        """The masks the list shows: all of them up to :data:`MAX_LISTED`; beyond, the ones drawn on
+        the map (in and around the view), best first, and the selection (a list of 10,000 labels
+        re-sent after every accept would dominate the time of a click)."""
+        if len(items) <= MAX_LISTED:
+            return items
+        drawn, sel = self.layers.drawn_keys, self.state.selection
+        selected = [it for it in items if (it.kind, it.id) == sel]
+        chosen = [it for it in items if it.key in drawn and (it.kind, it.id) != sel]
+        return selected + chosen[:MAX_LISTED - len(selected)]
+
     def selected_item(self) -> MaskItem | None:
         sel = self.state.selection
         return None if sel is None else self.layers.items.get(f"{sel[0]}:{sel[1]}")
@@ -93,7 +107,7 @@ class Display:
             st.select(None)
         self.layers.highlight(self.selected_item())
         names = [c for c, _ in classes]
-        options = [(sv.item_label(it), (it.kind, it.id)) for it in items]
+        options = [(sv.item_label(it), (it.kind, it.id)) for it in self.listed(items)]
         with self.syncing():
             if list(self.panel.items.options) != options:  # ~500 labels: send only when changed
                 self.panel.items.options = options

@@ -6,8 +6,8 @@ two blocks of at most ``BLOCK`` features instead of the whole image's masks. Eac
 traced once per simplification and cached by its RLE, from the mask's box only (never an
 image-sized array).
 
-On a scene (longer side above :data:`~.scenetiles.SCENE_SIDE`) only the masks in and around the
-view are sent, at most :data:`MAX_DRAWN` (annotations first, then by score), outlines simplified
+On a scene (longer side above :data:`~.scenetiles.SCENE_SIDE`), or with more than
+:data:`MAX_DRAWN` masks, only the masks in and around the view are sent, at most :data:`MAX_DRAWN` (annotations first, then by score), outlines simplified
 to the zoom (about one screen pixel) and masks under two screen pixels left out; panning and
 zooming re-send what changed. The store and the selection stay exact in scene pixels.
 """
@@ -51,18 +51,18 @@ class MaskItem:
     branch: str = ""
 
     digest: str = field(default="", compare=False)
+    #: ``kind:id``, the item's name in the layers (made once: displays of 10,000 masks read it often)
+    key: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.digest:
             object.__setattr__(self, "digest", _rle_digest(self.rle))
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.id}"
+        object.__setattr__(self, "key", f"{self.kind}:{self.id}")
 
 
 def _style(color: str, status: str, opacity: float = 1.0) -> dict[str, Any]:
     """The look of a (class colour, status) group; ``opacity`` scales it (the panel's slider)."""
+    style: dict[str, Any]
     if status == "proposed":
         style = {"color": color, "weight": 2, "opacity": 0.9, "dashArray": "5 4",
                  "fillColor": color, "fillOpacity": 0.15}
@@ -72,8 +72,8 @@ def _style(color: str, status: str, opacity: float = 1.0) -> dict[str, Any]:
     else:
         style = {"color": color, "weight": 2, "opacity": 1.0, "fillColor": color, "fillOpacity": 0.4}
     if opacity != 1.0:
-        style["opacity"] = round(style["opacity"] * opacity, 3)
-        style["fillOpacity"] = round(style["fillOpacity"] * opacity, 3)
+        style["opacity"] = round(float(style["opacity"]) * opacity, 3)
+        style["fillOpacity"] = round(float(style["fillOpacity"]) * opacity, 3)
     return style
 
 
@@ -109,6 +109,8 @@ class MaskLayers:
         self.view: Callable[[], tuple[tuple[int, int, int, int], float] | None] = lambda: None
         #: masks left out of the last redraw (outside the view, too small, or over MAX_DRAWN)
         self.left_out = 0
+        #: the keys of the masks drawn by the last redraw
+        self.drawn_keys: set[str] = set()
         self.opacity = 1.0
         self.hidden_classes: set[str] = set()
         self.visible = True
@@ -143,17 +145,20 @@ class MaskLayers:
             self._boxes[item.digest] = rle_bbox(item.rle)
         return self._boxes[item.digest]
 
-    def _is_scene(self) -> bool:
-        return self.frame is not None and max(self.frame.width, self.frame.height) > SCENE_SIDE
+    def _by_view(self) -> bool:
+        """Whether only the masks in view are drawn: on a scene, or with more masks than MAX_DRAWN."""
+        return self.frame is not None and (max(self.frame.width, self.frame.height) > SCENE_SIDE
+                                           or len(self.items) > MAX_DRAWN)
 
     def _drawn(self) -> tuple[list[MaskItem], float]:
         """The items to draw now and the outline tolerance (module docs)."""
         shown = [it for it in self.items.values() if self.visible and it.class_name not in self.hidden_classes
                  and (it.status != "rejected" or self.show_rejected)]
-        view = self.view() if self._is_scene() else None
+        view = self.view() if self._by_view() else None
         if view is None:
-            self.left_out = len(self.items) - len(shown)
-            return shown, 0.75
+            shown.sort(key=lambda it: (it.kind != "annotation", -it.score, it.id))
+            self.left_out = len(self.items) - min(len(shown), MAX_DRAWN)
+            return (shown[:MAX_DRAWN] if len(shown) > MAX_DRAWN else shown), 0.75
         (vx0, vy0, vx1, vy1), scale = view
         tolerance = max(0.75, 2.0 ** round(math.log2(max(scale, 1e-9))) * 0.75)
         mx, my = (vx1 - vx0) / 2.0, (vy1 - vy0) / 2.0
@@ -177,7 +182,7 @@ class MaskLayers:
 
     def refresh_view(self) -> int:
         """The view moved: on a scene, redraw the masks in view (nothing to do on small images)."""
-        return self._redraw() if self._is_scene() else 0
+        return self._redraw() if self._by_view() else 0
 
     def set_style(self, *, visible: bool | None = None, opacity: float | None = None,
                   hidden_classes: Iterable[str] | None = None) -> int:
@@ -192,6 +197,7 @@ class MaskLayers:
 
     def _redraw(self) -> int:
         drawn, tolerance = self._drawn()
+        self.drawn_keys = {it.key for it in drawn}
         groups: dict[tuple[str, str, int], list[MaskItem]] = {}
         for it in drawn:
             groups.setdefault((it.class_name, it.status, it.id // BLOCK), []).append(it)

@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 import ipyleaflet
 import ipywidgets as w
 import numpy as np
+from rasterio._err import CPLE_BaseError  # GDAL's errors: rasterio.errors does not export them
+from rasterio.errors import RasterioError
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.widgets.geometry import Frame, geojson_to_pixel_rings
@@ -104,7 +106,7 @@ def update_detail(m: ipyleaflet.Map, detail: ipyleaflet.ImageOverlay | None, ima
             m.remove(detail)
         return None
     x0, y0, x1, y1 = needed
-    assert image is not None  # a detail window is only computed for an image
+    assert image is not None and image.rgb is not None  # a detail window is only computed for held pixels
     url = png_data_url(image.rgb[y0:y1, x0:x1], max_side=max_side)
     bounds = ((-float(y1), float(x0)), (-float(y0), float(x1)))
     if detail is None or detail not in m.layers:
@@ -284,12 +286,19 @@ class MapView:
 
     def visible_window(self, min_side: int = 32) -> tuple[int, int, int, int] | None:
         """The visible part of the image as a pixel window (x0, y0, x1, y1), or None when the view
-        is unknown or smaller than ``min_side``."""
+        is unknown, off the image, or smaller than ``min_side``."""
         bounds = getattr(self.map, "bounds", None)
         if not bounds or self.frame is None:
             return None
         (s, west), (n, east) = bounds
-        xs, ys = self.frame.to_pixel(np.array([west, east]), np.array([s, n]))
+        (fs, fw), (fn, fe) = self.frame.bounds()  # the view clipped to the image: no far-away warps
+        s, n, west, east = max(s, fs), min(n, fn), max(west, fw), min(east, fe)
+        if s >= n or west >= east:
+            return None
+        try:
+            xs, ys = self.frame.to_pixel(np.array([west, east, west, east]), np.array([s, s, n, n]))
+        except (RasterioError, CPLE_BaseError):  # a view GDAL cannot project: nothing to show there
+            return None
         w_, h_ = self.frame.width, self.frame.height
         x0, x1 = int(max(0, np.floor(xs.min()))), int(min(w_, np.ceil(xs.max())))
         y0, y1 = int(max(0, np.floor(ys.min()))), int(min(h_, np.ceil(ys.max())))

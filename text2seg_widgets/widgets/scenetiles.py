@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -144,6 +145,13 @@ class TiledImage:
     frame: GeoFrame
     native_zoom: int
     vrt: Path
+
+
+#: GDAL's block cache in the kernel, in MB (GDAL's default is 5 % of the RAM, and serving a scene's
+#: tiles fills it: panning would grow the kernel by that much). Set when the widgets are imported,
+#: before GDAL reads its first block (GDAL reads the setting once); a value already set wins.
+GDAL_CACHE_MB = "256"
+os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
 
 
 def _quiet_overviews() -> None:

@@ -1,0 +1,113 @@
+"""Scenes on the map, kernel side: the display VRT shows the scene's own pixels (stretch, bands,
+palette, window), plain big images get a stand-in place, the tile server is served by a real
+localtileserver thread that is joined on close, and only the masks in view are sent."""
+
+from __future__ import annotations
+
+import io
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+from rasterio.transform import from_origin
+
+from text2seg_widgets.core import Candidate
+from text2seg_widgets.imagery.instances import crop_to_scene_rle
+from text2seg_widgets.imagery.scene import open_scene
+from text2seg_widgets.store import Project
+from text2seg_widgets.widgets.layers import MAX_DRAWN
+from text2seg_widgets.widgets.scenetiles import (PIXEL_SPACE_ZOOM, SceneTiles, display_vrt, native_zoom,
+                                                 pixel_space_transform)
+
+
+def _uint16_scene(path: Path, width: int = 3000, height: int = 2500) -> Path:
+    rng = np.random.default_rng(1)
+    data = (rng.random((4, height, width)) * 3000 + 200).astype("uint16")
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=4, dtype="uint16",
+                       crs="EPSG:32614", transform=from_origin(500000, 5200000, 0.6, 0.6), tiled=True,
+                       nodata=0) as ds:
+        ds.write(data)
+    return path
+
+
+def test_the_display_vrt_shows_the_scenes_own_pixels(tmp_path: Path) -> None:
+    scene = _uint16_scene(tmp_path / "s.tif")
+    vrt, transform, crs = display_vrt(scene, tmp_path / "s.vrt", window=(1000, 500, 1200, 900))
+    assert crs.to_epsg() == 32614 and transform.c == 500000 + 1000 * 0.6 and transform.f == 5200000 - 500 * 0.6
+    with open_scene(vrt) as shown, open_scene(scene) as src:
+        assert (shown.width, shown.height, shown.count, shown.dtypes[0]) == (1200, 900, 3, "uint8")
+        got = shown.read((100, 200, 64, 48)).transpose(1, 2, 0).astype(int)
+        want = src.pixels((1100, 700, 64, 48))[0].astype(int)  # the pipeline's bands and stretch
+        assert np.abs(got - want).max() <= 1
+
+
+def test_a_plain_image_gets_the_pixel_space_stand_in(tmp_path: Path, shared_data: Path) -> None:
+    jpg = shared_data / "scenes" / "berkeley_campus.jpg"
+    vrt, transform, crs = display_vrt(jpg, tmp_path / "b.vrt")
+    assert transform == pixel_space_transform() and crs.to_epsg() == 3857
+    assert native_zoom(transform, crs, 0.0) == PIXEL_SPACE_ZOOM  # one pixel per tile pixel
+    with open_scene(vrt) as shown, open_scene(jpg) as src:
+        assert np.array_equal(shown.read((10, 20, 30, 30)).transpose(1, 2, 0), src.pixels((10, 20, 30, 30))[0])
+
+
+def test_tiles_come_from_a_real_tile_server_that_is_joined_on_close(tmp_path: Path) -> None:
+    import morecantile
+
+    scene = _uint16_scene(tmp_path / "s.tif")
+    tiles = SceneTiles()
+    try:
+        tiled = tiles.tiled(scene)
+        assert tiled.native_zoom == 18 and tiled.layer.max_native_zoom == 18
+        (south, west), (north, east) = tiled.frame.bounds()
+        tile = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 14)
+        url = tiled.layer.url.format(z=tile.z, x=tile.x, y=tile.y)
+        png = np.asarray(Image.open(io.BytesIO(urllib.request.urlopen(url, timeout=60).read())))
+        assert png.shape == (256, 256, 4) and png[..., 3].max() == 255  # the scene is in it
+        assert tiles.tiled(scene) is tiled  # one layer per image
+    finally:
+        tiles.close()
+    from server_thread import ServerThread
+
+    assert not [t for t in threading.enumerate() if isinstance(t, ServerThread)]  # stopped and joined
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=5)  # the server is gone
+
+
+def test_only_masks_in_view_are_sent_on_a_scene(tmp_path: Path, open_app) -> None:
+    scene = _uint16_scene(tmp_path / "s.tif", 6000, 6000)
+    p = Project.create(tmp_path / "p", classes=["building"])
+    try:
+        rec = p.add_image(scene)
+        rng = np.random.default_rng(0)
+        cands = []
+        for _ in range(3000):
+            x, y = (int(v) for v in rng.integers(0, 5980, 2))
+            rle = crop_to_scene_rle(np.ones((12, 12), bool), x, y, 6000, 6000)
+            cands.append(Candidate(class_name="building", rle=rle, bbox=[x, y, 12, 12], area=144,
+                                   score=float(rng.uniform(0.3, 0.9)), branch="filter"))
+        p.add_candidates(rec.id, cands)
+        app = open_app(p)
+        assert app.image.rgb is None and app.view.tile_layer in app.map.layers
+        drawn = len(app.layers.drawn_keys)
+        assert drawn == MAX_DRAWN and app.layers.left_out == 3000 - MAX_DRAWN  # view unknown: the best first
+        assert len(app.panel.items.options) == 500
+        frame = app.state.frame
+        lng, lat = frame.to_map(np.array([1000.0, 1600.0]), np.array([1400.0, 1000.0]))
+        with app.map.hold_trait_notifications():  # the browser shows x 1000-1600, y 1000-1400
+            app.map.zoom = 17
+            for name, value in (("south", lat[0]), ("north", lat[1]), ("west", lng[0]), ("east", lng[1])):
+                app.map.set_trait(name, float(value))
+        keys = app.layers.drawn_keys
+        inside = {f"candidate:{c.id}" for c in p.candidates(rec.id)
+                  if 700 <= c.candidate.bbox[0] <= 1900 and 800 <= c.candidate.bbox[1] <= 1600}
+        assert inside and inside <= keys and len(keys) < 400  # around the view only
+        sel = sorted(inside)[0]
+        app.select(("candidate", int(sel.split(":")[1])))
+        ann = app.accept_selected()
+        assert f"annotation:{ann}" in app.layers.drawn_keys
+    finally:
+        p.close()
