@@ -115,6 +115,8 @@ class Display:
                 self.panel.items.value = st.selection
             if list(self.panel.class_picker.options) != names:
                 self.panel.class_picker.options = names
+            if list(self.panel.hidden.options) != names:
+                self.panel.hidden.options = names
             if st.current_class in names:
                 self.panel.class_picker.value = st.current_class
         self.panel.legend.value = legend_html(classes, st.current_class)
