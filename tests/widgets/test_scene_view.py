@@ -111,3 +111,22 @@ def test_only_masks_in_view_are_sent_on_a_scene(tmp_path: Path, open_app) -> Non
         assert f"annotation:{ann}" in app.layers.drawn_keys
     finally:
         p.close()
+
+
+def test_window_prefetch_waits_for_the_view_to_rest_and_yields_to_a_prompt(tmp_path: Path) -> None:
+    from text2seg_widgets.models.tiny import tiny_sam_segmenter
+    from text2seg_widgets.widgets.embeddings import EmbeddingKeeper
+
+    rng = np.random.default_rng(0)
+    windows = {k: rng.integers(0, 255, (256, 256, 3), dtype=np.uint8) for k in range(3)}
+    seg = tiny_sam_segmenter(seed=0)
+    with EmbeddingKeeper(seg, cache=None) as keeper:
+        worker = keeper.prefetch_many([(k, lambda k=k: windows[k]) for k in windows], delay=5.0)
+        assert worker is not None
+        keeper.stop_prefetch()  # a box came before the view rested
+        assert keeper.join(timeout=10) and keeper.prefetch_encodes == 0
+        keeper.prefetch_many([(k, lambda k=k: windows[k]) for k in windows], delay=0.0)
+        assert keeper.join(timeout=120) and keeper.prefetch_encodes == 3
+        calls = seg.encoder_calls
+        keeper.ensure(1, windows[1])  # a prefetched window: nothing encoded on the segmenter
+        assert seg.encoder_calls == calls

@@ -56,6 +56,9 @@ __all__ = ["Annotator"]
 
 log = logging.getLogger(__name__)
 
+#: seconds a scene's view rests before the windows around it are encoded ahead
+PREFETCH_DELAY = 1.0
+
 
 def _state_field(name: str, doc: str) -> property:
     return property(lambda self: getattr(self.state, name), doc=doc)
@@ -408,7 +411,9 @@ class Annotator:
                                     for (_, m), t in zip(options, self.panel.tool.tooltips)]
 
     def _prefetch_view(self) -> None:
-        """Encode the prompt windows around the view of a scene in the background (native zoom)."""
+        """Encode the prompt windows around the view of a scene in the background (native zoom),
+        once the view has rested :data:`PREFETCH_DELAY` seconds (a box drawn at once, or the next
+        pan, comes first)."""
         st = self.state
         image = st.image
         if self.keeper is None or image is None or image.rgb is not None or self.runner.busy:
@@ -418,7 +423,8 @@ class Annotator:
             return  # zoomed out: a box there would get a big window; nothing useful to guess
         image_id, size = st.image_id, self.keeper.segmenter.input_size
         wins = view_windows(view, image.width, image.height, size, limit=prefetch_window_count())
-        self.keeper.prefetch_many([((image_id, win.rasterio), partial(image.read, win)) for win in wins])
+        self.keeper.prefetch_many([((image_id, win.rasterio), partial(image.read, win)) for win in wins],
+                                  delay=PREFETCH_DELAY)
 
     def _item_picked(self, value: Any) -> None:
         if value and value != self.state.selection:

@@ -97,18 +97,26 @@ class EmbeddingKeeper:
         the worker, or None when there is nothing to do (already current, ready or running)."""
         return self.prefetch_many([(key, rgb_loader)])
 
-    def prefetch_many(self, items: Sequence[tuple[Any, Callable[[], np.ndarray]]]) -> Worker | None:
+    def prefetch_many(self, items: Sequence[tuple[Any, Callable[[], np.ndarray]]], *,
+                      delay: float = 0.0) -> Worker | None:
         """:meth:`prefetch` for several keys (the windows around a scene's view), in order, on one
-        worker that stops between items when closed; the last :data:`READY` stay in memory, and
-        every encode is written to the cache. None when there is nothing to do or one is running."""
+        worker that starts after ``delay`` seconds and stops between items when stopped; the last
+        :data:`READY` stay in memory, and every encode is written to the cache. A running prefetch
+        is told to stop (a new view makes it stale) and None is returned, as when there is nothing
+        to do."""
         todo = [(k, f) for k, f in items if k != self.current and k not in self._ready]
-        if not todo or self.busy:
+        if self.busy:
+            self.stop_prefetch()
+            return None
+        if not todo:
             return None
         shadow = self._shadow_segmenter()
         if shadow is None:
             return None
 
         def work(stop: threading.Event) -> None:
+            if delay and stop.wait(delay):
+                return  # a prompt or a new view came first: nothing encoded behind its back
             source = EmbeddingSource(shadow, self.cache)
             for key, loader in todo:
                 if stop.is_set():
@@ -133,6 +141,12 @@ class EmbeddingKeeper:
 
         self._worker = Worker(work, name=f"t2s-prefetch-{todo[0][0]}").start()
         return self._worker
+
+    def stop_prefetch(self) -> None:
+        """Ask a running prefetch to stop before its next encode (it is not waited for): a prompt
+        needs the CPU now."""
+        if self._worker is not None:
+            self._worker.stop()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for a running prefetch; True when none is running any more."""

@@ -38,6 +38,8 @@ class LoadedImage:
     window: tuple[int, int, int, int] | None = None
     size: tuple[int, int] = (0, 0)
     tiled: bool = False
+    #: the scene's one stretch, computed once when it was opened (a window read reuses it)
+    stretch: Any = None
 
     @property
     def height(self) -> int:
@@ -58,7 +60,7 @@ class LoadedImage:
         from text2seg_widgets.imagery.scene import open_scene
 
         col, row = (self.window[0], self.window[1]) if self.window is not None else (0, 0)
-        with open_scene(self.path) as scene:
+        with open_scene(self.path, stretch=self.stretch) as scene:
             return np.ascontiguousarray(scene.pixels((col + x0, row + y0, x1 - x0, y1 - y0))[0])
 
 
@@ -83,9 +85,10 @@ def load_image(path: str | Path, window: tuple[int, int, int, int] | None = None
         width, height = (int(window[2]), int(window[3])) if window is not None else (scene.width, scene.height)
         big = max(width, height) > SCENE_SIDE
         rgb = None if big else np.ascontiguousarray(scene.pixels(window)[0])
+        stretch = scene.stretch if scene.palette is None else None
     win = None if window is None else (int(window[0]), int(window[1]), int(window[2]), int(window[3]))
     return LoadedImage(rgb=rgb, transform=transform, crs=crs, path=path, window=win, size=(width, height),
-                       tiled=shows_as_tiles(width, height, crs is not None))
+                       tiled=shows_as_tiles(width, height, crs is not None), stretch=stretch)
 
 
 def downsample(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -207,6 +207,7 @@ class Tools:
             raise InputError("a text-prompt run is in progress; the SAM tools are back when it finishes")
         if session.points and not getattr(self.keeper.segmenter, "supports_points", True):
             raise InputError(POINTS_NEED_SAM.format(name=getattr(self.keeper.segmenter, "name", "?")))
+        self.keeper.stop_prefetch()  # the windows around the view wait: this prompt needs the CPU
         self._prefetch_next()
         image_id, target = st.image_id, session.target
         width, height = st.frame.width, st.frame.height
