@@ -60,7 +60,7 @@ def pick_click(segmenter, rgb: np.ndarray, *, mask: np.ndarray | None = None, em
     empty one with ``empty``), trying a grid; returns (x, y, expected mask). Random weights give
     empty masks at some points, so tests choose their clicks instead of hard-coding them."""
     from text2seg_widgets.core.masks import mask_bbox_xyxy
-    from text2seg_widgets.widgets.refine import RefineSession, session_window
+    from text2seg_widgets.widgets.refine import RefineSession
 
     h, w = rgb.shape[:2]
     for y in range(step // 2, h, step):
