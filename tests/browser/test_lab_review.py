@@ -3,7 +3,7 @@
 The notebook (written by the test into JupyterLab's root folder) builds the project and shows an
 Annotator with LiteMedSAM (the offline models). The annotator then: accepts a candidate, meets the
 Next guard on an image with a candidate left, rejects it, cuts a rectangle-shaped polygon out of
-the accepted mask (a polygon, drawn corner by corner), moves on, meets the guard again, goes forward, boxes a real
+the accepted mask (a cut, not a box), moves on, meets the guard again, goes forward, boxes a real
 building, goes back, goes to the first image by name, undoes the box from there (the annotator
 opens the boxed image), and finishes the second image with "done: reject rest". The database must
 hold exactly that; the COCO export is moved to another folder and read back with pycocotools and
@@ -129,15 +129,6 @@ class Job:
         self.ui.page.locator(".t2s-annotator .leaflet-draw-draw-rectangle").click()
         self.ui.drag(self.at(x0, y0), self.at(x1, y1))
 
-    def draw_polygon(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        """Click the corners of a rectangle-shaped polygon with the polygon tool (the polygon tools
-        offer no rectangle button), closing it on the first corner."""
-        self.ui.page.locator(".t2s-annotator .leaflet-draw-draw-polygon").click()
-        corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
-        for x, y in corners:
-            self.ui.page.mouse.click(*self.at(x, y))
-            self.ui.page.wait_for_timeout(150)
-
     def goto(self, text: str) -> None:
         """Type into the go-to box key by key with the pointer over it (inside the annotator) and
         press Enter: the text boxes lie outside the widgets ipyevents watches for shortcuts, so
@@ -192,7 +183,7 @@ def drive(job: Job) -> None:
 
     job.select_at(60, 60, "[ann ")  # A, now an annotation: cut a rectangle-shaped polygon out of it
     job.use_tool("polygon cuts")
-    job.draw_polygon(*CUT)  # a rectangle-shaped polygon: a cut, because the tool says so
+    job.draw_box(*CUT)  # an axis-aligned rectangle: still a cut (a polygon), because the tool says so
     ui.wait_text("t2s-message", "polygon cut from annotation")
     ui.shot("polygon_cut")
 
@@ -208,7 +199,7 @@ def drive(job: Job) -> None:
     job.opened(3)
     job.use_tool("box")
     job.draw_box(*BUILDING_BOX)
-    ui.wait_text("t2s-message", "box: mask updated")
+    ui.wait_text("t2s-message", "box: new annotation")
     ui.shot("box")
     check_box(job)
 

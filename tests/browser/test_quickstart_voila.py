@@ -125,7 +125,7 @@ def drive(ui: Page, url: str) -> None:
     ui.wait_selected()
     page.locator(".t2s-mode button", has_text="+ point").click()
     ui.click_pixel(120, 110)
-    ui.wait_text(".t2s-message", "click: mask updated")
+    ui.wait_text(".t2s-message", "click: refined annotation")
     ui.shot("04_positive_click")
 
     ui.key("Escape")  # nothing selected: the box makes a new mask
@@ -140,7 +140,7 @@ def drive(ui: Page, url: str) -> None:
     page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=4)
     page.mouse.move(x1, y1, steps=4)
     page.mouse.up()
-    ui.wait_text(".t2s-message", "box: mask updated")
+    ui.wait_text(".t2s-message", "box: new annotation")
     ui.shot("05_box")
 
     ui.key("z")  # undo the box

@@ -84,8 +84,8 @@ def test_a_polygon_drawn_in_box_mode_prompts_sam_with_its_bounds(project: Projec
 
 @pytest.mark.parametrize("mode, shapes", [("select", None), ("positive", None), ("negative", None),
                                           ("box", {"rectangle"}),
-                                          ("polygon-add", {"polygon"}),  # no rectangle button there
-                                          ("polygon-cut", {"polygon"})])
+                                          ("polygon-add", {"rectangle", "polygon"}),  # a rectangle is a polygon there
+                                          ("polygon-cut", {"rectangle", "polygon"})])
 def test_the_draw_toolbar_offers_only_the_active_tools_shapes(project: Project, open_app, mode,
                                                               shapes) -> None:
     app = open_app(project)

@@ -11,7 +11,8 @@ already converted to pixels (see :class:`~text2seg_widgets.widgets.mapview.MapVi
 
 The active tool (:data:`MODES`) decides what a map event does, never the shape drawn: in
 ``box`` any drawn shape is a SAM box of its bounds, in ``polygon-add`` / ``polygon-cut`` any
-drawn shape adds / cuts its pixels (their toolbar offers the polygon only); map clicks are SAM points only in the
+drawn shape adds / cuts its pixels (there the rectangle button draws a rectangle-shaped polygon,
+never a SAM box, and the message says "polygon"); map clicks are SAM points only in the
 ``positive`` / ``negative`` tools. The draw toolbar exists only in the drawing tools, so a polygon
 corner can never be taken for a point.
 """
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 #: the map tools (see the module doc)
 MODES = ("select", "box", "polygon-add", "polygon-cut", "positive", "negative")
 #: the shapes the draw toolbar offers in each drawing tool (the other tools have no toolbar)
-DRAW_SHAPES = {"box": ("rectangle",), "polygon-add": ("polygon",), "polygon-cut": ("polygon",)}
+DRAW_SHAPES = {"box": ("rectangle",), "polygon-add": ("polygon", "rectangle"),
+               "polygon-cut": ("polygon", "rectangle")}
 
 POINTS_NEED_SAM = ("clicks need a SAM checkpoint (this segmenter, {name}, takes boxes only): fetch one with "
                    "`text2seg-widgets weights fetch sam-vit-b` and load it; the box tool still works")
