@@ -219,7 +219,7 @@ class LiteMedSamSegmenter:
         with torch.inference_mode():
             sparse, dense = self.model.prompt_encoder(points=None, boxes=box_t, masks=mask_input)
             low, iou = self.model.mask_decoder(
-                image_embeddings=self._features, image_pe=self.model.prompt_encoder.get_dense_pe(),
+                image_embeddings=self._features, image_pe=sam_decoder.dense_pe(self.model),
                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
             nh, nw = self._current.resized_hw  # type: ignore[union-attr]  # predict() checked an embedding is held
             full = F.interpolate(low[..., :nh, :nw].float(), size=self.image_hw, mode="bilinear",
