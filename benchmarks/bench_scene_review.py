@@ -53,6 +53,7 @@ from text2seg_widgets.store import Project
 from text2seg_widgets.widgets import Annotator
 
 Path("kernel.pid").write_text(str(os.getpid()))
+os.environ["TEXT2SEG_EMBED_CACHE"] = str(Path("embedding-cache").resolve())  # cold: nothing seen before
 models = load_models("offline", device="cpu")
 project = Project.create("job", classes=["building", "road", "field"])
 record = project.add_image({image!r})
