@@ -95,7 +95,7 @@ def pick_box(segmenter, rgb: np.ndarray, size: int = 120, step: int = 53) -> tup
     for y in range(0, h - size, step):
         for x in range(0, w - size, step):
             box = (float(x), float(y), float(x + size), float(y + size))
-            session = RefineSession.for_mask(None, None, origin="box")
+            session = RefineSession.for_mask(None, None)
             session.set_box(np.array(box))
             got = decode_on_window(segmenter, rgb, session)
             if got.any():

@@ -36,7 +36,8 @@ def _uint16_scene(path: Path, width: int = 3000, height: int = 2500) -> Path:
 
 def test_the_display_vrt_shows_the_scenes_own_pixels(tmp_path: Path) -> None:
     scene = _uint16_scene(tmp_path / "s.tif")
-    vrt, transform, crs = display_vrt(scene, tmp_path / "s.vrt", window=(1000, 500, 1200, 900))
+    shown = display_vrt(scene, tmp_path / "s.vrt", window=(1000, 500, 1200, 900))
+    vrt, transform, crs = shown.path, shown.frame.transform, shown.frame.crs
     assert crs.to_epsg() == 32614 and transform.c == 500000 + 1000 * 0.6 and transform.f == 5200000 - 500 * 0.6
     with open_scene(vrt) as shown, open_scene(scene) as src:
         assert (shown.width, shown.height, shown.count, shown.dtypes[0]) == (1200, 900, 3, "uint8")
@@ -47,7 +48,8 @@ def test_the_display_vrt_shows_the_scenes_own_pixels(tmp_path: Path) -> None:
 
 def test_a_plain_image_gets_the_pixel_space_stand_in(tmp_path: Path, shared_data: Path) -> None:
     jpg = shared_data / "scenes" / "berkeley_campus.jpg"
-    vrt, transform, crs = display_vrt(jpg, tmp_path / "b.vrt")
+    shown = display_vrt(jpg, tmp_path / "b.vrt")
+    vrt, transform, crs = shown.path, shown.frame.transform, shown.frame.crs
     assert transform == pixel_space_transform() and crs.to_epsg() == 3857
     assert native_zoom(transform, crs, 0.0) == PIXEL_SPACE_ZOOM  # one pixel per tile pixel
     with open_scene(vrt) as shown, open_scene(jpg) as src:

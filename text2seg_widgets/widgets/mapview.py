@@ -235,17 +235,17 @@ class MapView:
     @property
     def scale(self) -> float:
         """Image pixels per screen pixel at the current zoom (1.0 when unknown)."""
-        if self.frame is None or self.map.zoom is None:
-            return 1.0
-        view = self.visible_window(min_side=1)
         bounds = getattr(self.map, "bounds", None)
-        if view is None or not bounds:
+        if self.frame is None or self.map.zoom is None or not bounds:
             return 1.0
         zoom = float(self.map.zoom)
         if not self.frame.geographic:
             return 2.0 ** -zoom
         (s, w), (n, e) = bounds
-        xs, _ = self.frame.to_pixel(np.array([w, e]), np.array([(s + n) / 2] * 2))
+        try:
+            xs, _ = self.frame.to_pixel(np.array([w, e]), np.array([(s + n) / 2] * 2))
+        except (RasterioError, CPLE_BaseError):  # a view GDAL cannot project
+            return 1.0
         screen = 256.0 * 2 ** zoom * abs(e - w) / 360.0
         return float(abs(xs[1] - xs[0]) / max(screen, 1e-9))
 

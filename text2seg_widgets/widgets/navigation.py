@@ -239,10 +239,5 @@ class Navigation:
         size = self.keeper.segmenter.input_size
         if max(int(nrec.width), int(nrec.height)) > size:
             return  # prompts there are decoded on windows, encoded when (and where) they come
-        whole = (0, 0, int(nrec.width), int(nrec.height))
-
-        def pixels() -> Any:
-            image = load_image(nrec.path, nrec.window)
-            return image.rgb if image.rgb is not None else image.read(PromptWindow(0, 0, whole[2], whole[3], size))
-
-        self.keeper.prefetch((nxt, whole), pixels)
+        whole = PromptWindow(0, 0, int(nrec.width), int(nrec.height), size)  # its one prompt window
+        self.keeper.prefetch((nxt, whole.rasterio), lambda: load_image(nrec.path, nrec.window).read(whole))

@@ -49,13 +49,11 @@ class RefineSession:
     logits: np.ndarray | None = None
     #: the window the logits belong to
     window: PromptWindow | None = None
-    #: how the session's mask was started: "box", "click", or "refine" (an existing mask)
-    origin: str = "refine"
 
     @classmethod
-    def for_mask(cls, target: tuple[str, int] | None, box: np.ndarray | None, origin: str = "refine") -> "RefineSession":
+    def for_mask(cls, target: tuple[str, int] | None, box: np.ndarray | None) -> "RefineSession":
         """A session on ``target`` (None: a new mask) seeded with ``box`` (its mask's xyxy box)."""
-        return cls(target=target, box=None if box is None else np.asarray(box, np.float64), origin=origin)
+        return cls(target=target, box=None if box is None else np.asarray(box, np.float64))
 
     def add_point(self, x: float, y: float, positive: bool) -> None:
         self.points.append((float(x), float(y)))

@@ -39,7 +39,7 @@ from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.scene import open_scene
 from text2seg_widgets.widgets.geometry import GeoFrame
 
-__all__ = ["SceneTiles", "TiledImage", "display_vrt", "pixel_space_transform", "shows_as_tiles",
+__all__ = ["SceneTiles", "TiledImage", "DisplayVrt", "display_vrt", "pixel_space_transform", "shows_as_tiles",
            "native_zoom", "SCENE_SIDE", "PIXEL_SPACE_ZOOM", "WEB_MERCATOR"]
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,8 @@ def pixel_space_transform(zoom: int = PIXEL_SPACE_ZOOM) -> Affine:
 def native_zoom(transform: Affine, crs: Any, latitude: float) -> int:
     """The smallest Web Mercator zoom at which one screen pixel is at most one image pixel."""
     pixel = abs(float(transform.a))
-    if CRS.from_user_input(crs).is_geographic:
+    if CRS.from_user_input(crs).is_geographic:  # degrees; a projected CRS is taken as metres
         pixel *= 111_320.0 * max(math.cos(math.radians(latitude)), 1e-6)
-    else:
-        pixel *= 1.0  # projected CRS in metres (feet-based CRSs are near enough for a zoom level)
     ground = 2 * math.pi * 6378137.0 * max(math.cos(math.radians(latitude)), 1e-6) / 256.0
     return max(0, min(24, math.ceil(math.log2(ground / max(pixel, 1e-9)))))
 
@@ -93,16 +91,26 @@ def _band_xml(index: int, path: Path, src_band: int, window: tuple[int, int, int
             f"DataType='{dtype}'/>{rect}{extra}</{kind}></VRTRasterBand>")
 
 
+@dataclass(frozen=True)
+class DisplayVrt:
+    """A written display VRT: its ``path``, where the map shows it (``frame``: the stand-in place
+    of a plain image), and whether its source has overviews."""
+
+    path: Path
+    frame: GeoFrame
+    has_overviews: bool
+
+
 def display_vrt(path: str | Path, out: str | Path, *, window: tuple[int, int, int, int] | None = None
-                ) -> tuple[Path, Affine, Any]:
-    """Write the display VRT of ``path`` (module docs) to ``out``; returns ``(out, transform, crs)``
-    of what the map shows (the stand-in transform and Web Mercator for a plain image)."""
+                ) -> DisplayVrt:
+    """Write the display VRT of ``path`` (module docs) to ``out``."""
     path, out = Path(path).resolve(), Path(out)
     with open_scene(path) as scene:
         col, row, w, h = window if window is not None else (0, 0, scene.width, scene.height)
         if col < 0 or row < 0 or col + w > scene.width or row + h > scene.height:
             raise InputError(f"window {window} lies outside {path.name} ({scene.width} x {scene.height})")
-        if scene.is_georeferenced:
+        georeferenced, overviews = scene.is_georeferenced, scene.has_overviews
+        if georeferenced:
             transform = scene.transform @ Affine.translation(col, row)
             crs: Any = scene.crs
         else:
@@ -134,7 +142,8 @@ def display_vrt(path: str | Path, out: str | Path, *, window: tuple[int, int, in
     xml = (f"<VRTDataset rasterXSize='{w}' rasterYSize='{h}'><SRS>{escape(crs.to_wkt())}</SRS>"
            f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}{mask_band}</VRTDataset>")
     out.write_text(xml)
-    return out, transform, crs
+    frame = GeoFrame(width=w, height=h, transform=transform, crs=crs, real=georeferenced)
+    return DisplayVrt(path=out, frame=frame, has_overviews=overviews)
 
 
 @dataclass(frozen=True)
@@ -211,26 +220,22 @@ class SceneTiles:
 
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="t2s-tiles-"))
-        vrt, transform, crs = display_vrt(path, self._dir / f"image-{len(self._clients)}.vrt", window=window)
-        crs_real = CRS.from_user_input(crs) != CRS.from_user_input(WEB_MERCATOR) or transform != pixel_space_transform()
-        with open_scene(vrt) as shown:
-            w, h = shown.width, shown.height
+        shown = display_vrt(path, self._dir / f"image-{len(self._clients)}.vrt", window=window)
+        frame = shown.frame
         if not self._acquired:
             _quiet_overviews()
             _Server.acquire()
             self._acquired = True
-        with open_scene(path) as source:
-            if max(w, h) > SCENE_SIDE and not source.has_overviews:
-                log.warning("%s has no overviews: zoomed-out views of it read the whole file; add them "
-                            "with `rio overview --build 2^1..6 %s` (or gdaladdo)", Path(path).name, path)
-        client = TileClient(str(vrt))
-        frame = GeoFrame(width=w, height=h, transform=transform, crs=crs, real=crs_real)
+        if max(frame.width, frame.height) > SCENE_SIDE and not shown.has_overviews:
+            log.warning("%s has no overviews: zoomed-out views of it read the whole file; add them "
+                        "with `rio overview --build 2^1..6 %s` (or gdaladdo)", Path(path).name, path)
+        client = TileClient(str(shown.path))
         (south, west), (north, east) = frame.bounds()
-        zoom = native_zoom(transform, crs, (south + north) / 2.0)
+        zoom = native_zoom(frame.transform, frame.crs, (south + north) / 2.0)
         layer = ipyleaflet.TileLayer(url=client.get_tile_url(client=True), max_native_zoom=zoom,
                                      max_zoom=zoom + 4, min_zoom=0, no_wrap=True, name="image",
                                      bounds=((south, west), (north, east)), attribution="", pane="tilePane")
-        tiled = TiledImage(layer=layer, frame=frame, native_zoom=zoom, vrt=vrt)
+        tiled = TiledImage(layer=layer, frame=frame, native_zoom=zoom, vrt=shown.path)
         self._clients[key] = (client, tiled)
         return tiled
 

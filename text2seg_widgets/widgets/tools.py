@@ -2,12 +2,12 @@
 
 :class:`Tools` turns a click, a box or a polygon (in image pixels) into a mask written to the
 store. Nothing is overwritten by surprise: every box and every polygon makes a new annotation of
-the current class, unless the explicit refine switch (:attr:`AnnotatorState.refine`, key ``e``) is
-on, when a box changes the selected mask; + / - points are the refine tools (they change the
-selected mask, or start a new one when nothing is selected). The message says which happened. A mask decoded while the selection changed is added as its own
-annotation. SAM prompts are decoded on a window around them
-(:mod:`text2seg_widgets.imagery.windows`), so they work the same on a tile and a 20,000-pixel scene. Map events arrive
-already converted to pixels (see :class:`~text2seg_widgets.widgets.mapview.MapView`).
+the current class, unless the explicit refine switch (:attr:`AnnotatorState.refine`, key ``e``)
+is on, when a box changes the selected mask; + / - points are the refine tools (they change the
+selected mask, or start a new one when nothing is selected). The message says which happened. A
+mask decoded while the selection changed is added as its own annotation. SAM prompts are decoded
+on a window around them (:mod:`text2seg_widgets.imagery.windows`), so they work the same on a
+tile and a 20,000-pixel scene. Map events arrive already converted to pixels (see :class:`~text2seg_widgets.widgets.mapview.MapView`).
 
 The active tool (:data:`MODES`) decides what a map event does, never the shape drawn: in
 ``box`` any drawn shape is a SAM box of its bounds, in ``polygon-add`` / ``polygon-cut`` any
@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from text2seg_widgets.core import rle_bbox
 from text2seg_widgets.errors import InputError
+from text2seg_widgets.imagery.instances import crop_to_scene_rle, scene_rle_crop
 from text2seg_widgets.widgets.display import Display
 from text2seg_widgets.widgets.geometry import box_from_rings, points_window, rasterize_polygon
 from text2seg_widgets.widgets.mapview import MapView
 from text2seg_widgets.widgets.panel import SidePanel
-from text2seg_widgets.imagery.instances import crop_to_scene_rle, scene_rle_crop
 from text2seg_widgets.widgets.refine import RefineSession, session_window
 from text2seg_widgets.widgets.state import AnnotatorState
 
@@ -191,11 +192,10 @@ class Tools:
         target = (item.kind, item.id) if item is not None else None
         if item is not None and (tool == "click" or st.refine):
             if st.session is None or st.session.target != target:
-                crop, cx, cy = scene_rle_crop(item.rle)
-                box = None if not crop.size else np.array([cx, cy, cx + crop.shape[1], cy + crop.shape[0]], float)
-                st.session = RefineSession.for_mask(target, box, origin="refine")
+                x, y, w, h = rle_bbox(item.rle)
+                st.session = RefineSession.for_mask(target, np.array([x, y, x + w, y + h]) if w and h else None)
             return st.session
-        st.session = RefineSession.for_mask(None, None, origin=tool)
+        st.session = RefineSession.for_mask(None, None)
         return st.session
 
     def _refine(self, session: RefineSession, tool: str) -> int:
