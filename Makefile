@@ -2,7 +2,8 @@
 #   make install   venv + torch + the package with its dev/geo/ray extras (reused while up to date)
 #   make lab       JupyterLab on the quickstart notebook (offline-capable)
 #   make segment   the command-line pseudo-labeller on a sample image
-#   make test      everything above plus Debian chromium, then mypy and the whole test suite
+#   make test      everything above plus Debian chromium and postgresql, then mypy and the whole test suite
+#   make pg        a local PostgreSQL for trying a team project (prints the URL)
 #   make bench     every CPU benchmark (slow); make bench-gpu: the pipeline on a CUDA GPU
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -19,7 +20,7 @@ endif
 PYTEST_ARGS ?=
 SAMPLE ?= ../shared/data/rs-samples/potsdam/images/$(shell ls ../shared/data/rs-samples/potsdam/images 2>/dev/null | head -1)
 
-.PHONY: install lab segment test browser clean-venv bench bench-gpu
+.PHONY: install lab segment test browser postgres pg clean-venv bench bench-gpu
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,9 +37,19 @@ browser:
 	  echo "installing Debian chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+# Debian's PostgreSQL for the team-project tests (they start and stop their own throwaway
+# cluster; nothing is left running). Only the server binaries are needed, no service.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian postgresql for the team-project tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: install browser postgres
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+pg: install postgres
+	$(BIN)/text2seg-widgets pg start
 
 lab: install
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter root,$(shell whoami)),--allow-root) notebooks/quickstart.ipynb

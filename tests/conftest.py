@@ -48,3 +48,22 @@ def pytest_sessionfinish(session, exitstatus):
     from text2seg_widgets.core.workers import stop_all
 
     stop_all(timeout=300)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A real PostgreSQL 15 server, started for this test run and stopped after it (tests/pg.py)."""
+    from tests.pg import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def project_at(request, tmp_path: Path) -> str | Path:
+    """Where a new project goes, once per database: a folder (SQLite) and a URL of a database
+    that does not exist yet on the test cluster (PostgreSQL; Project.create makes it)."""
+    if request.param == "sqlite":
+        return tmp_path / "proj"
+    return request.getfixturevalue("pg_cluster").new_url()

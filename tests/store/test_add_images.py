@@ -43,8 +43,8 @@ REASONS = [("c_empty.png", "is an empty file (0 bytes)"),
            ("g_text.png", "cannot read")]
 
 
-def test_good_files_added_bad_ones_reported(folder: Path, tmp_path: Path) -> None:
-    p = Project.create(tmp_path / "p", classes=["a"])
+def test_good_files_added_bad_ones_reported(folder: Path, tmp_path: Path, project_at) -> None:
+    p = Project.create(project_at, classes=["a"])
     batch = p.add_images_checked(sorted(folder.iterdir()))
     assert [Path(r.path).name for r in batch.added] == ["a_good.png", "b_good.tif"]
     assert [(Path(b.path).name, reason in b.reason) for b, (_, reason) in
@@ -98,9 +98,9 @@ def _forged_jpeg(path: Path, claimed: int = 60000) -> Path:
     return path
 
 
-def test_a_jpeg_whose_header_claims_60000_pixels_is_refused(tmp_path: Path) -> None:
+def test_a_jpeg_whose_header_claims_60000_pixels_is_refused(tmp_path: Path, project_at) -> None:
     bomb = _forged_jpeg(tmp_path / "bomb.jpg")
-    with Project.create(tmp_path / "p", classes=["building"]) as p:
+    with Project.create(project_at, classes=["building"]) as p:
         batch = p.add_images_checked([bomb, write_png(tmp_path / "ok.png")])
         assert [Path(r.path).name for r in batch.added] == ["ok.png"]
         (bad,) = batch.failed
@@ -111,12 +111,12 @@ def test_a_jpeg_whose_header_claims_60000_pixels_is_refused(tmp_path: Path) -> N
     assert read_image_meta(honest).width == 1024
 
 
-def test_a_copy_of_a_project_image_is_skipped_with_a_warning(tmp_path: Path, caplog) -> None:
+def test_a_copy_of_a_project_image_is_skipped_with_a_warning(tmp_path: Path, project_at, caplog) -> None:
     a = write_png(tmp_path / "a.png")
     copy = tmp_path / "elsewhere" / "a-copy.png"
     copy.parent.mkdir()
     copy.write_bytes(a.read_bytes())
-    with Project.create(tmp_path / "p", classes=["building"]) as p:
+    with Project.create(project_at, classes=["building"]) as p:
         first = p.add_image(a)
         batch = p.add_images_checked([copy, write_png(tmp_path / "b.png", seed=3)])
         assert [Path(r.path).name for r in batch.added] == ["b.png"]
@@ -126,7 +126,7 @@ def test_a_copy_of_a_project_image_is_skipped_with_a_warning(tmp_path: Path, cap
         assert "same content as image" in caplog.text and len(p.images()) == 2
         assert p.add_images_checked([copy], allow_duplicates=True).added[0].id not in (first.id,)
         assert len(p.images()) == 3
-    result = CliRunner().invoke(main, ["project", "add-images", str(tmp_path / "p"), str(a.parent)])
+    result = CliRunner().invoke(main, ["project", "add-images", str(project_at), str(a.parent)])
     assert result.exit_code == 0 and "skipped duplicate" not in result.output  # a.png, b.png: in
     second = tmp_path / "q"
     with Project.create(second, classes=["building"]) as q:

@@ -11,6 +11,7 @@ import pytest
 from text2seg_widgets import InputError
 from text2seg_widgets.store import DB_NAME, Project
 from text2seg_widgets.store import schema
+from text2seg_widgets.store.db import Database
 from tests.store.helpers import small_project, write_png
 
 
@@ -21,10 +22,10 @@ def test_open_a_folder_that_is_not_a_project(tmp_path: Path) -> None:
         Project.open(tmp_path / "missing")
 
 
-def test_create_refuses_an_existing_project_and_a_file(tmp_path: Path) -> None:
-    Project.create(tmp_path / "p", classes=["a"]).close()
+def test_create_refuses_an_existing_project_and_a_file(tmp_path: Path, project_at) -> None:
+    Project.create(project_at, classes=["a"]).close()
     with pytest.raises(InputError, match="already holds a project"):
-        Project.create(tmp_path / "p")
+        Project.create(project_at)
     (tmp_path / "f").write_text("x")
     with pytest.raises(InputError, match="is a file"):
         Project.create(tmp_path / "f")
@@ -72,38 +73,55 @@ def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_older_schema_is_migrated_on_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+def test_older_schema_is_migrated_on_open(tmp_path: Path, project_at, future_step) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     ann = p.accept(ids[0])
     p.close()
-    # a hypothetical next version adds a column; opening the project must run that step
-    nxt = schema.SCHEMA_VERSION + 1
-    monkeypatch.setitem(schema.MIGRATIONS, nxt,
-                        "ALTER TABLE annotations ADD COLUMN note TEXT NOT NULL DEFAULT ''")
-    p = Project.open(tmp_path / "p")
+    # a next version adds a column (an Alembic revision of its own); opening must run that step
+    nxt = future_step("ALTER TABLE annotations ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+    p = Project.open(project_at)
     assert p.schema_version == nxt
-    row = p._db.query("SELECT note FROM annotations WHERE id = ?", (ann,))[0]
-    assert row["note"] == ""
+    assert p.database.query("SELECT note FROM annotations WHERE id = ?", (ann,))[0]["note"] == ""
     assert p.annotation(ann).area == 170 and str(p.undo()) == f"accept candidate {ids[0]}"
+    assert p.database.query("SELECT version_num FROM alembic_version")[0][0] == f"{nxt:04d}"
     p.close()
 
 
-def test_failed_migration_leaves_the_old_version(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    Project.create(tmp_path / "p", classes=["a"]).close()
-    nxt = schema.SCHEMA_VERSION + 1
-    monkeypatch.setitem(schema.MIGRATIONS, nxt, "ALTER TABLE nope ADD COLUMN x TEXT")
+def test_failed_migration_leaves_the_old_version(tmp_path: Path, project_at, future_step) -> None:
+    Project.create(project_at, classes=["a"]).close()
+    # the step's first statement works, its second fails: the first must be rolled back too
+    future_step("ALTER TABLE annotations ADD COLUMN y TEXT", "ALTER TABLE nope ADD COLUMN x TEXT")
     with pytest.raises(InputError, match="left unchanged"):
-        Project.open(tmp_path / "p")
-    monkeypatch.delitem(schema.MIGRATIONS, nxt)
-    p = Project.open(tmp_path / "p")
+        Project.open(project_at)
+    future_step.undo()
+    p = Project.open(project_at)
     assert p.schema_version == schema.SCHEMA_VERSION and [c.name for c in p.classes] == ["a"]
+    assert "y" not in _columns(p, "annotations")
     p.close()
 
 
-def test_moved_image_clear_message_and_relink(tmp_path: Path) -> None:
+def _columns(p: Project, table: str) -> set[str]:
+    import sqlalchemy as sa
+
+    return {c["name"] for c in sa.inspect(p.database.conn.sa).get_columns(table)}
+
+
+def test_newer_schema_on_postgresql_is_refused_untouched(pg_cluster) -> None:
+    url = pg_cluster.new_url()
+    Project.create(url, classes=["a"]).close()
+    with Project.open(url) as p:
+        with p.database.raw() as tx:
+            tx.conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    with pytest.raises(InputError, match="newer text2seg-widgets"):
+        Project.open(url)
+    db = Database.postgresql(url)
+    assert db.query("SELECT version_num FROM alembic_version")[0][0] == "0099"
+    db.close()
+
+
+def test_moved_image_clear_message_and_relink(tmp_path: Path, project_at) -> None:
     src = write_png(tmp_path / "a.png")
-    p, image_id, ids = small_project(tmp_path / "p", src)
+    p, image_id, ids = small_project(project_at, src)
     ann = p.accept(ids[0])
     moved = tmp_path / "elsewhere" / "a.png"
     moved.parent.mkdir()
@@ -136,8 +154,8 @@ def test_images_inside_the_project_folder_are_stored_relative(tmp_path: Path) ->
     p.close()
 
 
-def test_unreadable_image_and_missing_file(tmp_path: Path) -> None:
-    p = Project.create(tmp_path / "p", classes=["a"])
+def test_unreadable_image_and_missing_file(tmp_path: Path, project_at) -> None:
+    p = Project.create(project_at, classes=["a"])
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(InputError, match="cannot read"):
         p.add_image(tmp_path / "bad.png")

@@ -25,8 +25,8 @@ def test_conventional_colour_by_name(name: str, color: str) -> None:
     assert class_color(name) == color
 
 
-def test_store_uses_the_convention_unless_a_colour_is_set(tmp_path: Path) -> None:
-    p = Project.create(tmp_path / "p", classes=["water", "building", "tree", "grass",
+def test_store_uses_the_convention_unless_a_colour_is_set(tmp_path: Path, project_at) -> None:
+    p = Project.create(project_at, classes=["water", "building", "tree", "grass",
                                                 {"name": "road", "color": "#123456"}, "mystery"])
     assert [(c.name, c.color) for c in p.classes] == [
         ("water", BLUE), ("building", RED), ("tree", GREEN), ("grass", FIELD),

@@ -16,8 +16,8 @@ from tests.store.crash_harness import ROOT, mask_for, make_project
 N = 150
 
 
-def test_two_processes_annotating_at_once(tmp_path: Path) -> None:
-    folder = tmp_path / "proj"
+def test_two_processes_annotating_at_once(tmp_path: Path, project_at) -> None:
+    folder = project_at
     image_id = make_project(folder, tmp_path / "img.png")
     with Project.open(folder) as p:
         cands = [Candidate.from_mask(mask_for(1000 + i, 0), class_name="road", score=0.5,

@@ -18,8 +18,8 @@ from text2seg_widgets.store import schema
 from tests.store.helpers import rect, small_project, write_png
 
 
-def test_origin_and_actions_of_each_way_to_make_an_annotation(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+def test_origin_and_actions_of_each_way_to_make_an_annotation(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     unchanged = p.accept(ids[0])
     corrected = p.accept(ids[1])
     p.update_annotation_mask(corrected, rect(64, 80, 30, 0, 40, 50), actions=3)
@@ -41,8 +41,8 @@ def test_origin_and_actions_of_each_way_to_make_an_annotation(tmp_path: Path) ->
     p.close()
 
 
-def test_time_and_the_effort_table(tmp_path: Path) -> None:
-    p, first, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+def test_time_and_the_effort_table(tmp_path: Path, project_at) -> None:
+    p, first, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     second = p.add_image(write_png(tmp_path / "b.png", seed=1)).id
     p.accept(ids[0])                                                  # building, unchanged
     ann = p.accept(ids[2])                                            # building, corrected x2
@@ -64,7 +64,7 @@ def test_time_and_the_effort_table(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="finite number >= 0"):
         p.add_time(first, float("nan"))
     p.close()
-    result = CliRunner().invoke(main, ["project", "stats", str(tmp_path / "p")])
+    result = CliRunner().invoke(main, ["project", "stats", str(project_at)])
     assert result.exit_code == 0, result.output
     assert "building: 1 / 1 / 1, 15.0 s, 2.0 actions" in result.output
     assert "road: 0 / 0 / 1, 15.0 s, 5.0 actions" in result.output
@@ -78,8 +78,9 @@ def _version1_project(folder: Path, image: Path) -> None:
     """A project database exactly as schema version 1 wrote it (raw SQL, no current code)."""
     folder.mkdir()
     conn = sqlite3.connect(folder / DB_NAME, isolation_level=None)
-    schema.migrate(conn, target=1)
-    assert schema.user_version(conn) == 1
+    for statement in schema.SQLITE_STEPS[1]:  # as version 1 wrote it (before Alembic)
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
     rle = mask_to_rle(rect(64, 80, 2, 3, 12, 20))
     edited = mask_to_rle(rect(64, 80, 2, 3, 12, 30))
     sql = [("INSERT INTO meta VALUES ('app', 'text2seg-widgets'), ('created_at', 'x')", ()),

@@ -103,8 +103,8 @@ def test_a_held_write_lock_gives_a_clear_busy_error(tmp_path: Path) -> None:
     p.close()
 
 
-def test_candidates_masks_must_match_the_image(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+def test_candidates_masks_must_match_the_image(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     wrong = Candidate.from_mask(np.ones((10, 10), bool), class_name="road", score=1,
                                 branch="detector")
     with pytest.raises(ValueError, match="64 x 80"):

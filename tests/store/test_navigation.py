@@ -14,10 +14,10 @@ from tests.store.helpers import rect, write_png
 
 
 @pytest.fixture
-def five(tmp_path: Path):
+def five(tmp_path: Path, project_at):
     """Five images: 1 in progress (2 proposed, 1 accepted, 1 rejected, +1 drawn), 2 done,
     3 skipped (1 proposed left), 4 unreviewed (1 proposed), 5 unreviewed (nothing)."""
-    p = Project.create(tmp_path / "p", classes=["building", "road"])
+    p = Project.create(project_at, classes=["building", "road"])
     recs = [p.add_image(write_png(tmp_path / f"tile_{i}.png", seed=i)) for i in range(5)]
 
     def cands(image_id: int, n: int) -> list[int]:

@@ -14,16 +14,16 @@ from tests.store.helpers import rect, small_project, write_geotiff, write_png
 
 
 @pytest.fixture
-def proj(tmp_path: Path):
-    p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
+def proj(tmp_path: Path, project_at):
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     yield p, image_id, ids
     p.close()
 
 
-def test_create_and_reopen_keeps_classes_images_and_candidates(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
+def test_create_and_reopen_keeps_classes_images_and_candidates(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     p.close()
-    p = Project.open(tmp_path / "proj")
+    p = Project.open(project_at)
     assert [(c.id, c.name, c.color, c.prompts) for c in p.classes] == [
         (1, "building", "#ff1744", ()), (2, "road", "#808080", ("street", "highway"))]
     img = p.image(image_id)
@@ -54,9 +54,9 @@ def test_store_and_export_do_not_import_torch(tmp_path: Path) -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_geotiff_image_records_crs_transform_and_window(tmp_path: Path) -> None:
+def test_geotiff_image_records_crs_transform_and_window(tmp_path: Path, project_at) -> None:
     tif = write_geotiff(tmp_path / "g.tif", height=100, width=120, res=0.5)
-    p = Project.create(tmp_path / "proj", classes=["water"])
+    p = Project.create(project_at, classes=["water"])
     whole = p.add_image(tif)
     assert whole.georeferenced and "32633" in whole.crs
     assert whole.transform == (0.5, 0.0, 500000.0, 0.0, -0.5, 5000000.0)
@@ -112,14 +112,14 @@ def test_manual_annotation_and_accept_above(proj) -> None:
         p.add_annotation(image_id, np.ones((10, 10), bool), "road")
 
 
-def test_undo_redo_survive_reopen(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
+def test_undo_redo_survive_reopen(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     ann = p.accept(ids[0])
     p.update_annotation_mask(ann, rect(64, 80, 0, 0, 5, 5))
     assert p.finish_image(image_id, rest="reject", user="alice") == 2
     assert p.image(image_id).state_user == "alice"
     p.close()
-    p = Project.open(tmp_path / "proj")
+    p = Project.open(project_at)
     assert p.can_undo and not p.can_redo
     step = p.undo()
     assert step == HistoryStep("mark image 1 done, rejecting the rest", (1,))
@@ -127,7 +127,7 @@ def test_undo_redo_survive_reopen(tmp_path: Path) -> None:
     assert str(p.undo()) == f"edit mask of annotation {ann}"
     assert p.annotation(ann).area == 170
     p.close()
-    p = Project.open(tmp_path / "proj")
+    p = Project.open(project_at)
     assert p.can_redo
     assert str(p.redo()) == f"edit mask of annotation {ann}"
     assert p.annotation(ann).area == 25
@@ -141,10 +141,10 @@ def test_undo_redo_survive_reopen(tmp_path: Path) -> None:
     p.close()
 
 
-def test_history_is_shared_between_sessions(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
+def test_history_is_shared_between_sessions(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     ann = p.accept(ids[0])
-    other = Project.open(tmp_path / "proj")
+    other = Project.open(project_at)
     other.relabel(ann, "road")
     assert p.annotation(ann).class_name == "road"
     assert str(p.undo()) == f"relabel annotation {ann} as 'road'"  # the newest action, any session
@@ -155,8 +155,8 @@ def test_history_is_shared_between_sessions(tmp_path: Path) -> None:
     p.close()
 
 
-def test_undo_conflict_is_an_error_not_an_overwrite(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
+def test_undo_conflict_is_an_error_not_an_overwrite(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     ann = p.accept(ids[0])
     p.relabel(ann, "road")
     # a pipeline-side (non-history) write changes the candidate behind the history's back
@@ -213,8 +213,8 @@ def test_classes_add_update_remove_and_bad_names(proj) -> None:
     assert added.id == 4  # ids are never reused
 
 
-def test_states_and_next_image(tmp_path: Path) -> None:
-    p = Project.create(tmp_path / "proj", classes=["a"])
+def test_states_and_next_image(tmp_path: Path, project_at) -> None:
+    p = Project.create(project_at, classes=["a"])
     recs = [p.add_image(write_png(tmp_path / f"{i}.png", seed=i)) for i in range(4)]
     p.set_state(recs[1].id, "done")
     p.set_state(recs[2].id, "skipped")
@@ -264,11 +264,11 @@ def test_stats_counts_and_agreement(proj) -> None:
     assert s["agreement"]["overall"] == {"count": 2, "mean": 0.75, "median": 0.75, "min": 0.5}
 
 
-def test_stale_edit_from_another_session_is_refused(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "proj", write_png(tmp_path / "a.png"))
+def test_stale_edit_from_another_session_is_refused(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     ann = p.accept(ids[0])
     loaded = p.annotation(ann)  # what this notebook shows
-    other = Project.open(tmp_path / "proj")
+    other = Project.open(project_at)
     other.update_annotation_mask(ann, rect(64, 80, 0, 0, 4, 4))  # the other notebook edits first
     with pytest.raises(ConflictError, match="changed .* since it was loaded"):
         p.update_annotation_mask(ann, rect(64, 80, 0, 0, 9, 9), expected=loaded)

@@ -22,8 +22,8 @@ def _cand(k: int, cls: str = "building") -> Candidate:
                                score=0.5, branch="detector")
 
 
-def test_done_is_refused_while_candidates_are_proposed(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+def test_done_is_refused_while_candidates_are_proposed(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     p.accept(ids[0])
     with pytest.raises(UnreviewedError, match="image 1 still has 2 unreviewed candidate") as err:
         p.set_state(image_id, "done")
@@ -40,8 +40,8 @@ def test_done_is_refused_while_candidates_are_proposed(tmp_path: Path) -> None:
     p.close()
 
 
-def test_finish_rejecting_the_rest_is_one_undoable_action(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+def test_finish_rejecting_the_rest_is_one_undoable_action(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     p.accept(ids[0])
     assert p.finish_image(image_id, rest="reject", user="ann") == 2
     assert [c.status for c in p.candidates(image_id)] == ["accepted", "rejected", "rejected"]
@@ -56,8 +56,8 @@ def test_finish_rejecting_the_rest_is_one_undoable_action(tmp_path: Path) -> Non
     p.close()
 
 
-def test_skip_keeps_candidates_and_records_the_reason(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+def test_skip_keeps_candidates_and_records_the_reason(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     p.skip_image(image_id, reason="  clouds\nover it ")
     rec = p.image(image_id)
     assert (rec.state, rec.state_note) == ("skipped", "clouds over it")
@@ -67,8 +67,8 @@ def test_skip_keeps_candidates_and_records_the_reason(tmp_path: Path) -> None:
     p.close()
 
 
-def test_new_candidates_reopen_a_done_image_and_block_redo(tmp_path: Path) -> None:
-    p, image_id, ids = small_project(tmp_path / "p", write_png(tmp_path / "a.png"))
+def test_new_candidates_reopen_a_done_image_and_block_redo(tmp_path: Path, project_at) -> None:
+    p, image_id, ids = small_project(project_at, write_png(tmp_path / "a.png"))
     p.finish_image(image_id, rest="reject")
     [new] = p.add_candidates(image_id, [_cand(5)])
     assert p.image(image_id).state == "in progress"

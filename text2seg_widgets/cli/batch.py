@@ -10,18 +10,20 @@ from typing import Any
 
 import click
 
-from text2seg_widgets.cli.common import fusion_options, priority_list
+from text2seg_widgets.cli.common import PROJECT_LOCATION, fusion_options, priority_list
 from text2seg_widgets.cli.segment import parse_classes, parse_models
 from text2seg_widgets.errors import Text2SegError
 
 __all__ = ["COMMANDS", "pseudo_label"]
 
 
-def _open_project(folder: Path, images: tuple[Path, ...]) -> tuple[Any, bool]:
+def _open_project(folder: str | Path, images: tuple[Path, ...]) -> tuple[Any, bool]:
     """``(project, created)``: the project in ``folder``, or a new empty one (the run adds its
-    classes) when IMAGES are given."""
+    classes) when IMAGES are given. A team project (URL) must exist (`project create`)."""
     from text2seg_widgets.store import DB_NAME, Project
 
+    if isinstance(folder, str):
+        return Project.open(folder), False
     if (folder / DB_NAME).is_file():
         return Project.open(folder), False
     if not images:
@@ -76,7 +78,7 @@ def _settings(classes, models_arg: str, opts: dict):
 
 
 @click.command("pseudo-label")
-@click.argument("project", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("project", type=PROJECT_LOCATION)
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--classes", "classes_arg", default=None,
               help="Comma list or class file; default: the project's classes (with their prompts).")
@@ -110,7 +112,7 @@ def _settings(classes, models_arg: str, opts: dict):
 @click.option("--prune-prompts", is_flag=True, help="Drop prompts whose candidates were only ever rejected.")
 @click.option("--auto-accept-calibrated", is_flag=True,
               help="After the run, accept candidates above the project's calibrated thresholds.")
-def pseudo_label(project: Path, images: tuple[Path, ...], classes_arg: str | None, background: bool,
+def pseudo_label(project: str | Path, images: tuple[Path, ...], classes_arg: str | None, background: bool,
                  models_arg: str, engine: str, workers: int | None, ray_address: str | None, resume: int | None,
                  fresh: bool, progress: bool, prune_prompts: bool, auto_accept_calibrated: bool, **opts) -> None:
     """Propose candidates for every image of PROJECT (or only IMAGES, which are added first) and
@@ -122,7 +124,7 @@ def pseudo_label(project: Path, images: tuple[Path, ...], classes_arg: str | Non
 
     if engine == "local" and (workers is not None or ray_address is not None):
         raise click.UsageError("--workers and --ray-address need --engine ray")
-    folder_existed = project.exists()
+    folder_existed = isinstance(project, str) or project.exists()
     created = False
     try:
         parsed = parse_classes(classes_arg, background) if classes_arg else None  # before creating
@@ -142,7 +144,7 @@ def pseudo_label(project: Path, images: tuple[Path, ...], classes_arg: str | Non
             auto = auto_accept_run(proj, sorted(proj.processed_images(report.run_id))) \
                 if auto_accept_calibrated else None
     except (Text2SegError, click.ClickException) as exc:
-        if created:
+        if created and isinstance(project, Path):
             _discard_new_project(project, folder_existed)
         if isinstance(exc, click.ClickException):
             raise

@@ -12,9 +12,25 @@ import click
 
 from text2seg_widgets.errors import Text2SegError
 
-__all__ = ["project_arg", "errors", "open_project", "echo_json", "fusion_options", "priority_list"]
+__all__ = ["project_arg", "errors", "open_project", "echo_json", "fusion_options", "priority_list",
+           "ProjectLocation", "PROJECT_LOCATION"]
 
-project_arg = click.argument("project", type=click.Path(path_type=Path))
+
+class ProjectLocation(click.ParamType):
+    """A project: a folder (one person, SQLite) or a ``postgresql://`` URL (a team project)."""
+
+    name = "project"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str | Path:
+        text = str(value)
+        if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            return text
+        return Path(text)
+
+
+PROJECT_LOCATION = ProjectLocation()
+project_arg = click.argument("project", type=PROJECT_LOCATION)
 
 #: the fusion rules (text2seg_widgets.pipeline.fusion.OVERLAP_RULES; not imported here so that
 #: `--help` does not load the pipeline)
@@ -43,10 +59,10 @@ def errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def open_project(folder: Path) -> Any:
+def open_project(location: str | Path) -> Any:
     from text2seg_widgets.store import Project
 
-    return Project.open(folder)
+    return Project.open(location)
 
 
 def echo_json(data: Any) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
+from text2seg_widgets.cli.common import PROJECT_LOCATION
 from text2seg_widgets.cli.segment import parse_models
 from text2seg_widgets.errors import InputError, Text2SegError
 
@@ -83,7 +84,7 @@ def _run(proj: "Project", ids: list[int], failed: dict[Any, str], elsewhere: lis
 
 
 @click.command("embed")
-@click.argument("project", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("project", type=PROJECT_LOCATION)
 @click.option("--models", "models_arg", default="default", show_default=True,
               help="Preset (default: sam-vit-b, offline: litemedsam, tiny), a weight spec, or segmenter=SPEC.")
 @click.option("--images", "image_keys", multiple=True, help="Only these images (id, file name or stem); repeatable.")
@@ -101,7 +102,7 @@ def _run(proj: "Project", ids: list[int], failed: dict[Any, str], elsewhere: lis
               help="Re-read every cached entry in full (tensor checksum), not only its header; "
                    "damaged entries are dropped and re-encoded.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-def embed(project: Path, models_arg: str, image_keys: tuple[str, ...], device: str, dtype: str, batch: int,
+def embed(project: str | Path, models_arg: str, image_keys: tuple[str, ...], device: str, dtype: str, batch: int,
           engine: str, workers: int | None, ray_address: str | None, cache_dir: Path | None,
           cache_gb: float | None, verify: bool, progress: bool) -> None:
     """Pre-compute the segmenter's image embeddings of every image of PROJECT into the persistent

@@ -13,6 +13,7 @@ import click
 from text2seg_widgets.cli.common import echo_json as _echo_json
 from text2seg_widgets.cli.common import errors as _errors
 from text2seg_widgets.cli.common import open_project as _open
+from text2seg_widgets.cli.common import PROJECT_LOCATION
 from text2seg_widgets.cli.common import project_arg as _project_arg
 from text2seg_widgets.errors import InputError
 
@@ -26,7 +27,7 @@ _IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".img", ".v
 
 @click.group("project")
 def project_group() -> None:
-    """Annotation projects: one folder with one SQLite database."""
+    """Annotation projects: a folder (one SQLite database) or a team project (postgresql:// URL)."""
 
 
 @project_group.command("create")
@@ -35,8 +36,8 @@ def project_group() -> None:
               help="Class names ('building,road,water'), classes with synonyms ('urban: "
                    "building, houses; water: lake') or a class file (classes.txt / .yaml, one "
                    "'name: synonym, synonym' per line). Synonyms become the class's prompts.")
-def create_command(project: Path, classes: str) -> None:
-    """Create a new project folder with its classes."""
+def create_command(project: str | Path, classes: str) -> None:
+    """Create a new project (a folder, or a team project at a postgresql:// URL) with its classes."""
     from text2seg_widgets.pipeline.classes import ClassSet
     from text2seg_widgets.store import Project
 
@@ -44,7 +45,7 @@ def create_command(project: Path, classes: str) -> None:
         class_set = ClassSet.from_arg(classes)
         specs = [{"name": c.name, "prompts": list(c.prompts)} for c in class_set]
         with Project.create(project, classes=specs) as p:
-            click.echo(f"created {project} with classes: " + "; ".join(
+            click.echo(f"created {p.location} with classes: " + "; ".join(
                 f"{c.name} ({', '.join(c.prompts)})" for c in p.classes))
         if class_set.background is not None:
             click.echo("note: the 'background' entry is not a project class; pass its prompts "
@@ -70,7 +71,7 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
               help="All or nothing: if any file is empty, truncated or not an image, add none.")
 @click.option("--allow-duplicates", is_flag=True,
               help="Add files whose bytes the project already holds under another path.")
-def add_images_command(project: Path, images: tuple[Path, ...], tile: int | None,
+def add_images_command(project: str | Path, images: tuple[Path, ...], tile: int | None,
                        strict: bool, allow_duplicates: bool) -> None:
     """Add image files (or every image in given folders). Bad files (empty, truncated, not an
     image) are reported one by one with their reason; the good ones are added. A copy of an image
@@ -92,7 +93,7 @@ def add_images_command(project: Path, images: tuple[Path, ...], tile: int | None
 @project_group.command("stats")
 @_project_arg
 @click.option("--json", "as_json", is_flag=True, help="Print the full statistics as JSON.")
-def stats_command(project: Path, as_json: bool) -> None:
+def stats_command(project: str | Path, as_json: bool) -> None:
     """Review statistics: images by state, candidates per class/branch, agreement."""
     with _errors(), _open(project) as p:
         stats = p.stats()
@@ -162,7 +163,7 @@ def _exporter(fmt: str) -> Callable[..., Any]:
 @click.option("--split-by", type=click.Choice(["image", "block"]), default="image",
               show_default=True, help="Chips: split unit.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chips, yolo-seg: split seed.")
-def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: tuple[str, ...],
+def export_command(project: str | Path, out: Path, fmt: str, overwrite: bool, states: tuple[str, ...],
                    polygons: bool, candidates: bool, images: str, unlabelled: str, size: int,
                    stride: int | None, split_by: str, seed: int) -> None:
     """Export the project to OUT (a folder, written atomically)."""
@@ -196,7 +197,7 @@ def export_command(project: Path, out: Path, fmt: str, overwrite: bool, states: 
 @click.option("--image-root", type=click.Path(path_type=Path), default=None,
               help="Folder the COCO file_name paths are relative to (default: the file's).")
 @click.option("--add-classes", is_flag=True, help="Add COCO categories missing in the project.")
-def import_coco_command(project: Path, coco_file: Path, as_: str, image_root: Path | None,
+def import_coco_command(project: str | Path, coco_file: Path, as_: str, image_root: Path | None,
                         add_classes: bool) -> None:
     """Import a COCO instances file as annotations or as candidates to review."""
     from text2seg_widgets.export import import_coco
@@ -215,7 +216,7 @@ def import_coco_command(project: Path, coco_file: Path, as_: str, image_root: Pa
 @click.option("--search", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Relink every missing image to a file of the same name under this folder.")
 @click.option("--no-check", is_flag=True, help="Accept a file whose bytes differ.")
-def relink_command(project: Path, image_id: int | None, new_path: Path | None,
+def relink_command(project: str | Path, image_id: int | None, new_path: Path | None,
                    search: Path | None, no_check: bool) -> None:
     """Point moved images at their new place (one by id, or all found under --search)."""
     with _errors(), _open(project) as p:
@@ -245,7 +246,7 @@ def relink_command(project: Path, image_id: int | None, new_path: Path | None,
               help="Backup file or folder (default: PROJECT/backups/backup-<time>.sqlite).")
 @click.option("--keep-auto", type=int, default=None,
               help="Also set how many automatic backups are kept (0 turns them off).")
-def backup_command(project: Path, dest: Path | None, keep_auto: int | None) -> None:
+def backup_command(project: str | Path, dest: Path | None, keep_auto: int | None) -> None:
     """Back up the project database (safe while it is open elsewhere)."""
     with _errors(), _open(project) as p:
         if keep_auto is not None:
@@ -262,7 +263,7 @@ def classes_group() -> None:
 
 @classes_group.command("list")
 @_project_arg
-def classes_list_command(project: Path) -> None:
+def classes_list_command(project: str | Path) -> None:
     """Each class: id, name, colour and prompts."""
     with _errors(), _open(project) as p:
         for c in p.classes:
@@ -273,7 +274,7 @@ def classes_list_command(project: Path) -> None:
 @_project_arg
 @click.argument("old")
 @click.argument("new")
-def classes_rename_command(project: Path, old: str, new: str) -> None:
+def classes_rename_command(project: str | Path, old: str, new: str) -> None:
     """Rename class OLD (its name or id) to NEW; annotations keep their class. Undoable."""
     with _errors(), _open(project) as p:
         key: str | int = int(old) if old.isdigit() and not any(c.name == old for c in p.classes) else old
@@ -285,7 +286,7 @@ def classes_rename_command(project: Path, old: str, new: str) -> None:
 @_project_arg
 @click.argument("name")
 @click.option("--cascade", is_flag=True, help="Also delete the annotations of this class.")
-def classes_remove_command(project: Path, name: str, cascade: bool) -> None:
+def classes_remove_command(project: str | Path, name: str, cascade: bool) -> None:
     """Remove class NAME (or id) and its unreviewed candidates; an automatic backup is taken first.
     Refused while annotations use it, unless --cascade."""
     with _errors(), _open(project) as p:
@@ -305,12 +306,17 @@ def classes_remove_command(project: Path, name: str, cascade: bool) -> None:
 @click.option("--force", is_flag=True, help="Restore a backup of another project.")
 @click.option("--yes", is_flag=True,
               help="Restore even though the backup holds less work than the project.")
-def restore_command(project: Path, backup: Path | None, list_only: bool, force: bool,
+def restore_command(project: str | Path, backup: Path | None, list_only: bool, force: bool,
                     yes: bool) -> None:
     """Replace the project database with BACKUP (default: the newest one in PROJECT/backups).
     Refused while the project is open anywhere; the current database is always kept aside."""
     from text2seg_widgets.store.backup import list_backups, list_set_aside, restore_backup
 
+    if isinstance(project, str):
+        raise click.ClickException(
+            "a team project is not restored in place: copy the backup into a new database with "
+            "`text2seg-widgets project copy BACKUP.sqlite postgresql://.../NEW_DB` (with the same "
+            "--image-root), check it, then point the team at it")
     if list_only:
         for path in list_backups(project):
             click.echo(f"backup: {path}")
@@ -321,6 +327,25 @@ def restore_command(project: Path, backup: Path | None, list_only: bool, force: 
         result = restore_backup(project, backup, force=force, yes=yes)
     click.echo(f"restored {project} from {result.backup} ({result.changes()}); the previous "
                f"database was kept as {result.set_aside}")
+
+
+@project_group.command("copy")
+@click.argument("source", type=PROJECT_LOCATION)
+@click.argument("destination", type=PROJECT_LOCATION)
+@click.option("--source-image-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where SOURCE's relative image paths start, when it is a team project or a "
+                   "backup of one and its root differs from --image-root on this machine.")
+def copy_command(source: str | Path, destination: str | Path,
+                 source_image_root: Path | None) -> None:
+    """Copy a whole project (classes, images, candidates, annotations, history, runs, effort)
+    between SQLite and PostgreSQL, either way: SOURCE a folder, a postgresql:// URL or a backup
+    file; DESTINATION a new folder or the URL of a new (or empty) database. Image paths are
+    re-rooted (the destination's root is --image-root / TEXT2SEG_IMAGE_ROOT for team projects)."""
+    from text2seg_widgets.store.copy import copy_project
+
+    with _errors():
+        report = copy_project(source, destination, source_image_root=source_image_root)
+    click.echo(report.summary())
 
 
 COMMANDS = [project_group]

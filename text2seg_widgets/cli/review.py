@@ -35,7 +35,7 @@ def review_group() -> None:
               help="Comma list of class, branch, prompt, score_bin.")
 @click.option("--bins", default=10, show_default=True, type=int, help="Score bins over [0, 1].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def stats_command(project: Path, by: str, bins: int, as_json: bool) -> None:
+def stats_command(project: str | Path, by: str, bins: int, as_json: bool) -> None:
     """Acceptance rate per class x branch x prompt x score bin, with 95 % Wilson intervals."""
     from text2seg_widgets.insights import acceptance_table, decisions, format_acceptance
 
@@ -56,7 +56,7 @@ def stats_command(project: Path, by: str, bins: int, as_json: bool) -> None:
 @click.option("--min-decisions", default=20, show_default=True, type=int,
               help="Decisions a (class, branch) and a threshold need behind them.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-def calibrate_command(project: Path, target: float, min_decisions: int, as_json: bool) -> None:
+def calibrate_command(project: str | Path, target: float, min_decisions: int, as_json: bool) -> None:
     """Fit per class and branch the lowest score threshold reaching the target precision and
     save the thresholds in the project (calibration.json)."""
     from text2seg_widgets.insights import calibrate, save_calibration
@@ -80,7 +80,7 @@ def calibrate_command(project: Path, target: float, min_decisions: int, as_json:
 @click.option("--yes", is_flag=True, help="Accept without asking (after printing the preview).")
 @click.option("--dry-run", is_flag=True, help="Only print what would be accepted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def accept_calibrated_command(project: Path, image_key: str | None, yes: bool, dry_run: bool,
+def accept_calibrated_command(project: str | Path, image_key: str | None, yes: bool, dry_run: bool,
                               as_json: bool) -> None:
     """Accept every proposed candidate above its calibrated threshold (one undoable action),
     after showing how many and their estimated precision."""
@@ -123,7 +123,7 @@ def _by_name(project: "Project", key: str) -> int:
 @click.option("--write-classes", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the class file with the surviving prompts ('name: syn1, syn2').")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-def prune_command(project: Path, min_decisions: int, write_classes: Path | None, as_json: bool) -> None:
+def prune_command(project: str | Path, min_decisions: int, write_classes: Path | None, as_json: bool) -> None:
     """Per prompt (synonym): how many of its candidates were accepted; flag prompts that only
     produced rejections and (optionally) write the class file without them."""
     from text2seg_widgets.insights import decisions, prompt_stats, prune_prompts, write_class_file
@@ -155,7 +155,7 @@ def prune_command(project: Path, min_decisions: int, write_classes: Path | None,
 @click.option("--min-decisions", default=20, show_default=True, type=int,
               help="Decisions a (class, branch) needs before it stops counting as 'few'.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-def queue_command(project: Path, top: int, min_decisions: int, as_json: bool) -> None:
+def queue_command(project: str | Path, top: int, min_decisions: int, as_json: bool) -> None:
     """The proposed candidates most worth a human look, most doubtful first, with the reasons."""
     from text2seg_widgets.insights import review_queue
 

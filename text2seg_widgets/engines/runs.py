@@ -64,7 +64,7 @@ def select_jobs(project: Project, image_ids: Iterable[int] | None = None) -> lis
             raise InputError(f"image id(s) {unknown} are not in the project; see project.images()")
         records = [known[i] for i in dict.fromkeys(wanted)]
     if not records:
-        raise InputError(f"the project {project.folder} has no images to pseudo-label; add some: "
+        raise InputError(f"the project {project.location} has no images to pseudo-label; add some: "
                          "`text2seg-widgets pseudo-label PROJECT image1.tif image2.png ...`")
     missing = [r for r in records if not Path(r.path).is_file()]
     if missing:
@@ -88,7 +88,7 @@ def classes_from_project(project: Project, background: bool = True) -> ClassSet:
     """The project's classes as a :class:`ClassSet` (prompts default to the class name)."""
     infos = project.classes
     if not infos:
-        raise InputError(f"the project {project.folder} has no classes; give them with --classes "
+        raise InputError(f"the project {project.location} has no classes; give them with --classes "
                          "'building,road' (they are added to the project)")
     return ClassSet.from_names({c.name: list(c.prompts) or [c.name] for c in infos},
                                background=True if background else None)

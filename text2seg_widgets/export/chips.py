@@ -158,7 +158,7 @@ def export_chips(project: Project, out: str | Path, *, size: int = 512, stride: 
         write_json(tmp / "chips.json", chips)
         write_json(tmp / "classes.json", table, indent=2)
         return write_manifest(
-            tmp, "chips", project=str(project.folder.absolute()), project_id=project.project_id, classes=table,
+            tmp, "chips", project=project.location, project_id=project.project_id, classes=table,
             counts={"images": len(images), "chips": len(chips), **counts},
             options={k: v for k, v in opts.items() if k not in ("index", "palette")} |
             {"states": None if states is None else list(states)},

@@ -134,7 +134,7 @@ def build_coco(project: Project, images: list[ImageRecord], *, polygons: bool = 
                 continue
             anns.append(_ann_entry(len(anns) + 1, coco_img_id, cat_ids[class_name], rle, score,
                                    extra, polygons, stats))
-    coco = {"info": {"description": f"text2seg-widgets export of {project.folder.name}",
+    coco = {"info": {"description": f"text2seg-widgets export of {project.name}",
                      "version": "1.0"},
             "licenses": [], "images": coco_images, "annotations": anns, "categories": categories}
     return coco, stats
@@ -215,7 +215,7 @@ def export_coco(project: Project, out: str | Path, *,
             files["candidates"] = "candidates.json"
             counts["candidates"] = len(cands["annotations"])
         manifest = write_manifest(
-            tmp, "coco", files=files, counts=counts, project=str(project.folder.absolute()), project_id=project.project_id,
+            tmp, "coco", files=files, counts=counts, project=project.location, project_id=project.project_id,
             options={"states": None if states is None else list(states), "polygons": polygons,
                      "include_candidates": include_candidates, "images": mode},
             classes=coco["categories"],

@@ -26,7 +26,7 @@ def export_review_stats(project: Project, out: str | Path, *,
                                                     "branch", "iou"])
             writer.writeheader()
             writer.writerows(rows)
-        write_manifest(tmp, "review-stats", project=str(project.folder.absolute()), project_id=project.project_id,
+        write_manifest(tmp, "review-stats", project=project.location, project_id=project.project_id,
                        counts={"images": stats["images"]["total"],
                                "annotations": stats["annotations"]["total"],
                                "agreement_rows": len(rows)})

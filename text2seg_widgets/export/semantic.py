@@ -105,7 +105,7 @@ def export_semantic(project: Project, out: str | Path, *,
         write_json(tmp / "classes.json", table, indent=2)
         write_json(tmp / "images.json", entries, indent=2)
         return write_manifest(
-            tmp, "semantic", project=str(project.folder.absolute()), project_id=project.project_id, classes=table,
+            tmp, "semantic", project=project.location, project_id=project.project_id, classes=table,
             counts={"images": len(records), "geotiffs": sum(bool(e["label_tif"]) for e in entries),
                     "pixels": pixel_counts},
             options={"states": None if states is None else list(states),

@@ -100,7 +100,7 @@ def export_vectors(project: Project, out: str | Path, *,
                            layer="annotations")
             files["pixel_gpkg"] = "pixel_annotations.gpkg"
         return write_manifest(
-            tmp, "vectors", project=str(project.folder.absolute()), project_id=project.project_id, files=files,
+            tmp, "vectors", project=project.location, project_id=project.project_id, files=files,
             counts={"images": len(images), "georeferenced_features": len(geo),
                     "pixel_features": len(pixel)},
             crs={"gpkg": crs if crs is None or crs == "EPSG:4326" else "source CRS (WKT below)",

@@ -107,7 +107,7 @@ def export_yolo_seg(project: Project, out: str | Path, *,
         text, note = _data_yaml(names, {s for s, v in by_split.items() if v})
         (tmp / "data.yaml").write_text(text, encoding="utf-8")
         return write_manifest(
-            tmp, "yolo-seg", project=str(project.folder.absolute()), project_id=project.project_id,
+            tmp, "yolo-seg", project=project.location, project_id=project.project_id,
             classes=[{"index": i, "name": n} for i, n in enumerate(names)], counts=counts,
             options={"states": None if states is None else list(states), "images": images,
                      "ratios": list(ratios), "seed": seed}, notes=[note] if note else [],

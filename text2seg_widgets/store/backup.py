@@ -283,16 +283,20 @@ def _fsync_dir(folder: Path) -> None:
 class Backups:
     """Backups of an open project (built by :class:`~.project.Project`)."""
 
-    def __init__(self, db: "Database", folder: Path) -> None:
-        self.db, self.folder = db, folder
+    def __init__(self, db: "Database", folder: Path, *, url: str | None = None) -> None:
+        """``folder``: the project folder (a team project: this machine's workspace for it,
+        where its backups go); ``url``: a team project's database."""
+        self.db, self.folder, self.url = db, folder, url
 
     @property
     def backups_folder(self) -> Path:
         return self.folder / BACKUP_DIR
 
     def backup(self, dest: str | Path | None = None) -> Path:
-        """A consistent copy of the database (SQLite online backup) at ``dest`` (a file, or a
-        folder to put it in); default ``<project>/backups/backup-<time>.sqlite``."""
+        """A consistent copy of the database at ``dest`` (a file, or a folder to put it in);
+        default ``<project>/backups/backup-<time>.sqlite``. An SQLite project is copied with the
+        online backup API; a team project (PostgreSQL) is copied from one snapshot into an SQLite
+        file of the same schema (image paths as stored, relative to the image root)."""
         default = self.backups_folder / f"backup-{backup_stamp()}.sqlite"
         target = default if dest is None else Path(dest)
         if target.is_dir():
@@ -300,10 +304,35 @@ class Backups:
         if target.exists() or target.is_symlink():
             self._check_replaceable(target)
         try:
+            if self.db.dialect != "sqlite":
+                return self._copy_team(target)
             with self.db.lock:
-                return copy_database(self.db.conn, target)
+                return copy_database(self.db.sqlite_connection(), target)
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot write the backup {target}: {exc}") from exc
+
+    def _copy_team(self, target: Path) -> Path:
+        from text2seg_widgets.store.copy import copy_rows
+        from text2seg_widgets.store.db import Database
+        from text2seg_widgets.store.schema import migrate
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clean_partials(target.parent)
+        tmp = target.with_name(f"{target.name}{_PARTIAL}-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        copy = Database.sqlite(tmp, synchronous="NORMAL")
+        try:
+            migrate(copy)
+            copy_rows(self.db, copy)
+        except BaseException:
+            copy.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        copy.close()
+        for suffix in ("-wal", "-shm"):
+            tmp.with_name(tmp.name + suffix).unlink(missing_ok=True)
+        tmp.replace(target)
+        return target
 
     def _check_replaceable(self, target: Path) -> None:
         """A backup only ever replaces an older backup of this same project."""

@@ -52,7 +52,7 @@ class Effort:
         rec = self.images.image(image_id)
         with self.db.raw() as tx:
             tx.conn.execute("INSERT INTO image_time (image_id, seconds) VALUES (?, ?) ON CONFLICT "
-                            "(image_id) DO UPDATE SET seconds = seconds + excluded.seconds",
+                            "(image_id) DO UPDATE SET seconds = image_time.seconds + excluded.seconds",
                             (rec.id, seconds))
 
     def image_seconds(self, image_id: int) -> float:

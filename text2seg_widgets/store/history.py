@@ -16,11 +16,10 @@ it changed (so a UI can show the image an undo acted on). ``str(step)`` is the d
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from text2seg_widgets.store.db import ConflictError, Database, Tx
+from text2seg_widgets.store.db import ConflictError, Database, IntegrityError, Tx
 from text2seg_widgets.store.schema import INVARIANT_MESSAGE
 
 __all__ = ["HistoryStep", "History", "undo", "redo", "can_undo", "can_redo", "history"]
@@ -48,7 +47,7 @@ def can_redo(db: Database) -> bool:
 
 def history(db: Database, limit: int = 50) -> list[dict[str, Any]]:
     """The newest ``limit`` actions: id, description, user, time, undone."""
-    rows = db.query("SELECT id, description, user, at, undone FROM actions ORDER BY id DESC "
+    rows = db.query('SELECT id, description, "user", at, undone FROM actions ORDER BY id DESC '
                     "LIMIT ?", (limit,))
     return [dict(r) | {"undone": bool(r["undone"])} for r in rows]
 
@@ -109,7 +108,7 @@ def _replay(tx: Tx, action_id: int, description: str, *, forward: bool) -> tuple
         for ch in changes:
             target = ch["after"] if forward else ch["before"]
             tx.restore(ch["tbl"], ch["row_id"], None if target is None else json.loads(target))
-    except sqlite3.IntegrityError as exc:
+    except IntegrityError as exc:
         if INVARIANT_MESSAGE not in str(exc):
             raise
         raise ConflictError(

@@ -29,19 +29,40 @@ log = logging.getLogger(__name__)
 class Images:
     """The images table (built by :class:`~.project.Project`)."""
 
-    def __init__(self, db: "Database", folder: Path) -> None:
-        self.db, self.folder = db, folder
+    def __init__(self, db: "Database", root: Path | None, *, root_name: str = "project folder") -> None:
+        """``root``: where relative image paths start (a one-person project: its folder; a team
+        project: the image root this machine maps, or ``None``: paths are stored absolute).
+        ``root_name`` says in messages what the root is and how to set it."""
+        self.db, self.root, self.root_name = db, root, root_name
 
     def store_path(self, path: Path) -> str:
+        """How ``path`` is stored: relative to :attr:`root` when inside it, else absolute."""
         path = path.resolve()
+        if self.root is None:
+            return str(path)
         try:
-            return path.relative_to(self.folder.resolve()).as_posix()
+            return path.relative_to(self.root.resolve()).as_posix()
         except ValueError:
             return str(path)
 
     def resolve(self, stored: str) -> Path:
         p = Path(stored)
-        return p if p.is_absolute() else self.folder / p
+        if p.is_absolute():
+            return p
+        return self.root / p if self.root is not None else p
+
+    def _missing(self, image_id: int, stored: str, path: Path) -> str:
+        if Path(stored).is_absolute():
+            where = f"{path} does not exist (moved or deleted?)"
+        elif self.root is None:
+            where = (f"its path {stored} is relative to an image root and none is set; set "
+                     "TEXT2SEG_IMAGE_ROOT (or --image-root / image_root=) to the folder that holds "
+                     "the project's images on this machine")
+        else:
+            where = (f"{stored} is not under the {self.root_name} {self.root} (is that the "
+                     "right root on this machine?)")
+        return (f"image {image_id} is missing: {where}; point the project at its new place with "
+                f"project.relink({image_id}, new_path)")
 
     def add_image(self, path: str | Path, *, window: Sequence[int] | None = None,
                   user: str | None = None, allow_duplicates: bool = False) -> ImageRecord:
@@ -116,10 +137,15 @@ class Images:
         """The image file, checked to exist (:class:`InputError` naming :meth:`relink` if not)."""
         rec = self.image(image_id)
         if not Path(rec.path).is_file():
-            raise InputError(f"image {image_id} is missing: {rec.path} does not exist (moved or "
-                             f"deleted?); point the project at its new place with "
-                             f"project.relink({image_id}, new_path)")
+            raise InputError(self._missing(image_id, self.stored_path(image_id), Path(rec.path)))
         return Path(rec.path)
+
+    def stored_path(self, image_id: int) -> str:
+        """The path as the database holds it (relative to the root, or absolute)."""
+        rows = self.db.query("SELECT path FROM images WHERE id = ?", (int(image_id),))
+        if not rows:
+            raise InputError(f"no image with id {image_id} in this project; see project.images()")
+        return str(rows[0][0])
 
     def missing_images(self) -> list[ImageRecord]:
         return [r for r in self.images() if not Path(r.path).is_file()]

@@ -35,8 +35,8 @@ SELECT i.id, i.path, i.state, i.win,
        COALESCE(c.rejected, 0) AS rejected, COALESCE(a.n, 0) AS annotations,
        COALESCE(t.seconds, 0) AS seconds
 FROM images i
-LEFT JOIN (SELECT image_id, SUM(status = 'proposed') AS proposed,
-                  SUM(status = 'accepted') AS accepted, SUM(status = 'rejected') AS rejected
+LEFT JOIN (SELECT image_id, SUM(CASE WHEN status = 'proposed' THEN 1 ELSE 0 END) AS proposed,
+                  SUM(CASE WHEN status = 'accepted' THEN 1 ELSE 0 END) AS accepted, SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END) AS rejected
            FROM candidates GROUP BY image_id) c ON c.image_id = i.id
 LEFT JOIN (SELECT image_id, COUNT(*) AS n FROM annotations GROUP BY image_id) a
     ON a.image_id = i.id
@@ -87,7 +87,7 @@ class Navigation:
     def _matching_ids(self, filter: str | None) -> list[int]:
         where, params = _where(filter)
         return [int(r[0]) for r in self.db.query(
-            "SELECT i.id FROM images i LEFT JOIN (SELECT image_id, SUM(status = 'proposed') AS "
+            "SELECT i.id FROM images i LEFT JOIN (SELECT image_id, SUM(CASE WHEN status = 'proposed' THEN 1 ELSE 0 END) AS "
             "proposed FROM candidates GROUP BY image_id) c ON c.image_id = i.id" + where +
             " ORDER BY i.id", params)]
 

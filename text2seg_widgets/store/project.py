@@ -1,6 +1,8 @@
-"""The annotation project: a folder holding one SQLite database (WAL) with everything that matters.
+"""The annotation project: a folder holding one SQLite database (WAL), or a PostgreSQL database
+shared by a team (a ``postgresql://`` URL), with everything that matters.
 
 >>> p = Project.create("my-project", classes=["building", "road"])      # doctest: +SKIP
+>>> team = Project.open("postgresql://anna@db.example.org/roofs")         # doctest: +SKIP
 >>> img = p.add_image("tile.tif")                                         # doctest: +SKIP
 >>> ids = p.add_candidates(img.id, candidates)                            # doctest: +SKIP
 >>> ann_id = p.accept(ids[0]); p.undo(); p.redo()                         # doctest: +SKIP
@@ -22,14 +24,21 @@ each given what it needs (the Annotator is built the same way):
   :attr:`Project.claims` (:class:`~.claims.Claims`).
 
 The methods of :class:`Project` below are its public API, each handing the call to the part that
-owns it (the SQL lives in the parts).
+owns it (the SQL lives in the parts, written once for both databases: see :mod:`.db`).
+
+A team project keeps the same guarantees. What differs: image paths are stored relative to an
+image root each machine maps (``image_root=`` or ``TEXT2SEG_IMAGE_ROOT``; without one they are
+stored absolute), and :attr:`Project.folder` is this machine's workspace for the project (run
+logs, backups: ``$TEXT2SEG_HOME/projects/<project id>``, by default under
+``~/.local/share/text2seg-widgets``). Every write records its user: ``user=``, else
+``TEXT2SEG_USER``, else the login name.
 """
 
 from __future__ import annotations
 
 import getpass
 import logging
-import sqlite3
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +51,7 @@ from text2seg_widgets.store.backup import (APP, BACKUP_DIR, Backups, backup_stam
                                            list_set_aside)
 from text2seg_widgets.store.claims import Claims
 from text2seg_widgets.store.classes import Classes, class_spec
-from text2seg_widgets.store.db import DB_NAME, Database, now
+from text2seg_widgets.store.db import DB_NAME, Database, DatabaseError, is_url, now, redact
 from text2seg_widgets.store.effort import Effort
 from text2seg_widgets.store.history import History, HistoryStep
 from text2seg_widgets.store.images import Images
@@ -51,7 +60,7 @@ from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, C
                                             ImageSummary, MaskRow)
 from text2seg_widgets.store.review import Review
 from text2seg_widgets.store.runs import Runs
-from text2seg_widgets.store.schema import MIGRATIONS, migrate
+from text2seg_widgets.store.schema import latest_version, migrate, schema_version
 from text2seg_widgets.store.sessions import SessionLock
 from text2seg_widgets.store.states import States
 
@@ -60,24 +69,55 @@ __all__ = ["Project", "DB_NAME"]
 log = logging.getLogger(__name__)
 
 
+#: The tables of a project database (a non-empty database without them is not a project).
+PROJECT_TABLES = ("meta", "classes", "images", "candidates", "annotations")
+
+
 def _default_user() -> str | None:
+    """``TEXT2SEG_USER``, else the login name."""
+    if os.environ.get("TEXT2SEG_USER"):
+        return os.environ["TEXT2SEG_USER"]
     try:
         return getpass.getuser()
     except Exception:  # pragma: no cover - no login name in some containers
         return None
 
 
+def _check_scheme(location: str | Path) -> None:
+    """A URL that is not PostgreSQL's is an error, not a folder name."""
+    if isinstance(location, str) and "://" in location and not is_url(location):
+        raise InputError(f"{location.split('://', 1)[0]}:// is not a project location; give a "
+                         "folder (one person, SQLite) or postgresql://USER@HOST:PORT/DATABASE "
+                         "(a team project)")
+
+
+def team_workspace(project_id: str) -> Path:
+    """This machine's folder for a team project (run logs, backups)."""
+    base = os.environ.get("TEXT2SEG_HOME") or str(Path.home() / ".local" / "share" / "text2seg-widgets")
+    return Path(base) / "projects" / project_id
+
+
+def image_root_from(image_root: str | Path | None) -> Path | None:
+    """The image root of a team project on this machine: ``image_root``, else
+    ``TEXT2SEG_IMAGE_ROOT``, else none (paths stored absolute)."""
+    value = image_root if image_root is not None else os.environ.get("TEXT2SEG_IMAGE_ROOT")
+    return Path(value).expanduser() if value else None
+
+
 class Project:
     """An open annotation project. Build with :meth:`create` or :meth:`open`; :meth:`close` it."""
 
     def __init__(self, folder: Path, db: Database, *, user: str | None = None,
-                 session: SessionLock | None = None) -> None:
+                 session: SessionLock | None = None, url: str | None = None,
+                 image_root: Path | None = None) -> None:
         self.folder = folder
         self._db = db
         self._session = session
+        self._url = url
         self.actor = Actor(user if user is not None else _default_user())
-        self.backup_store = Backups(db, folder)
-        self.catalog = Images(db, folder)
+        self.backup_store = Backups(db, folder, url=url)
+        self.catalog = (Images(db, folder) if url is None else
+                        Images(db, image_root, root_name="image root (TEXT2SEG_IMAGE_ROOT)"))
         self.class_table = Classes(db, self.actor, self.backup_store)
         self.states = States(db, self.actor, self.catalog)
         self.navigation = Navigation(db, self.catalog)
@@ -92,13 +132,23 @@ class Project:
     @classmethod
     def create(cls, folder: str | Path, classes: Iterable[Any] = (), *,
                user: str | None = None, synchronous: str = "FULL",
-               busy_timeout_s: float = 10.0) -> "Project":
-        """Create a new project in ``folder`` (created if missing; must not hold a project).
+               busy_timeout_s: float = 10.0, image_root: str | Path | None = None) -> "Project":
+        """Create a new project in ``folder`` (created if missing; must not hold a project), or,
+        given a ``postgresql://`` URL, a team project in that database (created on the server if
+        missing; it must be empty).
 
         ``synchronous="NORMAL"`` trades power-cut durability of the last actions for speed
-        (a killed process still loses nothing); ``busy_timeout_s``: how long a write waits for
-        another process's write lock (then retried a few times before
-        :class:`~.db.ProjectBusyError`); see :class:`~.db.Database`."""
+        (a killed process still loses nothing; SQLite only); ``busy_timeout_s``: how long a write
+        waits for another process's write lock (then retried a few times before
+        :class:`~.db.ProjectBusyError`); see :class:`~.db.Database`. ``image_root``: see the
+        module doc (team projects)."""
+        _check_scheme(folder)
+        specs: list[tuple[str, str, tuple[str, ...]]] = []
+        for spec in classes:
+            specs.append(class_spec(spec, [color for _, color, _ in specs]))
+        if is_url(folder):
+            return cls._create_team(str(folder), specs, user=user, busy_timeout_s=busy_timeout_s,
+                                    image_root=image_root)
         folder = Path(folder)
         if (folder / DB_NAME).exists():
             raise InputError(f"{folder} already holds a project; open it with "
@@ -109,24 +159,62 @@ class Project:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create the project folder {folder}: {exc}") from exc
-        specs: list[tuple[str, str, tuple[str, ...]]] = []
-        for spec in classes:
-            specs.append(class_spec(spec, [color for _, color, _ in specs]))
         session = SessionLock(folder)
-        db = Database(folder / DB_NAME, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
-        migrate(db.conn)
+        db = Database.sqlite(folder / DB_NAME, synchronous=synchronous,
+                             busy_timeout_s=busy_timeout_s)
+        migrate(db)
         project = cls(folder, db, user=user, session=session)
-        with db.raw() as tx:
-            for key, value in (("app", APP), ("created_at", now())):
-                tx.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
-            for name, color, prompts in specs:
-                project.class_table.insert(tx, name, color, prompts)
+        project._fill_new(specs)
         return project
 
     @classmethod
+    def _create_team(cls, url: str, specs: list[tuple[str, str, tuple[str, ...]]], *,
+                     user: str | None, busy_timeout_s: float,
+                     image_root: str | Path | None) -> "Project":
+        from text2seg_widgets.store.pgconnect import create_database
+
+        create_database(url)
+        db = Database.postgresql(url, busy_timeout_s=busy_timeout_s)
+        try:
+            tables = db.tables()
+            if "meta" in tables:
+                raise InputError(f"{db.label} already holds a project; open it with "
+                                 "Project.open(URL), or name another database")
+            if tables:
+                raise InputError(f"{db.label} holds other tables ({', '.join(sorted(tables)[:5])}); "
+                                 "a team project needs a database of its own: name a new one")
+            migrate(db)
+            project = cls._team(url, db, user=user, image_root=image_root)
+            project._fill_new(specs)
+            return project
+        except BaseException:
+            db.close()
+            raise
+
+    @classmethod
+    def _team(cls, url: str, db: Database, *, user: str | None,
+              image_root: str | Path | None) -> "Project":
+        rows = db.query("SELECT value FROM meta WHERE key = 'project_id'")
+        folder = team_workspace(str(rows[0][0]))
+        return cls(folder, db, user=user, url=url, image_root=image_root_from(image_root))
+
+    def _fill_new(self, specs: list[tuple[str, str, tuple[str, ...]]]) -> None:
+        with self._db.raw() as tx:
+            for key, value in (("app", APP), ("created_at", now())):
+                tx.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            for name, color, prompts in specs:
+                self.class_table.insert(tx, name, color, prompts)
+
+    @classmethod
     def open(cls, folder: str | Path, *, user: str | None = None,
-             synchronous: str = "FULL", busy_timeout_s: float = 10.0) -> "Project":
-        """Open an existing project (folder, or its ``project.sqlite``); migrates old schemas."""
+             synchronous: str = "FULL", busy_timeout_s: float = 10.0,
+             image_root: str | Path | None = None) -> "Project":
+        """Open an existing project (folder, its ``project.sqlite``, or a team project's
+        ``postgresql://`` URL); migrates old schemas."""
+        _check_scheme(folder)
+        if is_url(folder):
+            return cls._open_team(str(folder), user=user, busy_timeout_s=busy_timeout_s,
+                                  image_root=image_root)
         folder = Path(folder)
         if folder.is_file() and folder.name == DB_NAME:
             folder = folder.parent
@@ -149,29 +237,55 @@ class Project:
             raise
 
     @classmethod
+    def _open_team(cls, url: str, *, user: str | None, busy_timeout_s: float,
+                   image_root: str | Path | None) -> "Project":
+        db = Database.postgresql(url, busy_timeout_s=busy_timeout_s)
+        try:
+            if "meta" not in db.tables() or not db.query(
+                    "SELECT 1 FROM meta WHERE key = 'app' AND value = ?", (APP,)):
+                raise InputError(f"{db.label} is a PostgreSQL database but not a text2seg project; "
+                                 "create one with Project.create(URL, classes=[...]) in a new "
+                                 "database")
+            try:
+                before = migrate(db)
+            except DatabaseError as exc:
+                raise InputError(f"could not upgrade the project {db.label} to this version's "
+                                 f"schema ({exc.orig}); the project was left unchanged") from exc
+            if before < latest_version():
+                log.info("migrated %s from schema %d to %d", db.label, before, latest_version())
+            return cls._team(url, db, user=user, image_root=image_root)
+        except BaseException:
+            db.close()
+            raise
+
+    @classmethod
     def _open_locked(cls, folder: Path, path: Path, session: SessionLock, *, user: str | None,
                      synchronous: str, busy_timeout_s: float) -> "Project":
         try:
-            db = Database(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
-            tables = {r[0] for r in db.query("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError as exc:
+            db = Database.sqlite(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
+            tables = db.tables()
+        except DatabaseError as exc:
             raise InputError(_corrupt_message(folder, path, exc)) from exc
         if "meta" not in tables or not db.query("SELECT 1 FROM meta WHERE key = 'app' AND "
                                                 "value = ?", (APP,)):
             db.close()
             raise InputError(f"{path} is an SQLite file but not a text2seg project database")
         try:
-            version = int(db.query("PRAGMA user_version")[0][0])
-            if 0 < version < max(MIGRATIONS):  # keep the old file before upgrading it
-                copy_database(db.conn, folder / BACKUP_DIR /
+            with db.lock:
+                version = schema_version(db.conn)
+            if 0 < version < latest_version():  # keep the old file before upgrading it
+                copy_database(db.sqlite_connection(), folder / BACKUP_DIR /
                               f"auto-{backup_stamp()}-before-schema-{version}-upgrade.sqlite")
-            before = migrate(db.conn)
-        except sqlite3.DatabaseError as exc:
+            before = migrate(db)
+        except DatabaseError as exc:
             db.close()
             raise InputError(f"could not upgrade the project {folder} to this version's schema "
-                             f"({exc}); the project was left unchanged") from exc
-        if before < max(MIGRATIONS):
-            log.info("migrated %s from schema %d to %d", path, before, max(MIGRATIONS))
+                             f"({exc.orig}); the project was left unchanged") from exc
+        except BaseException:
+            db.close()
+            raise
+        if before < latest_version():
+            log.info("migrated %s from schema %d to %d", path, before, latest_version())
         return cls(folder, db, user=user, session=session)
 
     def close(self) -> None:
@@ -195,7 +309,46 @@ class Project:
         self.actor.user = value
 
     @property
+    def is_team(self) -> bool:
+        """True for a team project (PostgreSQL)."""
+        return self._url is not None
+
+    @property
+    def location(self) -> str:
+        """Where the project lives, as messages and manifests name it: the folder, or the URL
+        without its password."""
+        return str(self.folder.absolute()) if self._url is None else redact(self._url)
+
+    @property
+    def name(self) -> str:
+        """The project's short name: its folder's name, or its database's name."""
+        if self._url is None:
+            return self.folder.absolute().name
+        from text2seg_widgets.store.pgconnect import database_name
+
+        return database_name(self._url)
+
+    @property
+    def url(self) -> str | None:
+        """The URL a team project was opened with (credentials included when it had them; never
+        log it: use :attr:`location`); ``None`` for a one-person project."""
+        return self._url
+
+    @property
+    def image_root(self) -> Path | None:
+        """Where relative image paths start on this machine."""
+        return self.catalog.root
+
+    @property
+    def database(self) -> Database:
+        """The project's database handle (for store tools such as :mod:`.copy`)."""
+        return self._db
+
+    @property
     def db_path(self) -> Path:
+        if self._url is not None:
+            raise InputError(f"{self.location} is a team project in PostgreSQL: it has no "
+                             "database file")
         return self.folder / DB_NAME
 
     @property
@@ -205,7 +358,8 @@ class Project:
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.query("PRAGMA user_version")[0][0])
+        with self._db.lock:
+            return schema_version(self._db.conn)
 
     def stats(self) -> dict[str, Any]:
         """Review statistics (:func:`text2seg_widgets.store.stats.review_stats`) plus
@@ -221,7 +375,11 @@ class Project:
         return annotation_candidate_iou(self._db)
 
     def integrity_check(self) -> str:
-        return str(self._db.query("PRAGMA integrity_check")[0][0])
+        """``"ok"``, or what is wrong: SQLite's own check of the file, then the store's
+        invariants on both databases (see :func:`.integrity.check`)."""
+        from text2seg_widgets.store.integrity import check
+
+        return check(self._db)
 
 
     # ----------------------------------------------------------------- images (Images)

@@ -6,15 +6,17 @@ They are snapshots of database rows; changing the project goes through :class:`P
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from text2seg_widgets.core import Candidate, rle_to_mask
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store.db import Row
 
 __all__ = ["ClassInfo", "ImageRecord", "CandidateRecord", "AnnotationRecord", "ImageSummary", "MaskRow"]
 
@@ -135,7 +137,7 @@ class ImageSummary:
     seconds: float
 
 
-def image_from_row(row: sqlite3.Row, resolve: Callable[[str], Path]) -> ImageRecord:
+def image_from_row(row: Row, resolve: Callable[[str], Path]) -> ImageRecord:
     win = tuple(json.loads(row["win"])) if row["win"] else None
     return ImageRecord(id=row["id"], path=str(resolve(row["path"])), width=row["width"],
                        height=row["height"], crs=row["crs"],
@@ -145,7 +147,7 @@ def image_from_row(row: sqlite3.Row, resolve: Callable[[str], Path]) -> ImageRec
                        state_note=row["state_note"])
 
 
-def candidate_from_row(row: sqlite3.Row, class_name: str) -> CandidateRecord:
+def candidate_from_row(row: Row, class_name: str) -> CandidateRecord:
     rle = {"size": [row["height"], row["width"]], "counts": row["counts"]}
     cand = Candidate(class_name=class_name, rle=rle, bbox=json.loads(row["bbox"]),
                      area=row["area"], score=row["score"], branch=row["branch"],
@@ -154,7 +156,7 @@ def candidate_from_row(row: sqlite3.Row, class_name: str) -> CandidateRecord:
                            candidate=cand, status=row["status"], run_id=row["run_id"])
 
 
-def annotation_from_row(row: sqlite3.Row, class_name: str) -> AnnotationRecord:
+def annotation_from_row(row: Row, class_name: str) -> AnnotationRecord:
     rle = {"size": [row["height"], row["width"]], "counts": row["counts"]}
     return AnnotationRecord(id=row["id"], image_id=row["image_id"], class_name=class_name, rle=rle,
                             bbox=json.loads(row["bbox"]), area=row["area"], score=row["score"],

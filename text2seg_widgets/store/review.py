@@ -123,8 +123,9 @@ class Review:
                 self.states.reopen_if_done(tx, rec.id)  # new proposals: the image is not done any more
             ids = [tx.insert("candidates", row) for row in rows]
             if mark_processed:
-                tx.conn.execute("INSERT OR IGNORE INTO processed (image_id, run_id, at) VALUES "
-                                "(?, ?, ?)", (rec.id, run_id, now()))
+                tx.conn.execute("INSERT INTO processed (image_id, run_id, at) VALUES "
+                                "(?, ?, ?) ON CONFLICT (image_id, run_id) DO NOTHING",
+                                (rec.id, run_id, now()))
         return ids
 
     def candidates(self, image_id: int | None = None,

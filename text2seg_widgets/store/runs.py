@@ -47,8 +47,9 @@ class Runs:
 
     def mark_processed(self, image_id: int, run_id: int) -> None:
         with self.db.raw() as tx:
-            tx.conn.execute("INSERT OR IGNORE INTO processed (image_id, run_id, at) "
-                            "VALUES (?, ?, ?)", (int(image_id), int(run_id), now()))
+            tx.conn.execute("INSERT INTO processed (image_id, run_id, at) "
+                            "VALUES (?, ?, ?) ON CONFLICT (image_id, run_id) DO NOTHING",
+                            (int(image_id), int(run_id), now()))
 
     def processed(self, run_id: int) -> set[int]:
         rows = self.db.query("SELECT image_id FROM processed WHERE run_id = ?", (int(run_id),))

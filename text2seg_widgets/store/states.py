@@ -44,7 +44,7 @@ def unreviewed_message(image_id: int, count: int) -> str:
 
 def proposed_count(tx: Tx, image_id: int) -> int:
     return int(tx.conn.execute("SELECT COUNT(*) FROM candidates WHERE image_id = ? AND "
-                               "status = 'proposed'", (int(image_id),)).fetchone()[0])
+                               "status = 'proposed'", (int(image_id),)).scalar())
 
 
 class States:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import logging
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from text2seg_widgets.errors import InputError, UnreviewedError
@@ -99,7 +98,7 @@ class Navigation:
             return
         try:
             self.project.add_time(image_id, seconds)
-        except (InputError, sqlite3.ProgrammingError) as exc:  # image removed, or project closed first
+        except InputError as exc:  # image removed, or project closed first
             log.warning("%.0f s on image %s not recorded: %s", seconds, image_id, exc)
 
     def _open_next_to_review(self, done_text: str) -> int | None:
