@@ -146,7 +146,8 @@ def _exporter(fmt: str) -> Callable[..., Any]:
 @click.option("--state", "--states", "states", multiple=True,
               help="Export images in these review states: repeat the option or give a comma "
                    "list, e.g. --states 'done,in progress' (default: done, i.e. fully reviewed; "
-                   "'all' for every image). The manifest lists each image left out and why.")
+                   "'all' for every image; 'approved': done and approved by a reviewer, in a "
+                   "team project). The manifest lists each image left out and why.")
 @click.option("--polygons", is_flag=True, help="COCO: polygons instead of RLE (RLE for holes).")
 @click.option("--candidates", is_flag=True, help="COCO: also write unreviewed candidates.")
 @click.option("--images", "images", type=click.Choice(["copy", "link", "none"]), default="copy",

@@ -26,7 +26,7 @@ from text2seg_widgets.store import IMAGE_STATES, AnnotationRecord, ImageRecord, 
 __all__ = ["IGNORE", "BACKGROUND", "DEFAULT_STATES", "select_images", "left_out", "class_index",
            "label_raster", "read_pixels", "pixel_reader", "write_pixels",
            "shifted_transform", "image_stem", "classes_table", "UNLABELLED_MODES",
-           "protected_by"]
+           "protected_by", "EXPORT_STATES"]
 
 IGNORE = 255
 BACKGROUND = 0
@@ -37,6 +37,8 @@ DEFAULT_STATES = ("done",)
 #: ``ignore``: every pixel no annotation covers is 255. ``background``: in images marked ``done``
 #: such pixels are 0 (the annotator saw the whole image), elsewhere still 255.
 UNLABELLED_MODES = ("ignore", "background")
+#: What ``states=`` may name: the image states, and ``approved`` (done and approved by a reviewer).
+EXPORT_STATES = (*IMAGE_STATES, "approved")
 
 
 def protected_by(project: Project) -> Protected:
@@ -45,14 +47,20 @@ def protected_by(project: Project) -> Protected:
                      project.project_id)
 
 
+def _selected(rec: ImageRecord, wanted: Iterable[str]) -> bool:
+    return rec.state in wanted or ("approved" in wanted and rec.state == "done"
+                                   and rec.review == "approved")
+
+
 def select_images(project: Project, states: Iterable[str] | None = DEFAULT_STATES,
                   image_ids: Iterable[int] | None = None) -> list[ImageRecord]:
-    """Images in any of ``states`` (``None``: all states), optionally only ``image_ids``."""
+    """Images in any of ``states`` (``None``: all states), optionally only ``image_ids``.
+    ``"approved"`` (see :data:`EXPORT_STATES`): done images a reviewer approved (team projects)."""
     wanted = tuple(IMAGE_STATES if states is None else states)
     for s in wanted:
-        if s not in IMAGE_STATES:
-            raise InputError(f"unknown image state {s!r}; use some of {', '.join(IMAGE_STATES)}")
-    images = [r for r in project.images() if r.state in wanted]
+        if s not in EXPORT_STATES:
+            raise InputError(f"unknown image state {s!r}; use some of {', '.join(EXPORT_STATES)}")
+    images = [r for r in project.images() if _selected(r, wanted)]
     if image_ids is not None:
         keep = {int(i) for i in image_ids}
         images = [r for r in images if r.id in keep]
@@ -73,8 +81,10 @@ def left_out(project: Project, selected: Iterable[ImageRecord],
     for rec in project.images():
         if rec.id in chosen:
             continue
-        if rec.state in wanted:
+        if _selected(rec, wanted):
             reason = "not requested"
+        elif rec.state == "done" and "approved" in wanted:
+            reason = f"done: review {rec.review or 'not asked'}"
         elif rec.state == "in progress":
             n = proposed.get(rec.id, 0)
             reason = f"in progress: {n} candidates unreviewed" if n else "in progress"

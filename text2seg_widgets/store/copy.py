@@ -4,7 +4,7 @@ Everything that makes the project is copied: classes, images, runs and their pro
 candidates, annotations, effort (image time), the undo history (actions and their row changes)
 and the project's identity (``meta``), with the same ids and the same next id per table (so the
 history's row snapshots keep pointing at the right rows, and a deleted id is never given again).
-Claims are leases of work in progress and are not copied.
+Claims and leases are work in progress and are not copied.
 
 Invariants (tested):
 
@@ -38,12 +38,14 @@ log = logging.getLogger(__name__)
 
 #: The tables a copy carries, parents before children (foreign keys point backwards).
 COPY_TABLES = ("meta", "classes", "images", "runs", "processed", "candidates", "annotations",
-               "image_time", "actions", "changes")
+               "image_time", "actions", "changes", "members", "assignments", "review_events")
 #: Tables with an ``id`` the database gives out (their next id travels with the copy).
-ID_TABLES = ("classes", "images", "runs", "candidates", "annotations", "actions", "changes")
+ID_TABLES = ("classes", "images", "runs", "candidates", "annotations", "actions", "changes",
+             "review_events")
 _BATCH = 2000
 #: Row order of the tables without an ``id`` (every other table: by id).
-_ORDER = {"meta": "key", "processed": "image_id, run_id", "image_time": "image_id"}
+_ORDER = {"meta": "key", "processed": "image_id, run_id", "image_time": "image_id",
+          "members": "name", "assignments": 'image_id, "user"'}
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,10 @@ SYNCHRONOUS = ("FULL", "NORMAL")
 HISTORY_LIMIT = 5000
 #: The PostgreSQL advisory lock every write transaction takes (one project per database).
 WRITE_LOCK_KEY = 0x7432_5365_6701
+#: "This action is the user's (``?``)": every action in a project without members, the user's own
+#: in a team (undo, redo and the redo stack are per person there).
+MINE = ('(NOT EXISTS (SELECT 1 FROM members) OR COALESCE(actions."user", \'\') = '
+        "COALESCE(?, ''))")
 #: The URL schemes that mean a PostgreSQL project.
 URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
@@ -206,12 +210,23 @@ class Conn:
         self.sa.exec_driver_sql(text, rows)
 
 
-class Tx:
-    """The writes of one action. Use :meth:`insert`, :meth:`update`, :meth:`delete`."""
+#: A check run on every row change of a user action before it stands: ``(tx, table, before,
+#: after)``; raising rolls the whole action back (see :meth:`.people.People.guard`).
+Guard = Callable[["Tx", str, "dict[str, Any] | None", "dict[str, Any] | None"], None]
 
-    def __init__(self, conn: Conn, action_id: int | None) -> None:
+
+class Tx:
+    """The writes of one action. Use :meth:`insert`, :meth:`update`, :meth:`delete`.
+
+    ``user``: who makes the action; ``guard``: checked on each row change of an undoable
+    (user) action."""
+
+    def __init__(self, conn: Conn, action_id: int | None, *, user: str | None = None,
+                 guard: Guard | None = None) -> None:
         self.conn = conn
         self.action_id = action_id
+        self.user = user
+        self.guard = guard
         self.changed = 0
 
     def row(self, table: str, row_id: int) -> dict[str, Any] | None:
@@ -222,6 +237,8 @@ class Tx:
         self.changed += 1
         if self.action_id is None or table not in UNDOABLE_TABLES:
             return
+        if self.guard is not None:
+            self.guard(self, table, before, after)
         self.conn.execute(
             "INSERT INTO changes (action_id, tbl, row_id, before, after) VALUES (?, ?, ?, ?, ?)",
             (self.action_id, table, row_id, _dump(before), _dump(after)))
@@ -306,6 +323,8 @@ class Database:
         self.conn = Conn(engine.connect(), self.dialect)
         #: Called after a reconnect (e.g. a LISTEN to renew); set by whoever needs it.
         self.on_reconnect: list[Callable[[], None]] = []
+        #: Checked on every row change of a user action (set by the project: roles, leases).
+        self.guard: Guard | None = None
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -469,13 +488,15 @@ class Database:
             try:
                 action_id = None
                 if description is not None:
-                    self.conn.execute("DELETE FROM actions WHERE undone = 1")  # clears redo
+                    # a new action clears the redo steps (in a team: the writer's own)
+                    self.conn.execute(f"DELETE FROM actions WHERE undone = 1 AND {MINE}", (user,))
                     row = self.conn.execute(
                         'INSERT INTO actions (description, "user", at) VALUES (?, ?, ?) '
                         "RETURNING id", (description, user, now())).fetchone()
                     assert row is not None  # RETURNING gives the new row
                     action_id = int(row[0])
-                tx = Tx(self.conn, action_id)
+                tx = Tx(self.conn, action_id, user=user,
+                        guard=self.guard if action_id is not None else None)
                 yield tx
                 if action_id is not None:
                     self._finish_history(action_id, tx)

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from text2seg_widgets.store.db import ConflictError, Database, IntegrityError, Tx
+from text2seg_widgets.store.db import MINE, ConflictError, Database, IntegrityError, Tx
 from text2seg_widgets.store.schema import INVARIANT_MESSAGE
+
+if TYPE_CHECKING:
+    from text2seg_widgets.store.actor import Actor
 
 __all__ = ["HistoryStep", "History", "undo", "redo", "can_undo", "can_redo", "history"]
 
@@ -37,12 +40,12 @@ class HistoryStep:
         return self.description
 
 
-def can_undo(db: Database) -> bool:
-    return bool(db.query("SELECT 1 FROM actions WHERE undone = 0 LIMIT 1"))
+def can_undo(db: Database, user: str | None = None) -> bool:
+    return bool(db.query(f"SELECT 1 FROM actions WHERE undone = 0 AND {MINE} LIMIT 1", (user,)))
 
 
-def can_redo(db: Database) -> bool:
-    return bool(db.query("SELECT 1 FROM actions WHERE undone = 1 LIMIT 1"))
+def can_redo(db: Database, user: str | None = None) -> bool:
+    return bool(db.query(f"SELECT 1 FROM actions WHERE undone = 1 AND {MINE} LIMIT 1", (user,)))
 
 
 def history(db: Database, limit: int = 50) -> list[dict[str, Any]]:
@@ -52,22 +55,25 @@ def history(db: Database, limit: int = 50) -> list[dict[str, Any]]:
     return [dict(r) | {"undone": bool(r["undone"])} for r in rows]
 
 
-def undo(db: Database) -> HistoryStep | None:
-    """Undo the newest action; return what it was, or ``None`` when there is nothing to undo."""
-    return _step(db, forward=False)
+def undo(db: Database, user: str | None = None) -> HistoryStep | None:
+    """Undo the newest action (in a team: ``user``'s newest); return what it was, or ``None``
+    when there is nothing to undo."""
+    return _step(db, forward=False, user=user)
 
 
-def redo(db: Database) -> HistoryStep | None:
-    """Redo the oldest undone action; return what it was, or ``None``."""
-    return _step(db, forward=True)
+def redo(db: Database, user: str | None = None) -> HistoryStep | None:
+    """Redo the oldest undone action (in a team: ``user``'s); return what it was, or ``None``."""
+    return _step(db, forward=True, user=user)
 
 
-def _step(db: Database, *, forward: bool) -> HistoryStep | None:
+def _step(db: Database, *, forward: bool, user: str | None) -> HistoryStep | None:
     """One undo (newest not-undone action, backwards) or redo (oldest undone action, forwards)."""
-    query = ("SELECT id, description FROM actions WHERE undone = 1 ORDER BY id ASC LIMIT 1" if forward else
-             "SELECT id, description FROM actions WHERE undone = 0 ORDER BY id DESC LIMIT 1")
+    query = (f"SELECT id, description FROM actions WHERE undone = 1 AND {MINE} ORDER BY id ASC "
+             "LIMIT 1" if forward else
+             f"SELECT id, description FROM actions WHERE undone = 0 AND {MINE} ORDER BY id DESC "
+             "LIMIT 1")
     with db.raw() as tx:
-        row = tx.conn.execute(query).fetchone()
+        row = tx.conn.execute(query, (user,)).fetchone()
         if row is None:
             return None
         image_ids = _replay(tx, row["id"], row["description"], forward=forward)
@@ -126,24 +132,25 @@ def _same(current: dict[str, Any] | None, snapshot: dict[str, Any] | None) -> bo
 
 
 class History:
-    """Undo and redo of an open project (built by :class:`~.project.Project`)."""
+    """Undo and redo of an open project (built by :class:`~.project.Project`). In a team project
+    (one with members) each person undoes and redoes their own actions only."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database, actor: "Actor") -> None:
+        self.db, self.actor = db, actor
 
     def undo(self) -> HistoryStep | None:
-        return undo(self.db)
+        return undo(self.db, self.actor.user)
 
     def redo(self) -> HistoryStep | None:
-        return redo(self.db)
+        return redo(self.db, self.actor.user)
 
     @property
     def can_undo(self) -> bool:
-        return can_undo(self.db)
+        return can_undo(self.db, self.actor.user)
 
     @property
     def can_redo(self) -> bool:
-        return can_redo(self.db)
+        return can_redo(self.db, self.actor.user)
 
     def entries(self, limit: int = 50) -> list[dict[str, Any]]:
         return history(self.db, limit)

@@ -3,6 +3,8 @@ the same on SQLite and PostgreSQL (run after a crash, a restore, a fault soak)."
 
 from __future__ import annotations
 
+import time
+
 from text2seg_widgets.store.db import Database
 
 __all__ = ["check", "INVARIANTS"]
@@ -18,6 +20,13 @@ INVARIANTS: dict[str, str] = {
     "candidate repeated within a run":
         "SELECT COUNT(*) FROM (SELECT image_id, run_id, class_id, counts FROM candidates WHERE "
         "run_id IS NOT NULL GROUP BY image_id, run_id, class_id, counts HAVING COUNT(*) > 1) d",
+    "image held by two leases":
+        "SELECT COUNT(*) FROM (SELECT l.image_id FROM leases l WHERE l.expires_at > "
+        "CAST(? AS DOUBLE PRECISION) AND NOT EXISTS (SELECT 1 FROM assignments a WHERE "
+        "a.image_id = l.image_id AND a.kind = 'consensus') GROUP BY l.image_id "
+        "HAVING COUNT(*) > 1) d",
+    "review verdict on an unfinished image":
+        "SELECT COUNT(*) FROM images WHERE review IN ('pending', 'approved') AND state != 'done'",
     "change without its action":
         "SELECT COUNT(*) FROM changes ch WHERE NOT EXISTS (SELECT 1 FROM actions a WHERE "
         "a.id = ch.action_id)",
@@ -35,7 +44,7 @@ def check(db: Database) -> str:
         if broken:
             problems.append(f"{len(broken)} row(s) point at missing rows (foreign keys)")
     for name, sql in INVARIANTS.items():
-        count = int(db.query(sql)[0][0])
+        count = int(db.query(sql, (time.time(),) if "?" in sql else ())[0][0])
         if count:
             problems.append(f"{count} x {name}")
     return "ok" if not problems else "; ".join(problems)

@@ -47,6 +47,7 @@ from text2seg_widgets.core.candidate import Candidate
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store.actor import Actor
 from text2seg_widgets.store.adding import ImageBatch
+from text2seg_widgets.store.assignments import Assignments
 from text2seg_widgets.store.backup import (APP, BACKUP_DIR, Backups, backup_stamp, copy_database, list_backups,
                                            list_set_aside)
 from text2seg_widgets.store.claims import Claims
@@ -56,9 +57,11 @@ from text2seg_widgets.store.effort import Effort
 from text2seg_widgets.store.history import History, HistoryStep
 from text2seg_widgets.store.images import Images
 from text2seg_widgets.store.navigation import Navigation
+from text2seg_widgets.store.people import People
 from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, ClassInfo, ImageRecord,
                                             ImageSummary, MaskRow)
 from text2seg_widgets.store.review import Review
+from text2seg_widgets.store.reviewstage import ReviewStage
 from text2seg_widgets.store.runs import Runs
 from text2seg_widgets.store.schema import latest_version, migrate, schema_version
 from text2seg_widgets.store.sessions import SessionLock
@@ -124,9 +127,13 @@ class Project:
         self.timing = Effort(db, self.catalog)
         self.review = Review(db, self.actor, self.catalog, self.class_table, self.states,
                              self.backup_store)
-        self.undo_log = History(db)
+        self.undo_log = History(db, self.actor)
         self.batch_runs = Runs(db)
         self.claims = Claims(db)
+        self.people = People(db, self.actor)
+        self.assignments = Assignments(db, self.actor, self.people, self.catalog)
+        self.review_stage = ReviewStage(db, self.actor, self.people, self.catalog)
+        db.guard = self.people.guard
 
     # ----------------------------------------------------------------- open / create
     @classmethod
@@ -609,6 +616,45 @@ class Project:
     def processed_images(self, run_id: int) -> set[int]:
         """(see :meth:`.runs.Runs.processed`)"""
         return self.batch_runs.processed(run_id)
+
+    # ----------------------------------------------------------------- team (People, Assignments, ReviewStage)
+    def members(self) -> dict[str, str]:
+        """(see :meth:`.people.People.members`)"""
+        return self.people.members()
+
+    def set_member(self, name: str, role: str, *, user: str | None = None) -> None:
+        """(see :meth:`.people.People.set_member`)"""
+        return self.people.set_member(name, role, user=user)
+
+    def remove_member(self, name: str, *, user: str | None = None) -> None:
+        """(see :meth:`.people.People.remove_member`)"""
+        return self.people.remove_member(name, user=user)
+
+    def assign(self, annotators: Sequence[str], *, image_ids: Sequence[int] | None = None,
+               user: str | None = None) -> dict[str, list[int]]:
+        """(see :meth:`.assignments.Assignments.assign`)"""
+        return self.assignments.assign(annotators, image_ids=image_ids, user=user)
+
+    def next_assigned(self, user: str | None = None, *,
+                      after: int | None = None) -> ImageRecord | None:
+        """(see :meth:`.assignments.Assignments.next_for`)"""
+        return self.assignments.next_for(user, after=after)
+
+    def release_image(self, image_id: int, user: str | None = None) -> None:
+        """(see :meth:`.assignments.Assignments.release`)"""
+        return self.assignments.release(image_id, user)
+
+    def review_queue(self) -> list[ImageRecord]:
+        """(see :meth:`.reviewstage.ReviewStage.queue`)"""
+        return self.review_stage.queue()
+
+    def approve_image(self, image_id: int, comment: str = "", *, user: str | None = None) -> None:
+        """(see :meth:`.reviewstage.ReviewStage.approve`)"""
+        return self.review_stage.approve(image_id, comment, user=user)
+
+    def return_image(self, image_id: int, comment: str, *, user: str | None = None) -> None:
+        """(see :meth:`.reviewstage.ReviewStage.return_image`)"""
+        return self.review_stage.return_image(image_id, comment, user=user)
 
     # ----------------------------------------------------------------- backups (Backups)
     def backup(self, dest: str | Path | None = None) -> Path:

@@ -57,6 +57,11 @@ class ImageRecord:
     state_user: str | None = None
     state_at: str | None = None
     state_note: str = ""
+    #: The review stage of a team project: '' (none), pending, approved or returned; the
+    #: reviewer's note (why it was returned) and who gave the verdict.
+    review: str = ""
+    review_note: str = ""
+    reviewed_by: str | None = None
 
     @property
     def name(self) -> str:
@@ -144,7 +149,8 @@ def image_from_row(row: Row, resolve: Callable[[str], Path]) -> ImageRecord:
                        transform=tuple(json.loads(row["transform"])), checksum=row["checksum"],
                        state=row["state"], window=win,
                        state_user=row["state_user"], state_at=row["state_at"],
-                       state_note=row["state_note"])
+                       state_note=row["state_note"], review=row["review"],
+                       review_note=row["review_note"], reviewed_by=row["reviewed_by"])
 
 
 def candidate_from_row(row: Row, class_name: str) -> CandidateRecord:

@@ -60,8 +60,14 @@ class States:
             if left:
                 raise UnreviewedError(unreviewed_message(image_id, left), image_id=image_id,
                                       count=left)
-        tx.update("images", image_id, {"state": state, "state_user": who, "state_at": now(),
-                                       "state_note": note})
+        values = {"state": state, "state_user": who, "state_at": now(), "state_note": note}
+        if tx.conn.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None:
+            # a team project: a finished image waits for a reviewer; reopening it withdraws it
+            row = tx.row("images", image_id)
+            current = row["review"] if row is not None else ""
+            values["review"] = "pending" if state == "done" else (
+                "returned" if current == "returned" else "")
+        tx.update("images", image_id, values)
 
     def set_state(self, image_id: int, state: str, user: str | None = None) -> None:
         """Set an image's review state (one undoable action).
