@@ -330,6 +330,99 @@ def restore_command(project: str | Path, backup: Path | None, list_only: bool, f
                f"database was kept as {result.set_aside}")
 
 
+@project_group.group("members")
+def members_group() -> None:
+    """People of a team project and their roles (annotator, reviewer, manager)."""
+
+
+@members_group.command("list")
+@_project_arg
+def members_list_command(project: str | Path) -> None:
+    """List the members and their roles (none: everyone may do everything)."""
+    with _errors(), _open(project) as p:
+        members = p.members()
+    if not members:
+        click.echo("no members: roles are not checked in this project")
+    for name, role in members.items():
+        click.echo(f"{name}: {role}")
+
+
+@members_group.command("add")
+@_project_arg
+@click.argument("name")
+@click.option("--role", type=click.Choice(["annotator", "reviewer", "manager"]),
+              default="annotator", show_default=True)
+def members_add_command(project: str | Path, name: str, role: str) -> None:
+    """Add NAME (their login or TEXT2SEG_USER) with a role, or change their role. The first
+    member must be a manager; after that only managers add people."""
+    with _errors(), _open(project) as p:
+        p.set_member(name, role)
+    click.echo(f"{name}: {role}")
+
+
+@members_group.command("remove")
+@_project_arg
+@click.argument("name")
+def members_remove_command(project: str | Path, name: str) -> None:
+    """Remove NAME from the project (their work stays; their leases end)."""
+    with _errors(), _open(project) as p:
+        p.remove_member(name)
+    click.echo(f"removed {name}")
+
+
+@project_group.command("assign")
+@_project_arg
+@click.option("--annotators", required=True, help="Comma list of members, e.g. anna,ben,carl.")
+def assign_command(project: str | Path, annotators: str) -> None:
+    """Spread the images that need work and are assigned to nobody over ANNOTATORS, balanced.
+    Images nobody is assigned stay in a pool that Next hands out (with a lease)."""
+    names = [a.strip() for a in annotators.split(",") if a.strip()]
+    with _errors(), _open(project) as p:
+        spread = p.assign(names)
+    for name, ids in spread.items():
+        click.echo(f"{name}: {len(ids)} new image(s)")
+
+
+@project_group.command("next")
+@_project_arg
+def next_command(project: str | Path) -> None:
+    """Lease and print your next image (id, file, and the reviewer's note if it came back)."""
+    with _errors(), _open(project) as p:
+        rec = p.next_assigned()
+    if rec is None:
+        click.echo("no work left for you")
+        return
+    note = f"  returned: {rec.review_note}" if rec.review == "returned" else ""
+    click.echo(f"{rec.id}\t{rec.path}{note}")
+
+
+@project_group.command("review")
+@_project_arg
+@click.argument("image_id", type=int, required=False)
+@click.option("--approve", "verdict", flag_value="approve", help="Approve IMAGE_ID.")
+@click.option("--return", "verdict", flag_value="return",
+              help="Return IMAGE_ID to its annotator (with --comment).")
+@click.option("--comment", default="", help="What to fix (required with --return).")
+def review_command(project: str | Path, image_id: int | None, verdict: str | None,
+                   comment: str) -> None:
+    """Without IMAGE_ID: list the images waiting for review. With it: --approve or --return."""
+    with _errors(), _open(project) as p:
+        if image_id is None:
+            queue = p.review_queue()
+            for rec in queue:
+                click.echo(f"{rec.id}\t{rec.name}\tfinished by {rec.state_user} at {rec.state_at}")
+            if not queue:
+                click.echo("nothing waits for review")
+            return
+        if verdict is None:
+            raise click.UsageError("give --approve or --return")
+        if verdict == "approve":
+            p.approve_image(image_id, comment)
+        else:
+            p.return_image(image_id, comment)
+    click.echo(f"image {image_id}: {'approved' if verdict == 'approve' else 'returned'}")
+
+
 @project_group.command("copy")
 @click.argument("source", type=PROJECT_LOCATION)
 @click.argument("destination", type=PROJECT_LOCATION)

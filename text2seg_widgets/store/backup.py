@@ -115,6 +115,8 @@ class DatabaseFacts:
     done_images: int
     images: int
     candidates: int
+    #: name -> role (empty: a project without members)
+    members: tuple[tuple[str, str], ...] = ()
 
     def same_project(self, other: "DatabaseFacts") -> bool:
         if self.project_id and other.project_id:
@@ -145,11 +147,15 @@ def read_facts(path: Path) -> DatabaseFacts:
         def count(sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
 
+        has_members = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                   "name = 'members'").fetchone() is not None
+        members = tuple((str(r[0]), str(r[1])) for r in conn.execute(
+            "SELECT name, role FROM members ORDER BY name").fetchall()) if has_members else ()
         return DatabaseFacts(meta.get("project_id"), meta.get("created_at"),
                              count("SELECT count(*) FROM annotations"),
                              count("SELECT count(*) FROM images WHERE state = 'done'"),
                              count("SELECT count(*) FROM images"),
-                             count("SELECT count(*) FROM candidates"))
+                             count("SELECT count(*) FROM candidates"), members)
     except sqlite3.DatabaseError as exc:
         raise InputError(f"{path} is not a readable project database ({exc})") from exc
     finally:
@@ -173,7 +179,7 @@ class RestoreResult:
 
 
 def restore_backup(folder: str | Path, backup: str | Path | None = None, *, force: bool = False,
-                   yes: bool = False) -> RestoreResult:
+                   yes: bool = False, user: str | None = None) -> RestoreResult:
     """Make ``backup`` (default: the newest one) the project database of ``folder``.
 
     Refused (with :class:`InputError`, nothing changed) while any session has the project open,
@@ -181,7 +187,9 @@ def restore_backup(folder: str | Path, backup: str | Path | None = None, *, forc
     and when the backup holds less work (annotations, done images) than the current database
     unless ``yes``. The swap is atomic: the backup is copied beside the database and verified,
     the current database is copied aside to ``project.sqlite.before-restore-<time>``, then one
-    rename puts the copy in place; a kill at any moment leaves a whole project database."""
+    rename puts the copy in place; a kill at any moment leaves a whole project database.
+    In a project with members only a manager may restore (``user``: default ``TEXT2SEG_USER``,
+    else the login name)."""
     folder = Path(folder)
     if backup is None:
         found = list_backups(folder)
@@ -195,10 +203,11 @@ def restore_backup(folder: str | Path, backup: str | Path | None = None, *, forc
     if not folder.is_dir():
         raise InputError(f"{folder} is not a project folder")
     with exclusive(folder, "restore a backup"):
-        return _restore_locked(folder, backup, force=force, yes=yes)
+        return _restore_locked(folder, backup, force=force, yes=yes, user=user)
 
 
-def _restore_locked(folder: Path, backup: Path, *, force: bool, yes: bool) -> RestoreResult:
+def _restore_locked(folder: Path, backup: Path, *, force: bool, yes: bool,
+                    user: str | None) -> RestoreResult:
     db = folder / DB_NAME
     clean_partials(folder)
     for stale in folder.glob(f"{DB_NAME}.restoring-*"):
@@ -212,6 +221,15 @@ def _restore_locked(folder: Path, backup: Path, *, force: bool, yes: bool) -> Re
         current: DatabaseFacts | None = read_facts(db) if db.exists() else None
     except InputError:
         current = None  # a damaged database is what restore is for; it is still kept aside
+    if current is not None and current.members:
+        from text2seg_widgets.store.people import NotAllowedError
+        from text2seg_widgets.store.project import default_user
+
+        who = user or default_user()
+        role = dict(current.members).get(who or "")
+        if role != "manager":
+            raise NotAllowedError(f"not restored: only managers may restore backups of this "
+                                  f"project, and {who} is {role or 'not a member'}")
     if current is not None and not new.same_project(current) and not force:
         raise InputError(f"not restored: {backup} is a backup of another project (project id "
                          f"{new.project_id or new.created_at}, this one is "

@@ -134,8 +134,8 @@ class People:
                 f"a manager to add you (`text2seg-widgets project members add PROJECT "
                 f"{user or 'NAME'} --role annotator`), or set TEXT2SEG_USER / --user")
         if row[0] not in allowed:
-            roles = " or ".join(sorted(allowed))
-            raise NotAllowedError(f"{user} is {_article(row[0])} {row[0]}: only {roles}s may "
+            roles = " or ".join(f"{r}s" for r in sorted(allowed))
+            raise NotAllowedError(f"{user} is {_article(row[0])} {row[0]}: only {roles} may "
                                   f"{_VERBS.get(what, what)}; nothing was changed")
 
     def guard(self, tx: "Tx", table: str, before: dict[str, Any] | None,

@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 PROJECT_TABLES = ("meta", "classes", "images", "candidates", "annotations")
 
 
-def _default_user() -> str | None:
+def default_user() -> str | None:
     """``TEXT2SEG_USER``, else the login name."""
     if os.environ.get("TEXT2SEG_USER"):
         return os.environ["TEXT2SEG_USER"]
@@ -117,7 +117,7 @@ class Project:
         self._db = db
         self._session = session
         self._url = url
-        self.actor = Actor(user if user is not None else _default_user())
+        self.actor = Actor(user if user is not None else default_user())
         self.backup_store = Backups(db, folder, url=url)
         self.catalog = (Images(db, folder) if url is None else
                         Images(db, image_root, root_name="image root (TEXT2SEG_IMAGE_ROOT)"))
