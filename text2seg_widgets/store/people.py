@@ -92,8 +92,8 @@ class People:
         with self.db.raw() as tx:
             team = tx.conn.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None
             if not team and role != "manager":
-                raise InputError(f"the first member of a project must be a manager (to add "
-                                 f"the others); add yourself first: --role manager")
+                raise InputError("the first member of a project must be a manager (to add "
+                                 "the others); add yourself first: --role manager")
             if team:
                 self.require(tx, who, "members")
                 managers = [r[0] for r in tx.conn.execute(
