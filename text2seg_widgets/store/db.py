@@ -320,6 +320,8 @@ class Database:
         self.lock = threading.RLock()
         self.closed = False
         self._broken = False
+        #: How many times the connection was opened again after a loss.
+        self.reconnects = 0
         self.conn = Conn(engine.connect(), self.dialect)
         #: Called after a reconnect (e.g. a LISTEN to renew); set by whoever needs it.
         self.on_reconnect: list[Callable[[], None]] = []
@@ -432,6 +434,7 @@ class Database:
                 f"again ({_first_line(again)}); nothing more was written. Try again when the "
                 "server is back") from None
         self._broken = False
+        self.reconnects += 1
         log.info("connected to %s again", self.label)
         for hook in self.on_reconnect:
             hook()

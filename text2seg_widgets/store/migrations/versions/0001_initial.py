@@ -1,4 +1,4 @@
-"""Schema 1: classes, images, runs, candidates, annotations, history (see :mod:`text2seg_widgets.store.schema`)."""
+"""Schema 1: classes, images, runs, candidates, annotations, history."""
 
 from alembic import op
 

@@ -1,4 +1,4 @@
-"""Schema 2: review integrity and effort (state notes, image time, annotation origin, done-image triggers) (see :mod:`text2seg_widgets.store.schema`)."""
+"""Schema 2: review integrity and effort."""
 
 from alembic import op
 

@@ -1,4 +1,4 @@
-"""Schema 3: claims, project identity, checksum index (see :mod:`text2seg_widgets.store.schema`)."""
+"""Schema 3: claims, project identity, checksum index."""
 
 from alembic import op
 

@@ -1,5 +1,4 @@
-"""Schema 4: teams (members and roles, assignments, leases, the review stage; see
-:mod:`text2seg_widgets.store.schema`)."""
+"""Schema 4: teams: members and roles, assignments, leases, the review stage."""
 
 from alembic import op
 
