@@ -34,6 +34,7 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -228,6 +229,14 @@ class Tx:
         self.user = user
         self.guard = guard
         self.changed = 0
+        #: The images whose rows (or candidates, annotations) this transaction changed.
+        self.touched: set[int] = set()
+
+    def _touch(self, table: str, row_id: int, values: Any) -> None:
+        if table == "images":
+            self.touched.add(int(row_id))
+        elif table in ("candidates", "annotations") and values and values.get("image_id") is not None:
+            self.touched.add(int(values["image_id"]))
 
     def row(self, table: str, row_id: int) -> dict[str, Any] | None:
         r = self.conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,)).fetchone()
@@ -235,6 +244,7 @@ class Tx:
 
     def _log(self, table: str, row_id: int, before: Any, after: Any) -> None:
         self.changed += 1
+        self._touch(table, row_id, after if after is not None else before)
         if self.action_id is None or table not in UNDOABLE_TABLES:
             return
         if self.guard is not None:
@@ -275,7 +285,9 @@ class Tx:
 
     def restore(self, table: str, row_id: int, values: dict[str, Any] | None) -> None:
         """Put a row back to ``values`` (``None``: no row); used by undo/redo."""
-        exists = self.row(table, row_id) is not None
+        current = self.row(table, row_id)
+        exists = current is not None
+        self._touch(table, row_id, values if values is not None else current)
         if values is None:
             if exists:
                 self.conn.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
@@ -322,6 +334,8 @@ class Database:
         self._broken = False
         #: How many times the connection was opened again after a loss.
         self.reconnects = 0
+        #: Names this handle's writes in change notifications (its own are not echoed back).
+        self.session = uuid.uuid4().hex[:12]
         self.conn = Conn(engine.connect(), self.dialect)
         #: Called after a reconnect (e.g. a LISTEN to renew); set by whoever needs it.
         self.on_reconnect: list[Callable[[], None]] = []
@@ -503,6 +517,11 @@ class Database:
                 yield tx
                 if action_id is not None:
                     self._finish_history(action_id, tx)
+                if tx.touched and self.dialect == "postgresql":  # delivered on COMMIT only
+                    from text2seg_widgets.store.feed import CHANNEL, payload
+
+                    self.conn.execute("SELECT pg_notify(?, ?)",
+                                      (CHANNEL, payload(self.session, tx.touched)))
                 committing = True
                 self.conn.execute("COMMIT")
             except BaseException as exc:

@@ -30,7 +30,7 @@ __all__ = ["Navigation", "IMAGE_FILTERS", "check_filter"]
 IMAGE_FILTERS = (*IMAGE_STATES, "candidates left")
 
 _SUMMARY_SQL = """
-SELECT i.id, i.path, i.state, i.win,
+SELECT i.id, i.path, i.state, i.win, i.review,
        COALESCE(c.proposed, 0) AS proposed, COALESCE(c.accepted, 0) AS accepted,
        COALESCE(c.rejected, 0) AS rejected, COALESCE(a.n, 0) AS annotations,
        COALESCE(t.seconds, 0) AS seconds
@@ -82,7 +82,7 @@ class Navigation:
         return [ImageSummary(id=r["id"], name=_name(r["path"], r["win"]), state=r["state"],
                              proposed=int(r["proposed"]), accepted=int(r["accepted"]),
                              rejected=int(r["rejected"]), annotations=int(r["annotations"]),
-                             seconds=float(r["seconds"])) for r in rows]
+                             seconds=float(r["seconds"]), review=str(r["review"])) for r in rows]
 
     def _matching_ids(self, filter: str | None) -> list[int]:
         where, params = _where(filter)

@@ -140,6 +140,8 @@ class ImageSummary:
     rejected: int
     annotations: int
     seconds: float
+    #: the review stage ('' outside team projects): pending, approved, returned
+    review: str = ""
 
 
 def image_from_row(row: Row, resolve: Callable[[str], Path]) -> ImageRecord:

@@ -47,6 +47,7 @@ from text2seg_widgets.widgets.reviewqueue import QueueOrder
 from text2seg_widgets.widgets.runner import BackgroundRunner
 from text2seg_widgets.widgets.shortcuts import KEYMAP, event_to_key, normalize_key
 from text2seg_widgets.widgets.state import AnnotatorState
+from text2seg_widgets.widgets.teamwork import LiveUpdates, TeamWork
 from text2seg_widgets.widgets.tools import Tools
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class Annotator:
         max_display: long side, in pixels, of the image sent to the browser.
         map_height: the map's height (CSS length; keep it absolute, e.g. "600px").
         show_rejected: draw rejected candidates too (grey).
+        live: redraw when colleagues change the project (default: in team projects, i.e. when
+            the project has members; see :mod:`~text2seg_widgets.widgets.teamwork`).
     """
 
     image_id = _state_field("image_id", "The open image's id (None: no image).")
@@ -94,7 +97,8 @@ class Annotator:
 
     def __init__(self, project: "Project", models: Any = None, *, image_id: int | None = None,
                  pipeline_config: Any = None, basemap: bool = False, max_display: int = 2048,
-                 map_height: str = "600px", show_rejected: bool = False) -> None:
+                 map_height: str = "600px", show_rejected: bool = False,
+                 live: bool | None = None) -> None:
         check_height(map_height)
         self.project = project
         self.models = models
@@ -122,6 +126,14 @@ class Annotator:
         self.queue = QueueOrder(project, self.state, self.display, self.panel, self.navigation, self.review)
         self.insights = InsightsView(project, self.state, self.display, self.review.after_edit, self._ui_of)
         self.panel.add_section(self.insights.widget)
+        self.team: TeamWork | None = None
+        if project.members():  # a team project: my next image, review verdicts
+            self.team = TeamWork(project, self.state, self.display, self.navigation, self._ui_of)
+            self.panel.add_section(self.team.widget)
+            self.navigation.next_id = self.team.next_id
+            self.navigation.on_show.append(self.team.update)
+        self.live = (LiveUpdates(project, self._ui_of(self._colleagues_changed))
+                     if (live if live is not None else self.team is not None) else None)
         self.closed = False
         self._last_key: tuple[Any, Any] = (None, None)
         self.prompting.show_run_state()
@@ -131,7 +143,11 @@ class Annotator:
         self.widget = w.HBox([self.view.widget, self.panel.widget], layout=w.Layout(width="100%"))
         self.widget.add_class("t2s-annotator")
         self.key_events = self._bind_keys()
-        first = image_id if image_id is not None else sv.first_image_id(project)
+        first = image_id
+        if first is None and self.team is not None:
+            first = self.team.first_id()
+        if first is None:
+            first = sv.first_image_id(project)
         if first is None:
             self.display.say("This project has no images yet: add some with project.add_image(path), "
                              "then call annotator.refresh().", error=True)
@@ -161,6 +177,8 @@ class Annotator:
         self.closed = self.state.closed = True
         self.navigation.leave()
         self.runner.close(timeout)
+        if self.live is not None:
+            self.live.close(timeout)
         if self.keeper is not None:
             closer = getattr(self.keeper, "close", None)
             (closer or self.keeper.join)(timeout)
@@ -191,6 +209,19 @@ class Annotator:
     def refresh(self) -> None:
         """Redraw layers, list, progress and legend from the store."""
         self.display.refresh()
+
+    def apply_live_changes(self) -> int:
+        """Apply colleagues' changes that arrived (done by itself in a running kernel; tests and
+        plain Python call this); returns how many notifications were applied."""
+        return self.live.apply_pending() if self.live is not None else 0
+
+    def _colleagues_changed(self, image_ids: set[int] | None) -> None:
+        if image_ids is None or self.state.image_id in image_ids:
+            self.display.refresh()  # the open image (and the list, progress, legend)
+        else:
+            self.navigation.show_image_list()
+        if self.team is not None:
+            self.team.update()
 
     def show_image(self, image_id: int) -> None:
         """Open ``image_id``: load its pixels (a missing file is reported, its masks still shown)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from text2seg_widgets.errors import InputError, UnreviewedError
 from text2seg_widgets.widgets import storeview as sv
@@ -62,6 +62,10 @@ class Navigation:
         self.keeper = keeper
         self.clock = clock
         self.filter: str | None = None
+        #: the image "Next" opens after ``after`` (a team project: the store's next assigned image)
+        self.next_id: Callable[[int | None], int | None] = lambda after: sv.next_image_id(project, after)
+        #: called with the record of every image opened (e.g. the team section's review note)
+        self.on_show: list[Callable[[Any], None]] = []
         display.also.append(self.show_image_list)
 
     # -- opening -------------------------------------------------------------------------------
@@ -85,6 +89,8 @@ class Navigation:
         st.frame = sv.frame_of(record, st.image)
         self.view.show(st.image, st.frame)
         self.display.refresh()
+        for hook in self.on_show:
+            hook(record)
 
     def _offer_ways_out(self, on: bool) -> None:
         """Highlight "done: reject rest" and "skip" while the Next guard is being shown."""
@@ -102,7 +108,7 @@ class Navigation:
             log.warning("%.0f s on image %s not recorded: %s", seconds, image_id, exc)
 
     def _open_next_to_review(self, done_text: str) -> int | None:
-        nxt = sv.next_image_id(self.project, self.state.image_id)
+        nxt = self.next_id(self.state.image_id)
         if nxt is None:
             self.display.refresh()
             self.display.say(f"{done_text}; all images are reviewed: export the project "

@@ -121,5 +121,6 @@ def progress_html(project: "Project", image_id: int | None, items: list[MaskItem
 def summary_label(summary: Any) -> str:
     """One line of the image list: id, state, candidates left, annotations, then the file name
     (last, so a narrow list cuts the name rather than the counts)."""
-    return (f"{summary.id} {summary.state}: {plural(summary.proposed, 'candidate')} left, "
+    review = f" [{summary.review}]" if getattr(summary, "review", "") else ""
+    return (f"{summary.id} {summary.state}{review}: {plural(summary.proposed, 'candidate')} left, "
             f"{plural(summary.annotations, 'annotation')} \u2014 {summary.name}")
