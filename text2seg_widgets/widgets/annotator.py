@@ -480,7 +480,8 @@ class Annotator:
             return []
         self.view.widget.add_class("t2s-keys")
         events = []
-        for region in key_regions(self.widget, self.panel.text_inputs):
+        typed = (*self.panel.text_inputs, *((self.team.comment,) if self.team is not None else ()))
+        for region in key_regions(self.widget, typed):
             ev = Event(source=region, watched_events=["keydown"], prevent_default_action=False)
             ev.on_dom_event(self._key_event)
             events.append(ev)

@@ -102,18 +102,20 @@ class TeamWork:
         self.user = project.user
         self.role = project.members().get(self.user or "")
         self.reviewer = self.role in ("reviewer", "manager")
-        self.who = w.HTML()
-        self.note = w.HTML()
+        self.who = w.HTML().add_class("t2s-team-who")
+        self.note = w.HTML().add_class("t2s-review-note")
         self.next_button = w.Button(description="Next assigned", icon="forward",
-                                    tooltip="Open (and hold) my next image")
+                                    tooltip="Open (and hold) my next image").add_class("t2s-team-next")
         self.next_button.on_click(ui(lambda _b: self.open_next()))
         rows: list[w.Widget] = [self.who, self.next_button, self.note]
-        self.queue_label = w.HTML()
+        self.queue_label = w.HTML().add_class("t2s-review-queue")
         self.comment = w.Text(placeholder="comment (required to return)",
-                              layout=w.Layout(width="98%"))
-        self.approve_button = w.Button(description="Approve", button_style="success", icon="check")
-        self.return_button = w.Button(description="Return", button_style="warning", icon="undo")
-        self.review_next = w.Button(description="Next to review", icon="eye")
+                              layout=w.Layout(width="98%")).add_class("t2s-review-comment")
+        self.approve_button = w.Button(description="Approve", button_style="success",
+                                       icon="check").add_class("t2s-approve")
+        self.return_button = w.Button(description="Return", button_style="warning",
+                                      icon="undo").add_class("t2s-return")
+        self.review_next = w.Button(description="Next to review", icon="eye").add_class("t2s-review-next")
         self.approve_button.on_click(ui(lambda _b: self.approve()))
         self.return_button.on_click(ui(lambda _b: self.return_image()))
         self.review_next.on_click(ui(lambda _b: self.open_next_review()))
