@@ -137,7 +137,7 @@ def soak(work: Path, seconds: float, kill_every: float, annotators: int) -> dict
 
 def big_export(cluster: LocalCluster, work: Path, annotations: int) -> dict[str, Any]:
     from text2seg_widgets.export import export_coco
-    from text2seg_widgets.store.copy import copy_project
+    from text2seg_widgets.store.projectcopy import copy_project
 
     folder = work / "big"
     folder.mkdir()

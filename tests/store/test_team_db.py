@@ -16,7 +16,8 @@ from text2seg_widgets import Candidate, InputError
 from text2seg_widgets.cli import main
 from text2seg_widgets.export import export_coco
 from text2seg_widgets.store import Project
-from text2seg_widgets.store.copy import copy_project, digest
+from text2seg_widgets.store.copy import digest
+from text2seg_widgets.store.projectcopy import copy_project
 from text2seg_widgets.store.db import ConnectionLostError, redact
 from text2seg_widgets.store.localpg import free_port
 from tests.pg import PASSWORD_ROLE

@@ -435,7 +435,7 @@ def copy_command(source: str | Path, destination: str | Path,
     between SQLite and PostgreSQL, either way: SOURCE a folder, a postgresql:// URL or a backup
     file; DESTINATION a new folder or the URL of a new (or empty) database. Image paths are
     re-rooted (the destination's root is --image-root / TEXT2SEG_IMAGE_ROOT for team projects)."""
-    from text2seg_widgets.store.copy import copy_project
+    from text2seg_widgets.store.projectcopy import copy_project
 
     with _errors():
         report = copy_project(source, destination, source_image_root=source_image_root)

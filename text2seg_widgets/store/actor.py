@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["Actor"]
+import getpass
+import os
+
+__all__ = ["Actor", "default_user"]
+
+
+def default_user() -> str | None:
+    """``TEXT2SEG_USER``, else the login name."""
+    if os.environ.get("TEXT2SEG_USER"):
+        return os.environ["TEXT2SEG_USER"]
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no login name in some containers
+        return None
 
 
 class Actor:

@@ -223,7 +223,7 @@ def _restore_locked(folder: Path, backup: Path, *, force: bool, yes: bool,
         current = None  # a damaged database is what restore is for; it is still kept aside
     if current is not None and current.members:
         from text2seg_widgets.store.people import NotAllowedError
-        from text2seg_widgets.store.project import default_user
+        from text2seg_widgets.store.actor import default_user
 
         who = user or default_user()
         role = dict(current.members).get(who or "")

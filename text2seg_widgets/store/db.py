@@ -49,10 +49,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from text2seg_widgets.errors import InputError, Text2SegError
+from text2seg_widgets.store.pgconnect import connect_error, engine_url, is_url, redact
 
 __all__ = ["DB_NAME", "Database", "Tx", "Conn", "Row", "Result", "ProjectBusyError",
            "ConflictError", "ConnectionLostError", "now", "UNDOABLE_TABLES", "DatabaseError",
-           "IntegrityError", "is_url", "redact", "WRITE_LOCK_KEY"]
+           "IntegrityError", "is_url", "redact", "WRITE_LOCK_KEY", "CHANNEL", "payload"]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,10 @@ WRITE_LOCK_KEY = 0x7432_5365_6701
 #: in a team (undo, redo and the redo stack are per person there).
 MINE = ('(NOT EXISTS (SELECT 1 FROM members) OR COALESCE(actions."user", \'\') = '
         "COALESCE(?, ''))")
-#: The URL schemes that mean a PostgreSQL project.
-URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+#: The notification channel of every team project (see :mod:`.feed`).
+CHANNEL = "text2seg"
+#: At most this many image ids in one notification (more: "*", i.e. reload everything).
+MAX_NOTIFIED_IDS = 500
 
 #: Every error the driver raises, wrapped by SQLAlchemy (both dialects).
 DatabaseError = sa_exc.DBAPIError
@@ -92,25 +95,15 @@ class ConnectionLostError(Text2SegError):
     whether the action was applied); the next action reconnects."""
 
 
+def payload(session: str, image_ids: set[int]) -> str:
+    """The NOTIFY payload of one transaction: ``<session>:<image ids>`` (or ``<session>:*``)."""
+    if len(image_ids) > MAX_NOTIFIED_IDS:
+        return f"{session}:*"
+    return f"{session}:{','.join(str(i) for i in sorted(image_ids))}"
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def is_url(location: str | Path) -> bool:
-    """True when ``location`` names a PostgreSQL project rather than a folder."""
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
-
-
-def redact(url: str) -> str:
-    """``url`` without its password (for logs, messages and manifests)."""
-    try:
-        parsed = sa.make_url(url)
-    except (sa_exc.ArgumentError, ValueError):
-        return "<an unreadable database URL>"
-    bare = sa.URL.create(parsed.drivername, username=parsed.username, host=parsed.host,
-                         port=parsed.port, database=parsed.database,
-                         query={k: v for k, v in parsed.query.items() if k != "password"})
-    return bare.render_as_string(hide_password=False)
 
 
 class Row:
@@ -373,8 +366,6 @@ class Database:
                    retries: int = 5) -> "Database":
         """Connect to the PostgreSQL database of ``url`` (credentials from the URL, ``PGPASSFILE``
         or the ``PG*`` environment); :class:`InputError` with one clear line when that fails."""
-        from text2seg_widgets.store.pgconnect import connect_error, engine_url
-
         engine = sa.create_engine(
             engine_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT",
             connect_args={"connect_timeout": max(1, int(busy_timeout_s)),
@@ -518,8 +509,6 @@ class Database:
                 if action_id is not None:
                     self._finish_history(action_id, tx)
                 if tx.touched and self.dialect == "postgresql":  # delivered on COMMIT only
-                    from text2seg_widgets.store.feed import CHANNEL, payload
-
                     self.conn.execute("SELECT pg_notify(?, ?)",
                                       (CHANNEL, payload(self.session, tx.touched)))
                 committing = True

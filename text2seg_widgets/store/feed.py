@@ -19,24 +19,14 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from text2seg_widgets.store.db import CHANNEL
+
 if TYPE_CHECKING:
     from text2seg_widgets.store.db import Database
 
-__all__ = ["ChangeFeed", "CHANNEL", "payload"]
+__all__ = ["ChangeFeed"]
 
 log = logging.getLogger(__name__)
-
-#: The notification channel of every team project.
-CHANNEL = "text2seg"
-#: At most this many image ids in one notification (more: "*", i.e. reload everything).
-MAX_IDS = 500
-
-
-def payload(session: str, image_ids: set[int]) -> str:
-    """The NOTIFY payload of one transaction."""
-    if len(image_ids) > MAX_IDS:
-        return f"{session}:*"
-    return f"{session}:{','.join(str(i) for i in sorted(image_ids))}"
 
 
 class ChangeFeed:

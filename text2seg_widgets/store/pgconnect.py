@@ -9,6 +9,7 @@ the project: messages name the URL as :func:`~.db.redact` prints it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -16,9 +17,31 @@ from sqlalchemy.pool import NullPool
 
 from text2seg_widgets.errors import InputError
 
-__all__ = ["engine_url", "connect_error", "create_database", "database_name"]
+__all__ = ["engine_url", "connect_error", "create_database", "database_name", "is_url", "redact",
+           "URL_SCHEMES"]
 
 log = logging.getLogger(__name__)
+
+
+#: The URL schemes that mean a PostgreSQL project.
+URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def is_url(location: str | Path) -> bool:
+    """True when ``location`` names a PostgreSQL project rather than a folder."""
+    return isinstance(location, str) and location.startswith(URL_SCHEMES)
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for logs, messages and manifests)."""
+    try:
+        parsed = sa.make_url(url)
+    except (sa_exc.ArgumentError, ValueError):
+        return "<an unreadable database URL>"
+    bare = sa.URL.create(parsed.drivername, username=parsed.username, host=parsed.host,
+                         port=parsed.port, database=parsed.database,
+                         query={k: v for k, v in parsed.query.items() if k != "password"})
+    return bare.render_as_string(hide_password=False)
 
 
 def engine_url(url: str) -> sa.URL:
@@ -45,8 +68,6 @@ def database_name(url: str) -> str:
 
 def connect_error(url: str, exc: sa_exc.DBAPIError) -> InputError:
     """One line saying why connecting to ``url`` failed and what to do (no password in it)."""
-    from text2seg_widgets.store.db import redact
-
     where = redact(url)
     parsed = engine_url(url)
     text = str(exc.orig).strip()

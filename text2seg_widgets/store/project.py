@@ -36,7 +36,6 @@ logs, backups: ``$TEXT2SEG_HOME/projects/<project id>``, by default under
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -45,7 +44,7 @@ from typing import Any
 
 from text2seg_widgets.core.candidate import Candidate
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.store.actor import Actor
+from text2seg_widgets.store.actor import Actor, default_user
 from text2seg_widgets.store.adding import ImageBatch
 from text2seg_widgets.store.assignments import Assignments
 from text2seg_widgets.store.backup import (APP, BACKUP_DIR, Backups, backup_stamp, copy_database, list_backups,
@@ -74,16 +73,6 @@ log = logging.getLogger(__name__)
 
 #: The tables of a project database (a non-empty database without them is not a project).
 PROJECT_TABLES = ("meta", "classes", "images", "candidates", "annotations")
-
-
-def default_user() -> str | None:
-    """``TEXT2SEG_USER``, else the login name."""
-    if os.environ.get("TEXT2SEG_USER"):
-        return os.environ["TEXT2SEG_USER"]
-    try:
-        return getpass.getuser()
-    except Exception:  # pragma: no cover - no login name in some containers
-        return None
 
 
 def _check_scheme(location: str | Path) -> None:
