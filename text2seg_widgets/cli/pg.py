@@ -12,8 +12,8 @@ from text2seg_widgets.cli.common import errors
 __all__ = ["COMMANDS"]
 
 _FOLDER = click.option("--folder", type=click.Path(file_okay=False, path_type=Path), default=None,
-                       help="Where the server keeps its data (default: "
-                            "~/.local/share/text2seg-widgets/pg, or $TEXT2SEG_HOME/pg).")
+                       help="Where the server keeps its data (default: $TEXT2SEG_HOME/pg, else "
+                            "~/.local/share/text2seg-widgets/pg; as root /var/tmp/text2seg-widgets-pg).")
 
 
 @click.group("pg")

@@ -45,8 +45,13 @@ def free_port() -> int:
 
 
 def default_folder() -> Path:
-    base = os.environ.get("TEXT2SEG_HOME") or str(Path.home() / ".local" / "share" / "text2seg-widgets")
-    return Path(base) / "pg"
+    """``$TEXT2SEG_HOME/pg``, else ``~/.local/share/text2seg-widgets/pg``; as root (the server
+    runs as ``postgres``, which cannot enter root's home) ``/var/tmp/text2seg-widgets-pg``."""
+    if os.environ.get("TEXT2SEG_HOME"):
+        return Path(os.environ["TEXT2SEG_HOME"]) / "pg"
+    if os.geteuid() == 0:
+        return Path("/var/tmp/text2seg-widgets-pg")
+    return Path.home() / ".local" / "share" / "text2seg-widgets" / "pg"
 
 
 @dataclass

@@ -93,7 +93,7 @@ def image_root_from(image_root: str | Path | None) -> Path | None:
     """The image root of a team project on this machine: ``image_root``, else
     ``TEXT2SEG_IMAGE_ROOT``, else none (paths stored absolute)."""
     value = image_root if image_root is not None else os.environ.get("TEXT2SEG_IMAGE_ROOT")
-    return Path(value).expanduser() if value else None
+    return Path(value).expanduser().absolute() if value else None
 
 
 class Project:
