@@ -107,7 +107,7 @@ def _version1_project(folder: Path, image: Path) -> None:
 def test_a_version_1_project_opens_migrated(tmp_path: Path) -> None:
     _version1_project(tmp_path / "old", write_png(tmp_path / "a.png"))
     with Project.open(tmp_path / "old") as p:
-        assert p.schema_version == SCHEMA_VERSION == 4
+        assert p.schema_version == SCHEMA_VERSION == 5
         assert [(a.origin, a.edit_actions) for a in p.annotations()] == [
             ("proposed", 0), ("corrected", 1), ("drawn", 1), ("imported", 0)]
         # image 1 was "done" with a proposed candidate: reopened; image 2 stays done
@@ -118,5 +118,5 @@ def test_a_version_1_project_opens_migrated(tmp_path: Path) -> None:
         p.add_time(1, 2.5)
         assert p.effort()[0]["accepted_unchanged"] == 1
     conn = sqlite3.connect(tmp_path / "old" / DB_NAME)
-    assert json.loads(json.dumps(conn.execute("PRAGMA user_version").fetchone()))[0] == 4
+    assert json.loads(json.dumps(conn.execute("PRAGMA user_version").fetchone()))[0] == 5
     conn.close()

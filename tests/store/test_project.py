@@ -38,7 +38,7 @@ def test_create_and_reopen_keeps_classes_images_and_candidates(tmp_path: Path, p
     assert np.array_equal(cands[0].mask(), rect(64, 80, 2, 3, 12, 20))
     assert cands[0].candidate.area == 170 and cands[0].candidate.bbox == [3.0, 2.0, 17.0, 10.0]
     assert cands[0].candidate.model == "tiny"
-    assert p.schema_version == SCHEMA_VERSION == 4
+    assert p.schema_version == SCHEMA_VERSION == 5
     assert p.integrity_check() == "ok"
     p.close()
 

@@ -112,6 +112,25 @@ def stats_command(project: str | Path, as_json: bool) -> None:
         click.echo(f"agreement (IoU accepted vs candidate): mean {overall['mean']:.3f} over "
                    f"{overall['count']}")
     _echo_effort(stats["effort"])
+    _echo_agreement(stats["consensus"], stats["honeypots"])
+
+
+def _echo_agreement(consensus: dict[str, Any], honeypots: dict[str, Any]) -> None:
+    """Agreement between annotators per class, and each annotator's honeypot accuracy."""
+    def fmt(row: dict[str, Any]) -> str:
+        f1 = "-" if row["f1"] is None else f"{row['f1']:.2f}"
+        iou = "-" if row["pixel_iou"] is None else f"{row['pixel_iou']:.2f}"
+        return f"F1 {f1}, pixel IoU {iou} ({row['images']} image(s))"
+
+    if consensus["images"]:
+        click.echo(f"agreement between annotators on {consensus['images']} consensus image(s) "
+                   f"(instances matched at IoU >= {consensus['match_iou']}):")
+        for name, row in consensus["by_class"].items():
+            click.echo(f"  {name}: {fmt(row)}")
+        for pair, row in consensus["by_pair"].items():
+            click.echo(f"  {pair.replace('|', ' vs ')}: {fmt(row)}")
+    for name, row in honeypots["by_annotator"].items():
+        click.echo(f"honeypot accuracy of {name}: {fmt(row)}")
 
 
 def _echo_effort(rows: list[dict[str, Any]]) -> None:
@@ -373,12 +392,17 @@ def members_remove_command(project: str | Path, name: str) -> None:
 @project_group.command("assign")
 @_project_arg
 @click.option("--annotators", required=True, help="Comma list of members, e.g. anna,ben,carl.")
-def assign_command(project: str | Path, annotators: str) -> None:
+@click.option("--overlap", type=float, default=0.0, show_default=True,
+              help="Share of the images labelled independently by two annotators (consensus), "
+                   "to measure agreement, e.g. 0.1.")
+@click.option("--honeypots", type=int, default=0, show_default=True,
+              help="Finished images with imported ground truth mixed into each annotator's work.")
+def assign_command(project: str | Path, annotators: str, overlap: float, honeypots: int) -> None:
     """Spread the images that need work and are assigned to nobody over ANNOTATORS, balanced.
     Images nobody is assigned stay in a pool that Next hands out (with a lease)."""
     names = [a.strip() for a in annotators.split(",") if a.strip()]
     with _errors(), _open(project) as p:
-        spread = p.assign(names)
+        spread = p.assign(names, overlap=overlap, honeypots=honeypots)
     for name, ids in spread.items():
         click.echo(f"{name}: {len(ids)} new image(s)")
 
@@ -403,19 +427,31 @@ def next_command(project: str | Path) -> None:
 @click.option("--return", "verdict", flag_value="return",
               help="Return IMAGE_ID to its annotator (with --comment).")
 @click.option("--comment", default="", help="What to fix (required with --return).")
+@click.option("--merge", "verdict", flag_value="merge",
+              help="A consensus image: merge the annotators' masks into it.")
+@click.option("--pick", default=None, help="A consensus image: take this annotator's masks.")
 def review_command(project: str | Path, image_id: int | None, verdict: str | None,
-                   comment: str) -> None:
-    """Without IMAGE_ID: list the images waiting for review. With it: --approve or --return."""
+                   comment: str, pick: str | None) -> None:
+    """Without IMAGE_ID: list the images waiting for review (and consensus images ready to
+    resolve). With it: --approve or --return; for a consensus image --merge or --pick NAME."""
     with _errors(), _open(project) as p:
         if image_id is None:
             queue = p.review_queue()
             for rec in queue:
                 click.echo(f"{rec.id}\t{rec.name}\tfinished by {rec.state_user} at {rec.state_at}")
-            if not queue:
+            ready = p.agreement_measures.to_resolve()
+            for image_id, names in ready.items():
+                click.echo(f"{image_id}\tconsensus ready to resolve: {', '.join(names)}")
+            if not queue and not ready:
                 click.echo("nothing waits for review")
             return
+        if pick is not None or verdict == "merge":
+            n = p.resolve_consensus(image_id, pick=pick)
+            click.echo(f"image {image_id}: {n} mask(s) from "
+                       f"{pick if pick else 'every annotator (merged)'}; done and approved")
+            return
         if verdict is None:
-            raise click.UsageError("give --approve or --return")
+            raise click.UsageError("give --approve, --return, --merge or --pick NAME")
         if verdict == "approve":
             p.approve_image(image_id, comment)
         else:

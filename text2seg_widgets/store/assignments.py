@@ -37,6 +37,8 @@ __all__ = ["Assignments", "NEEDS_WORK"]
 #: An image needs work when it is not finished: unreviewed or in progress (a returned image is in
 #: progress again).
 NEEDS_WORK = "i.state IN ('unreviewed', 'in progress')"
+#: A project image (not a replica) that is not labelled through replicas either.
+OWN_WORK = "i.replica = '' AND NOT EXISTS (SELECT 1 FROM images r WHERE r.replica_of = i.id)"
 
 
 class Assignments:
@@ -46,14 +48,26 @@ class Assignments:
         self.db, self.actor, self.people, self.images = db, actor, people, images
 
     def assign(self, annotators: Sequence[str], *, image_ids: Sequence[int] | None = None,
+               overlap: float = 0.0, honeypots: int = 0,
                user: str | None = None) -> dict[str, list[int]]:
         """Assign the images that need work and are assigned to nobody (or only ``image_ids``)
-        to ``annotators`` (members of the project), balanced; returns name -> new image ids."""
+        to ``annotators`` (members of the project), balanced; returns name -> new image ids.
+
+        ``overlap``: this share of those images becomes *consensus* images: each is labelled
+        independently by two of the annotators, on replicas of their own (the ids returned), and
+        compared (:mod:`.agreement`). ``honeypots``: this many finished images with imported
+        ground truth are mixed into each annotator's work, as replicas without the truth."""
         names = [" ".join(a.split()) for a in annotators if a.strip()]
         if not names:
             raise InputError("give at least one annotator (--annotators anna,ben)")
         if len(set(names)) != len(names):
             raise InputError(f"an annotator is named twice in {', '.join(names)}")
+        if not 0.0 <= float(overlap) <= 1.0:
+            raise InputError(f"overlap is a share of the images, from 0 to 1; got {overlap}")
+        if overlap > 0 and len(names) < 2:
+            raise InputError("consensus images (overlap) need at least two annotators")
+        if int(honeypots) < 0:
+            raise InputError(f"honeypots is a number of images per annotator, got {honeypots}")
         who = self.actor.who(user)
         out: dict[str, list[int]] = {n: [] for n in names}
         with self.db.raw() as tx:
@@ -64,14 +78,35 @@ class Assignments:
                 raise InputError(f"{', '.join(strangers)} are not members of this project; add "
                                  "them first (`project members add PROJECT NAME --role annotator`)")
             free = [int(r[0]) for r in tx.conn.execute(
-                f"SELECT i.id FROM images i WHERE {NEEDS_WORK} AND NOT EXISTS (SELECT 1 FROM "
-                "assignments a WHERE a.image_id = i.id) ORDER BY i.id").fetchall()]
+                f"SELECT i.id FROM images i WHERE {NEEDS_WORK} AND {OWN_WORK} AND NOT EXISTS "
+                "(SELECT 1 FROM assignments a WHERE a.image_id = i.id) ORDER BY i.id").fetchall()]
             if image_ids is not None:
                 keep = {int(i) for i in image_ids}
                 free = [i for i in free if i in keep]
             load = {n: int(tx.conn.execute('SELECT COUNT(*) FROM assignments WHERE "user" = ?',
                                            (n,)).scalar()) for n in names}
             stamp = now()
+            shared = round(float(overlap) * len(free))
+            chosen = [free[int((k + 0.5) * len(free) / shared)] for k in range(shared)] if shared else []
+            for k, image_id in enumerate(chosen):
+                for name in (names[k % len(names)], names[(k + 1) % len(names)]):
+                    out[name].append(self._replica(tx, image_id, name, "consensus", stamp))
+                    load[name] += 1
+            truth = [int(r[0]) for r in tx.conn.execute(
+                "SELECT i.id FROM images i WHERE i.replica = '' AND i.state = 'done' AND EXISTS "
+                "(SELECT 1 FROM annotations a WHERE a.image_id = i.id AND a.origin = 'imported') "
+                "ORDER BY i.id").fetchall()]
+            if honeypots and len(truth) < int(honeypots):
+                raise InputError(f"{honeypots} honeypot(s) per annotator asked, but only "
+                                 f"{len(truth)} finished image(s) hold imported ground truth "
+                                 "(import it with `project import-coco`, then finish them)")
+            for j, name in enumerate(names):
+                for k in range(int(honeypots)):
+                    image_id = truth[(j * int(honeypots) + k) % len(truth)]
+                    if not tx.conn.execute("SELECT 1 FROM images WHERE replica_of = ? AND "
+                                           "replica = ?", (image_id, name)).fetchone():
+                        out[name].append(self._replica(tx, image_id, name, "honeypot", stamp))
+            free = [i for i in free if i not in set(chosen)]
             for image_id in free:
                 name = min(names, key=lambda n: (load[n], names.index(n)))
                 tx.conn.execute('INSERT INTO assignments (image_id, "user", kind, assigned_at) '
@@ -79,6 +114,24 @@ class Assignments:
                 load[name] += 1
                 out[name].append(image_id)
         return out
+
+    @staticmethod
+    def _replica(tx: "Tx", image_id: int, name: str, kind: str, stamp: str) -> int:
+        """A replica of ``image_id`` for ``name`` (its candidates copied, all proposed again;
+        no annotations: nobody's masks, nor the ground truth, come along); returns its id."""
+        row = tx.row("images", image_id)
+        assert row is not None  # chosen from the images table in this transaction
+        replica = tx.insert("images", {
+            **{k: row[k] for k in ("path", "width", "height", "crs", "transform", "checksum", "win")},
+            "added_at": stamp, "replica": name, "replica_of": image_id})
+        tx.conn.execute(
+            "INSERT INTO candidates (image_id, run_id, class_id, counts, height, width, bbox, area, "
+            "score, branch, prompt, model, extra, status) SELECT ?, run_id, class_id, counts, "
+            "height, width, bbox, area, score, branch, prompt, model, extra, 'proposed' FROM "
+            "candidates WHERE image_id = ? ORDER BY id", (replica, image_id))
+        tx.conn.execute('INSERT INTO assignments (image_id, "user", kind, assigned_at) '
+                        "VALUES (?, ?, ?, ?)", (replica, name, kind, stamp))
+        return replica
 
     def assigned(self, user: str | None = None) -> list[int]:
         """The image ids assigned to ``user`` (default: this session's user), by id."""
@@ -133,8 +186,9 @@ class Assignments:
         if mine is not None:
             return int(mine[0])
         pool = tx.conn.execute(
-            f"SELECT i.id FROM images i WHERE {NEEDS_WORK} AND i.id != ? AND NOT EXISTS (SELECT 1 "
-            f"FROM assignments a WHERE a.image_id = i.id) AND {others} ORDER BY i.id LIMIT 1",
+            f"SELECT i.id FROM images i WHERE {NEEDS_WORK} AND {OWN_WORK} AND i.id != ? AND NOT "
+            f"EXISTS (SELECT 1 FROM assignments a WHERE a.image_id = i.id) AND {others} "
+            "ORDER BY i.id LIMIT 1",
             (skip, who, clock)).fetchone()
         return int(pool[0]) if pool is not None else None
 

@@ -120,11 +120,22 @@ class Images:
         return [self.add_image(p) for p in paths]
 
     def images(self, state: str | None = None) -> list[ImageRecord]:
+        """The project's images (not the replicas annotators label on their own: see
+        :meth:`replicas`), by id; ``state``: only those in that state."""
         if state is None:
-            rows = self.db.query("SELECT * FROM images ORDER BY id")
+            rows = self.db.query("SELECT * FROM images WHERE replica = '' ORDER BY id")
         else:
             check_state(state)
-            rows = self.db.query("SELECT * FROM images WHERE state = ? ORDER BY id", (state,))
+            rows = self.db.query("SELECT * FROM images WHERE replica = '' AND state = ? "
+                                 "ORDER BY id", (state,))
+        return [image_from_row(r, self.resolve) for r in rows]
+
+    def replicas(self, of: int | None = None) -> list[ImageRecord]:
+        """Replicas (consensus and honeypot copies), of one image or of all, by id."""
+        if of is None:
+            rows = self.db.query("SELECT * FROM images WHERE replica != '' ORDER BY id")
+        else:
+            rows = self.db.query("SELECT * FROM images WHERE replica_of = ? ORDER BY id", (int(of),))
         return [image_from_row(r, self.resolve) for r in rows]
 
     def image(self, image_id: int) -> ImageRecord:

@@ -20,6 +20,7 @@ from text2seg_widgets.store.records import ImageSummary
 from text2seg_widgets.store.schema import IMAGE_STATES
 
 if TYPE_CHECKING:
+    from text2seg_widgets.store.actor import Actor
     from text2seg_widgets.store.db import Database
     from text2seg_widgets.store.images import Images
     from text2seg_widgets.store.records import ImageRecord
@@ -50,13 +51,15 @@ def check_filter(filter: str | None) -> None:
                          f"{', '.join(map(repr, IMAGE_FILTERS))}")
 
 
-def _where(filter: str | None) -> tuple[str, tuple[Any, ...]]:
+def _where(filter: str | None, user: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The project's images, and the replicas ``user`` labels (nobody else's)."""
     check_filter(filter)
+    mine = " WHERE (i.replica = '' OR i.replica = ?)"
     if filter is None:
-        return "", ()
+        return mine, (user or "",)
     if filter == "candidates left":
-        return " WHERE COALESCE(c.proposed, 0) > 0", ()
-    return " WHERE i.state = ?", (filter,)
+        return mine + " AND COALESCE(c.proposed, 0) > 0", (user or "",)
+    return mine + " AND i.state = ?", (user or "", filter)
 
 
 def _name(path: str, win: str | None) -> str:
@@ -72,12 +75,12 @@ def _name(path: str, win: str | None) -> str:
 class Navigation:
     """The image list and moving through it (built by :class:`~.project.Project`)."""
 
-    def __init__(self, db: "Database", images: "Images") -> None:
-        self.db, self.images = db, images
+    def __init__(self, db: "Database", images: "Images", actor: "Actor") -> None:
+        self.db, self.images, self.actor = db, images, actor
 
     def image_summaries(self, filter: str | None = None) -> list[ImageSummary]:
         """One :class:`ImageSummary` per image matching ``filter`` (see the module doc), by id."""
-        where, params = _where(filter)
+        where, params = _where(filter, self.actor.user)
         rows = self.db.query(_SUMMARY_SQL + where + " ORDER BY i.id", params)
         return [ImageSummary(id=r["id"], name=_name(r["path"], r["win"]), state=r["state"],
                              proposed=int(r["proposed"]), accepted=int(r["accepted"]),
@@ -85,7 +88,7 @@ class Navigation:
                              seconds=float(r["seconds"]), review=str(r["review"])) for r in rows]
 
     def _matching_ids(self, filter: str | None) -> list[int]:
-        where, params = _where(filter)
+        where, params = _where(filter, self.actor.user)
         return [int(r[0]) for r in self.db.query(
             "SELECT i.id FROM images i LEFT JOIN (SELECT image_id, SUM(CASE WHEN status = 'proposed' THEN 1 ELSE 0 END) AS "
             "proposed FROM candidates GROUP BY image_id) c ON c.image_id = i.id" + where +

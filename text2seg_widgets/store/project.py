@@ -46,6 +46,7 @@ from text2seg_widgets.core.candidate import Candidate
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.store.actor import Actor, default_user
 from text2seg_widgets.store.adding import ImageBatch
+from text2seg_widgets.store.agreement import Agreement
 from text2seg_widgets.store.assignments import Assignments
 from text2seg_widgets.store.backup import (APP, BACKUP_DIR, Backups, backup_stamp, copy_database, list_backups,
                                            list_set_aside)
@@ -112,7 +113,7 @@ class Project:
                         Images(db, image_root, root_name="image root (TEXT2SEG_IMAGE_ROOT)"))
         self.class_table = Classes(db, self.actor, self.backup_store)
         self.states = States(db, self.actor, self.catalog)
-        self.navigation = Navigation(db, self.catalog)
+        self.navigation = Navigation(db, self.catalog, self.actor)
         self.timing = Effort(db, self.catalog)
         self.review = Review(db, self.actor, self.catalog, self.class_table, self.states,
                              self.backup_store)
@@ -122,6 +123,7 @@ class Project:
         self.people = People(db, self.actor)
         self.assignments = Assignments(db, self.actor, self.people, self.catalog)
         self.review_stage = ReviewStage(db, self.actor, self.people, self.catalog)
+        self.agreement_measures = Agreement(db, self.actor)
         db.guard = self.people.guard
 
     # ----------------------------------------------------------------- open / create
@@ -359,10 +361,13 @@ class Project:
 
     def stats(self) -> dict[str, Any]:
         """Review statistics (:func:`text2seg_widgets.store.stats.review_stats`) plus
-        ``effort``: :meth:`effort` per class."""
+        ``effort`` (:meth:`effort` per class), ``consensus`` (agreement between annotators per
+        class and pair) and ``honeypots`` (each annotator's accuracy): see :mod:`.agreement`."""
         from text2seg_widgets.store.stats import review_stats
 
-        return review_stats(self._db) | {"effort": self.effort()}
+        return review_stats(self._db) | {"effort": self.effort(),
+                                         "consensus": self.agreement_measures.consensus(),
+                                         "honeypots": self.agreement_measures.honeypots()}
 
     def agreement(self) -> list[dict[str, Any]]:
         """Per accepted annotation: IoU with the candidate it came from (1.0 = not edited)."""
@@ -620,9 +625,16 @@ class Project:
         return self.people.remove_member(name, user=user)
 
     def assign(self, annotators: Sequence[str], *, image_ids: Sequence[int] | None = None,
+               overlap: float = 0.0, honeypots: int = 0,
                user: str | None = None) -> dict[str, list[int]]:
         """(see :meth:`.assignments.Assignments.assign`)"""
-        return self.assignments.assign(annotators, image_ids=image_ids, user=user)
+        return self.assignments.assign(annotators, image_ids=image_ids, overlap=overlap,
+                                       honeypots=honeypots, user=user)
+
+    def resolve_consensus(self, image_id: int, *, pick: str | None = None,
+                          user: str | None = None) -> int:
+        """(see :meth:`.agreement.Agreement.resolve`)"""
+        return self.agreement_measures.resolve(image_id, pick=pick, user=user)
 
     def next_assigned(self, user: str | None = None, *,
                       after: int | None = None) -> ImageRecord | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from text2seg_widgets.core import Candidate, rle_to_mask
+from text2seg_widgets.core.masks import rle_area, rle_bbox
 
 if TYPE_CHECKING:
     from text2seg_widgets.store.db import Row
@@ -62,6 +63,10 @@ class ImageRecord:
     review: str = ""
     review_note: str = ""
     reviewed_by: str | None = None
+    #: A replica (consensus or honeypot copy labelled by one annotator): their name and the image
+    #: it copies; '' / None for the project's own images.
+    replica: str = ""
+    replica_of: int | None = None
 
     @property
     def name(self) -> str:
@@ -144,6 +149,12 @@ class ImageSummary:
     review: str = ""
 
 
+def mask_columns(rle: dict[str, Any]) -> dict[str, Any]:
+    """The mask columns of a candidates/annotations row from a COCO RLE with ``str`` counts."""
+    return {"counts": rle["counts"], "height": rle["size"][0], "width": rle["size"][1],
+            "bbox": json.dumps(rle_bbox(rle)), "area": rle_area(rle)}
+
+
 def image_from_row(row: Row, resolve: Callable[[str], Path]) -> ImageRecord:
     win = tuple(json.loads(row["win"])) if row["win"] else None
     return ImageRecord(id=row["id"], path=str(resolve(row["path"])), width=row["width"],
@@ -152,7 +163,8 @@ def image_from_row(row: Row, resolve: Callable[[str], Path]) -> ImageRecord:
                        state=row["state"], window=win,
                        state_user=row["state_user"], state_at=row["state_at"],
                        state_note=row["state_note"], review=row["review"],
-                       review_note=row["review_note"], reviewed_by=row["reviewed_by"])
+                       review_note=row["review_note"], reviewed_by=row["reviewed_by"],
+                       replica=row["replica"], replica_of=row["replica_of"])
 
 
 def candidate_from_row(row: Row, class_name: str) -> CandidateRecord:

@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from text2seg_widgets.errors import InputError
-from text2seg_widgets.core import (Candidate, mask_to_rle, rle_area, rle_bbox,
-                                                 rle_to_mask)
+from text2seg_widgets.core import (Candidate, mask_to_rle, rle_area, rle_to_mask)
 from text2seg_widgets.store.db import ConflictError, Tx, now
-from text2seg_widgets.store.records import (AnnotationRecord, CandidateRecord, MaskRow,
+from text2seg_widgets.store.records import (mask_columns, AnnotationRecord, CandidateRecord, MaskRow,
                                             annotation_from_row, candidate_from_row)
 from text2seg_widgets.store.schema import CANDIDATE_STATUSES
 
@@ -54,11 +53,6 @@ def _rle_of(mask: Any, height: int, width: int) -> dict[str, Any]:
         raise InputError(f"mask is {size[0]} x {size[1]} (height x width) but the image is "
                          f"{height} x {width}; masks are in the image's own pixel grid")
     return {"size": size, "counts": rle["counts"]}
-
-
-def _mask_columns(rle: dict[str, Any]) -> dict[str, Any]:
-    return {"counts": rle["counts"], "height": rle["size"][0], "width": rle["size"][1],
-            "bbox": json.dumps(rle_bbox(rle)), "area": rle_area(rle)}
 
 
 def _check_actions(actions: Any) -> int:
@@ -102,7 +96,7 @@ class Review:
                                  f"({', '.join(map(repr, ids_by_name))}); add it first")
             rle = _rle_of(cand.rle, rec.height, rec.width)
             rows.append({"image_id": rec.id, "run_id": run_id,
-                         "class_id": ids_by_name[cand.class_name], **_mask_columns(rle),
+                         "class_id": ids_by_name[cand.class_name], **mask_columns(rle),
                          "score": float(cand.score), "branch": str(cand.branch),
                          "prompt": cand.prompt or "", "model": cand.model or "",
                          "extra": json.dumps(cand.extra or {}, default=str)})
@@ -265,7 +259,7 @@ class Review:
         with self.db.action(f"add {class_name!r} mask on image {rec.id}", user=who) as tx:
             stamp = now()
             ann_id = tx.insert("annotations", {
-                "image_id": rec.id, "class_id": class_id, **_mask_columns(rle),
+                "image_id": rec.id, "class_id": class_id, **mask_columns(rle),
                 "score": float(score), "source": source, "candidate_id": None, "user": who,
                 "created_at": stamp, "updated_at": stamp,
                 "origin": "imported" if source == "import" else "drawn",
@@ -292,7 +286,7 @@ class Review:
                 continue
             source = str(item.get("source", "import"))
             rows.append({"image_id": rec.id, "class_id": ids_by_name[item["class_name"]],
-                         **_mask_columns(rle), "score": float(item.get("score", 1.0)),
+                         **mask_columns(rle), "score": float(item.get("score", 1.0)),
                          "source": source, "candidate_id": None,
                          "user": who, "created_at": stamp, "updated_at": stamp,
                          "origin": "imported" if source == "import" else "drawn",
@@ -338,7 +332,7 @@ class Review:
             rle = _rle_of(mask, row["height"], row["width"])
             if rle_area(rle) == 0:
                 raise InputError("the edited mask is empty; use delete_annotation() to remove it")
-            tx.update("annotations", row["id"], {**_mask_columns(rle), "user": who,
+            tx.update("annotations", row["id"], {**mask_columns(rle), "user": who,
                                                  "updated_at": now(), **_edited(row, actions)})
 
     def relabel(self, annotation_id: int, class_name: str, user: str | None = None, *,

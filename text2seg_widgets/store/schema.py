@@ -258,6 +258,72 @@ CREATE TABLE review_events (
 CREATE INDEX review_events_image ON review_events(image_id);
 """
 
+# Version 5: consensus and honeypot replicas. An image given to several annotators to label
+# independently (consensus), or a ground-truth image mixed into someone's work (honeypot), is
+# labelled on a *replica*: a row of its own (``replica`` = the annotator, ``replica_of`` = the
+# image), with its own state, candidates and annotations, so nobody sees the others' masks. The
+# uniqueness of (path, win) becomes (path, win, replica). SQLite cannot change a UNIQUE
+# constraint in place: the table is rebuilt (foreign keys are off during the step, see
+# :func:`migrate`; the ids, the next id, the index and the trigger are kept).
+_IMAGES_V5 = """
+CREATE TABLE images_v5 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    crs TEXT,
+    transform TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    win TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'unreviewed'
+        CHECK (state IN ('unreviewed', 'in progress', 'done', 'skipped')),
+    state_user TEXT,
+    state_at TEXT,
+    added_at TEXT NOT NULL,
+    state_note TEXT NOT NULL DEFAULT '',
+    review TEXT NOT NULL DEFAULT '' CHECK (review IN ('', 'pending', 'approved', 'returned')),
+    review_note TEXT NOT NULL DEFAULT '',
+    reviewed_by TEXT,
+    reviewed_at TEXT,
+    replica TEXT NOT NULL DEFAULT '',
+    replica_of INTEGER REFERENCES images_v5(id) ON DELETE CASCADE,
+    UNIQUE (path, win, replica)
+);
+"""
+_IMAGE_COLUMNS = ("id, path, width, height, crs, transform, checksum, win, state, state_user, "
+                  "state_at, added_at, state_note, review, review_note, reviewed_by, reviewed_at")
+_V5 = _IMAGES_V5 + f"""
+INSERT INTO images_v5 ({_IMAGE_COLUMNS}) SELECT {_IMAGE_COLUMNS} FROM images;
+INSERT INTO sqlite_sequence (name, seq) SELECT 'images_v5', seq FROM sqlite_sequence
+    WHERE name = 'images' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'images_v5');
+UPDATE sqlite_sequence SET seq = (SELECT MAX(seq) FROM sqlite_sequence
+    WHERE name IN ('images', 'images_v5')) WHERE name = 'images_v5';
+DROP TRIGGER candidates_proposed_on_done;
+DROP TRIGGER candidates_insert_on_done;
+DROP TABLE images;
+ALTER TABLE images_v5 RENAME TO images;
+CREATE TRIGGER candidates_proposed_on_done BEFORE UPDATE OF status ON candidates
+WHEN NEW.status = 'proposed' AND EXISTS (
+    SELECT 1 FROM images i WHERE i.id = NEW.image_id AND i.state = 'done')
+BEGIN
+    SELECT RAISE(ABORT, 'unreviewed candidates on an image marked done');
+END;
+CREATE TRIGGER candidates_insert_on_done BEFORE INSERT ON candidates
+WHEN NEW.status = 'proposed' AND EXISTS (
+    SELECT 1 FROM images i WHERE i.id = NEW.image_id AND i.state = 'done')
+BEGIN
+    SELECT RAISE(ABORT, 'unreviewed candidates on an image marked done');
+END;
+CREATE INDEX images_checksum ON images(checksum, win);
+CREATE INDEX images_replica_of ON images(replica_of);
+CREATE TRIGGER images_done_needs_review BEFORE UPDATE OF state ON images
+WHEN NEW.state = 'done' AND EXISTS (
+    SELECT 1 FROM candidates c WHERE c.image_id = NEW.id AND c.status = 'proposed')
+BEGIN
+    SELECT RAISE(ABORT, 'unreviewed candidates on an image marked done');
+END;
+"""
+
 # The same steps for PostgreSQL: identity ids, DOUBLE PRECISION for REAL (float8 like
 # SQLite's REAL), and the review-invariant triggers as PL/pgSQL functions raising the same message
 # with SQLSTATE 23514 (check_violation: an IntegrityError on both databases).
@@ -422,6 +488,14 @@ _PG_V4 = [
     "CREATE INDEX review_events_image ON review_events(image_id)",
 ]
 
+_PG_V5 = [
+    "ALTER TABLE images ADD COLUMN replica TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE images ADD COLUMN replica_of BIGINT REFERENCES images(id) ON DELETE CASCADE",
+    "ALTER TABLE images DROP CONSTRAINT images_path_win_key",
+    "ALTER TABLE images ADD CONSTRAINT images_path_win_replica_key UNIQUE (path, win, replica)",
+    "CREATE INDEX images_replica_of ON images(replica_of)",
+]
+
 
 def _statements(script: str) -> list[str]:
     """Split an SQLite script into complete statements (trigger bodies hold ``;`` of their own)."""
@@ -440,8 +514,8 @@ def _statements(script: str) -> list[str]:
 #: version -> the statements that upgrade ``version - 1`` to ``version``, per dialect.
 #: Append (with an Alembic revision that runs it); never edit a shipped step.
 SQLITE_STEPS: dict[int, list[str]] = {v: _statements(s) for v, s in
-                                      ((1, _V1), (2, _V2), (3, _V3), (4, _V4))}
-POSTGRESQL_STEPS: dict[int, list[str]] = {1: _PG_V1, 2: _PG_V2, 3: _PG_V3, 4: _PG_V4}
+                                      ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))}
+POSTGRESQL_STEPS: dict[int, list[str]] = {1: _PG_V1, 2: _PG_V2, 3: _PG_V3, 4: _PG_V4, 5: _PG_V5}
 SCHEMA_VERSION = max(SQLITE_STEPS)
 assert set(SQLITE_STEPS) == set(POSTGRESQL_STEPS)
 
@@ -500,6 +574,19 @@ def migrate(db: "Database", *, target: int | None = None) -> int:
     """Upgrade the database to ``target`` in one transaction; return the version it had before.
 
     A database newer than this package raises :class:`InputError` rather than being touched."""
+    sqlite = db.dialect == "sqlite"
+    if sqlite:  # a step may rebuild a table (SQLite's documented way needs foreign keys off)
+        with db.lock:
+            db.conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        return _migrate_locked(db, target)
+    finally:
+        if sqlite:
+            with db.lock:
+                db.conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate_locked(db: "Database", target: int | None) -> int:
     latest = latest_version()
     target = latest if target is None else target
     with db.raw() as tx:
@@ -515,6 +602,10 @@ def migrate(db: "Database", *, target: int | None = None) -> int:
             command.stamp(cfg, revision_of(before))
         command.upgrade(cfg, revision_of(target))
         if tx.conn.dialect == "sqlite":
+            broken = tx.conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise InputError(f"the upgrade would leave {len(broken)} row(s) pointing at "
+                                 "missing rows; the project was left unchanged")
             tx.conn.execute(f"PRAGMA user_version = {int(target)}")
     return before
 

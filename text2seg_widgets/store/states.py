@@ -65,8 +65,9 @@ class States:
             # a team project: a finished image waits for a reviewer; reopening it withdraws it
             row = tx.row("images", image_id)
             current = row["review"] if row is not None else ""
-            values["review"] = "pending" if state == "done" else (
-                "returned" if current == "returned" else "")
+            if row is not None and not row["replica"]:  # replicas are compared, not reviewed
+                values["review"] = "pending" if state == "done" else (
+                    "returned" if current == "returned" else "")
         tx.update("images", image_id, values)
 
     def set_state(self, image_id: int, state: str, user: str | None = None) -> None:

@@ -14,7 +14,11 @@ from text2seg_widgets.core.masks import as_coco_rle
 from text2seg_widgets.store.db import Database
 from text2seg_widgets.store.schema import CANDIDATE_STATUSES, IMAGE_STATES
 
-__all__ = ["review_stats", "annotation_candidate_iou"]
+__all__ = ["review_stats", "annotation_candidate_iou", "OWN_IMAGES"]
+
+#: The project's own images (replicas, labelled for agreement or as honeypots, are counted apart:
+#: see :mod:`.agreement`).
+OWN_IMAGES = "(SELECT id FROM images WHERE replica = '')"
 
 
 def annotation_candidate_iou(db: Database) -> list[dict[str, Any]]:
@@ -24,7 +28,7 @@ def annotation_candidate_iou(db: Database) -> list[dict[str, Any]]:
         "SELECT a.id AS annotation_id, a.candidate_id, a.counts AS a_counts, a.height, a.width, "
         "c.counts AS c_counts, c.branch, cl.name AS class_name FROM annotations a "
         "JOIN candidates c ON c.id = a.candidate_id JOIN classes cl ON cl.id = a.class_id "
-        "ORDER BY a.id")
+        f"WHERE a.image_id IN {OWN_IMAGES} ORDER BY a.id")
     out = []
     for r in rows:
         if r["a_counts"] == r["c_counts"]:
@@ -48,7 +52,8 @@ def _summary(values: list[float]) -> dict[str, Any]:
 
 def _counts(db: Database, key: str) -> dict[str, dict[str, int]]:
     rows = db.query(f"SELECT {key} AS k, status, COUNT(*) AS n FROM candidates c "
-                    "JOIN classes cl ON cl.id = c.class_id GROUP BY k, status")
+                    f"JOIN classes cl ON cl.id = c.class_id WHERE c.image_id IN {OWN_IMAGES} "
+                    "GROUP BY k, status")
     out: dict[str, dict[str, int]] = defaultdict(lambda: {s: 0 for s in CANDIDATE_STATUSES})
     for r in rows:
         out[r["k"]][r["status"]] = int(r["n"])
@@ -60,15 +65,17 @@ def review_stats(db: Database) -> dict[str, Any]:
     by_class, by_source), ``candidates`` (by_status, by_class, by_branch: proposed/accepted/
     rejected counts) and ``agreement`` (IoU summary overall, by class and by branch)."""
     by_state = {s: 0 for s in IMAGE_STATES}
-    for r in db.query("SELECT state, COUNT(*) AS n FROM images GROUP BY state"):
+    for r in db.query("SELECT state, COUNT(*) AS n FROM images WHERE replica = '' GROUP BY state"):
         by_state[r["state"]] = int(r["n"])
     ann_class = {r["name"]: int(r["n"]) for r in db.query(
         "SELECT cl.name, COUNT(a.id) AS n FROM classes cl LEFT JOIN annotations a "
-        "ON a.class_id = cl.id GROUP BY cl.id ORDER BY cl.id")}
+        f"ON a.class_id = cl.id AND a.image_id IN {OWN_IMAGES} GROUP BY cl.id ORDER BY cl.id")}
     ann_source = {r["source"]: int(r["n"]) for r in db.query(
-        "SELECT source, COUNT(*) AS n FROM annotations GROUP BY source")}
+        f"SELECT source, COUNT(*) AS n FROM annotations WHERE image_id IN {OWN_IMAGES} "
+        "GROUP BY source")}
     by_status = {s: 0 for s in CANDIDATE_STATUSES}
-    for r in db.query("SELECT status, COUNT(*) AS n FROM candidates GROUP BY status"):
+    for r in db.query(f"SELECT status, COUNT(*) AS n FROM candidates WHERE image_id IN {OWN_IMAGES} "
+                      "GROUP BY status"):
         by_status[r["status"]] = int(r["n"])
     ious = annotation_candidate_iou(db)
     by_cls: dict[str, list[float]] = defaultdict(list)
@@ -76,7 +83,8 @@ def review_stats(db: Database) -> dict[str, Any]:
     for row in ious:
         by_cls[row["class_name"]].append(row["iou"])
         by_branch[row["branch"]].append(row["iou"])
-    with_ann = db.query("SELECT COUNT(DISTINCT image_id) FROM annotations")[0][0]
+    with_ann = db.query(f"SELECT COUNT(DISTINCT image_id) FROM annotations WHERE image_id IN "
+                        f"{OWN_IMAGES}")[0][0]
     return json.loads(json.dumps({
         "images": {"total": sum(by_state.values()), "by_state": by_state,
                    "with_annotations": int(with_ann)},
