@@ -1,5 +1,6 @@
 """notebooks/review_insights.ipynb runs headless (nbclient) on the shared tiles with LiteMedSAM
-stand-in candidates, writes its three charts as real PNG files, prints the calibrated preview,
+stand-in candidates, writes its four charts (the last: agreement between two annotators on
+consensus images of a team project) as real PNG files, prints the calibrated preview,
 the flagged known-bad prompt and the queue; a second run reopens the project and adds nothing."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from text2seg_widgets.store import Project
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "review_insights.ipynb"
-FIGURES = ("acceptance_vs_score.png", "iou_and_confusion.png", "corrections_per_class.png")
+FIGURES = ("acceptance_vs_score.png", "iou_and_confusion.png", "corrections_per_class.png",
+           "agreement.png")
 
 
 def run(workdir: Path, env: dict[str, str]) -> str:
@@ -30,7 +32,7 @@ def run(workdir: Path, env: dict[str, str]) -> str:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     images = sum(1 for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
-    assert images == 3, f"expected 3 inline charts, got {images}"
+    assert images == 4, f"expected 4 inline charts, got {images}"
     return "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
 
 
@@ -45,6 +47,7 @@ def test_review_insights_notebook(tmp_path, rs_samples):
     assert "3 images" in text and "decisions" in text
     assert "building / solar farm" in text and "<- only rejections" in text
     assert "candidate " in text and "priority" in text
+    assert "agreement  building: F1 " in text  # the team demo's per-class agreement
     with Project.open(project) as p:
         before = (len(p.candidates()), len(p.annotations()), len(p.candidates(status="proposed")))
         assert before[2] > 0 and before[1] > 0
