@@ -114,10 +114,14 @@ class Agreement:
     def __init__(self, db: "Database", actor: "Actor") -> None:
         self.db, self.actor = db, actor
 
-    def _instances(self, image_id: int) -> list[Instance]:
-        rows = self.db.query(
-            "SELECT c.name, a.counts, a.height, a.width FROM annotations a JOIN classes c ON "
-            "c.id = a.class_id WHERE a.image_id = ? ORDER BY a.id", (int(image_id),))
+    def _instances(self, image_id: int, origin: str | None = None) -> list[Instance]:
+        """The image's annotations as (class, RLE), by id; ``origin``: only those of it."""
+        sql = ("SELECT c.name, a.counts, a.height, a.width FROM annotations a JOIN classes c ON "
+               "c.id = a.class_id WHERE a.image_id = ?")
+        params: tuple[object, ...] = (int(image_id),)
+        if origin is not None:
+            sql, params = sql + " AND a.origin = ?", params + (origin,)
+        rows = self.db.query(sql + " ORDER BY a.id", params)
         return [(str(r[0]), as_coco_rle({"size": [int(r[2]), int(r[3])], "counts": r[1]}))
                 for r in rows]
 
@@ -168,7 +172,7 @@ class Agreement:
         by_annotator: dict[str, Tally] = defaultdict(Tally)
         per_class: dict[str, dict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
         for image_id, done in self._replicas("honeypot").items():
-            truth = [(c, r) for c, r in self._instances_of_origin(image_id, "imported")]
+            truth = self._instances(image_id, "imported")
             for replica, name in done:
                 for cls, tally in compare(self._instances(replica), truth, image_id).items():
                     by_annotator[name].add(tally)
@@ -176,14 +180,6 @@ class Agreement:
         return {"match_iou": MATCH_IOU, "by_annotator": {
             name: {**tally.summary(), "by_class": {c: t.summary() for c, t in sorted(per_class[name].items())}}
             for name, tally in sorted(by_annotator.items())}}
-
-    def _instances_of_origin(self, image_id: int, origin: str) -> list[Instance]:
-        rows = self.db.query(
-            "SELECT c.name, a.counts, a.height, a.width FROM annotations a JOIN classes c ON "
-            "c.id = a.class_id WHERE a.image_id = ? AND a.origin = ? ORDER BY a.id",
-            (int(image_id), origin))
-        return [(str(r[0]), as_coco_rle({"size": [int(r[2]), int(r[3])], "counts": r[1]}))
-                for r in rows]
 
     def resolve(self, image_id: int, *, pick: str | None = None, user: str | None = None) -> int:
         """End the consensus on ``image_id``: ``pick`` one annotator's masks, or merge (``None``);
