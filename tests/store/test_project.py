@@ -243,7 +243,8 @@ def test_runs_and_processed_markers(proj) -> None:
     p.mark_image_processed(image_id, run)  # idempotent
     p.finish_run(run)
     [r] = p.runs()
-    assert r["manifest"] == {"models": "tiny", "classes": ["building"]} and r["finished_at"]
+    assert r["manifest"] == {"models": "tiny", "classes": ["building"], "started_by": p.user}
+    assert r["finished_at"] and p.user
 
 
 def test_stats_counts_and_agreement(proj) -> None:

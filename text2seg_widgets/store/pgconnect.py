@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from text2seg_widgets.errors import InputError
 
 __all__ = ["engine_url", "connect_error", "create_database", "database_name", "is_url", "redact",
-           "URL_SCHEMES"]
+           "URL_SCHEMES", "MissingDatabaseError"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ def database_name(url: str) -> str:
     return str(engine_url(url).database)
 
 
+class MissingDatabaseError(InputError):
+    """The server is there, the database is not (``Project.create`` makes it)."""
+
+
 def connect_error(url: str, exc: sa_exc.DBAPIError) -> InputError:
     """One line saying why connecting to ``url`` failed and what to do (no password in it)."""
     where = redact(url)
@@ -77,7 +81,7 @@ def connect_error(url: str, exc: sa_exc.DBAPIError) -> InputError:
                           "wrong or missing password. Put it in PGPASSFILE (~/.pgpass), PGPASSWORD "
                           "or the URL")
     if "does not exist" in text and "database" in text:
-        return InputError(f"the database {parsed.database!r} does not exist on {where}; create "
+        return MissingDatabaseError(f"the database {parsed.database!r} does not exist on {where}; create "
                           "the project there with Project.create(URL, classes=[...]) (or "
                           "`text2seg-widgets project create URL`), or check the name")
     if "role" in text and "does not exist" in text:

@@ -118,7 +118,7 @@ class Project:
         self.review = Review(db, self.actor, self.catalog, self.class_table, self.states,
                              self.backup_store)
         self.undo_log = History(db, self.actor)
-        self.batch_runs = Runs(db)
+        self.batch_runs = Runs(db, self.actor)
         self.claims = Claims(db)
         self.people = People(db, self.actor)
         self.assignments = Assignments(db, self.actor, self.people, self.catalog)
@@ -169,10 +169,13 @@ class Project:
     def _create_team(cls, url: str, specs: list[tuple[str, str, tuple[str, ...]]], *,
                      user: str | None, busy_timeout_s: float,
                      image_root: str | Path | None) -> "Project":
-        from text2seg_widgets.store.pgconnect import create_database
+        from text2seg_widgets.store.pgconnect import MissingDatabaseError, create_database
 
-        create_database(url)
-        db = Database.postgresql(url, busy_timeout_s=busy_timeout_s)
+        try:
+            db = Database.postgresql(url, busy_timeout_s=busy_timeout_s)
+        except MissingDatabaseError:  # make it (through the server's maintenance database)
+            create_database(url)
+            db = Database.postgresql(url, busy_timeout_s=busy_timeout_s)
         try:
             tables = db.tables()
             if "meta" in tables:

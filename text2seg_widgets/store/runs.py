@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from text2seg_widgets.store.db import now
 
 if TYPE_CHECKING:
+    from text2seg_widgets.store.actor import Actor
     from text2seg_widgets.store.db import Database
 
 __all__ = ["Runs"]
@@ -17,13 +18,16 @@ __all__ = ["Runs"]
 class Runs:
     """The runs and processed tables (built by :class:`~.project.Project`)."""
 
-    def __init__(self, db: "Database") -> None:
-        self.db = db
+    def __init__(self, db: "Database", actor: "Actor") -> None:
+        self.db, self.actor = db, actor
+
+    def _manifest(self, manifest: dict[str, Any]) -> str:
+        """The stored manifest, naming who started the run (``started_by``)."""
+        return json.dumps({"started_by": self.actor.user, **manifest}, sort_keys=True, default=str)
 
     def start(self, manifest: dict[str, Any]) -> int:
         with self.db.raw() as tx:
-            return tx.insert("runs", {"manifest": json.dumps(manifest, sort_keys=True, default=str),
-                                      "started_at": now()})
+            return tx.insert("runs", {"manifest": self._manifest(manifest), "started_at": now()})
 
     def join_or_start(self, manifest: dict[str, Any]) -> tuple[int, bool]:
         """``(run_id, joined)``: the newest run whose manifest has the same ``fingerprint``, or a
@@ -33,8 +37,7 @@ class Runs:
             for row in tx.conn.execute("SELECT id, manifest FROM runs ORDER BY id DESC"):
                 if json.loads(row["manifest"]).get("fingerprint") == fingerprint:
                     return int(row["id"]), True
-            return tx.insert("runs", {"manifest": json.dumps(manifest, sort_keys=True,
-                                                             default=str),
+            return tx.insert("runs", {"manifest": self._manifest(manifest),
                                       "started_at": now()}), False
 
     def finish(self, run_id: int) -> None:
