@@ -74,3 +74,37 @@ def _square(annotator: Annotator) -> np.ndarray:
     m = np.zeros((annotator.image.height, annotator.image.width), bool)
     m[10:60, 10:60] = True
     return m
+
+
+def test_a_reviewer_resolves_a_consensus_image(project_at, road_tiles: list[Path]) -> None:
+    setup = Project.create(project_at, classes=["building", "road"], user="boss")
+    setup.add_image(road_tiles[0])
+    setup.set_member("boss", "manager")
+    for name in ("anna", "ben"):
+        setup.set_member(name, "annotator")
+    setup.set_member("rita", "reviewer")
+    setup.assign(["anna", "ben"], overlap=1.0)  # the one image, labelled by both on replicas
+    replicas = {r.replica: r.id for r in setup.catalog.replicas()}
+    for name, box in (("anna", (10, 60, 10, 60)), ("ben", (100, 150, 100, 150))):
+        m = np.zeros((400, 400), bool)
+        m[box[0]:box[1], box[2]:box[3]] = True
+        setup.add_annotation(replicas[name], m, "building", user=name)
+        setup.finish_image(replicas[name], user=name)
+    setup.close()
+    rita_p = Project.open(project_at, user="rita")
+    rita = Annotator(rita_p, live=False)
+    try:
+        assert "1 consensus image(s) to resolve" in rita.team.queue_label.value
+        assert rita.team.open_next_review() == 1
+        assert rita.team.resolve_box.layout.display == "flex"
+        assert list(rita.team.resolve_choice.options) == ["merge", "pick anna", "pick ben"]
+        rita.team.resolve_choice.value = "pick ben"
+        rita.team.resolve()
+        assert "1 mask(s) from ben" in rita.panel.message.value
+        record = rita_p.image(1)
+        assert (record.state, record.review) == ("done", "approved")
+        assert [a.bbox for a in rita_p.annotations(1)] == [[100.0, 100.0, 50.0, 50.0]]
+        assert rita.team.resolve_box.layout.display == "none"
+    finally:
+        rita.close()
+        rita_p.close()

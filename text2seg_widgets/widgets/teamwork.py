@@ -116,12 +116,19 @@ class TeamWork:
         self.return_button = w.Button(description="Return", button_style="warning",
                                       icon="undo").add_class("t2s-return")
         self.review_next = w.Button(description="Next to review", icon="eye").add_class("t2s-review-next")
+        self.resolve_choice = w.Dropdown(options=[], layout=w.Layout(width="auto")).add_class(
+            "t2s-resolve-choice")
+        self.resolve_button = w.Button(description="Resolve consensus", icon="compress").add_class(
+            "t2s-resolve")
+        self.resolve_box = w.HBox([self.resolve_choice, self.resolve_button],
+                                  layout=w.Layout(display="none"))
         self.approve_button.on_click(ui(lambda _b: self.approve()))
         self.return_button.on_click(ui(lambda _b: self.return_image()))
         self.review_next.on_click(ui(lambda _b: self.open_next_review()))
+        self.resolve_button.on_click(ui(lambda _b: self.resolve()))
         if self.reviewer:
             rows += [self.queue_label, self.review_next, self.comment,
-                     w.HBox([self.approve_button, self.return_button])]
+                     w.HBox([self.approve_button, self.return_button]), self.resolve_box]
         self.widget = w.Accordion(children=[w.VBox(rows)], titles=("Team",), selected_index=0)
         self.widget.add_class("t2s-team")
         self.update()
@@ -150,9 +157,14 @@ class TeamWork:
                 return int(queue_[0].id)
         return self.next_id(None)
 
+    def _waiting(self) -> list[int]:
+        """Finished images waiting for a verdict, and consensus images ready to resolve."""
+        ready = self.project.agreement_measures.to_resolve()
+        return sorted({r.id for r in self.project.review_queue()} | set(ready))
+
     def open_next_review(self) -> int | None:
-        """Open the next image waiting for review (after the open one, wrapping)."""
-        queue_ = [r.id for r in self.project.review_queue()]
+        """Open the next image waiting for review or resolution (after the open one, wrapping)."""
+        queue_ = self._waiting()
         if not queue_:
             self.display.say("nothing waits for review")
             self.update()
@@ -160,9 +172,24 @@ class TeamWork:
         current = self.state.image_id
         later = [i for i in queue_ if current is None or i > current] or queue_
         self.navigation.show_image(later[0])
-        self.display.say(f"image {later[0]} waits for your verdict: approve, or write what to fix "
-                         "and return it")
+        if later[0] in self.project.agreement_measures.to_resolve():
+            self.display.say(f"image {later[0]} was labelled by several annotators: merge their "
+                             "masks or pick one annotator's, then Resolve consensus")
+        else:
+            self.display.say(f"image {later[0]} waits for your verdict: approve, or write what to "
+                             "fix and return it")
         return later[0]
+
+    def resolve(self) -> int | None:
+        """Resolve the open consensus image as the dropdown says (merge, or pick one)."""
+        image_id = self.display.require_image()
+        choice = str(self.resolve_choice.value or "merge")
+        pick = choice.removeprefix("pick ") if choice.startswith("pick ") else None
+        n = self.project.resolve_consensus(image_id, pick=pick)
+        self.display.say(f"image {image_id}: {n} mask(s) from {pick or 'every annotator (merged)'}; "
+                         "done and approved (undo: z)")
+        self.display.refresh()
+        return self._after_verdict()
 
     def approve(self) -> int | None:
         image_id = self.display.require_image()
@@ -182,7 +209,7 @@ class TeamWork:
 
     def _after_verdict(self) -> int | None:
         self.navigation.show_image_list()
-        queue_ = [r.id for r in self.project.review_queue() if r.id != self.state.image_id]
+        queue_ = [i for i in self._waiting() if i != self.state.image_id]
         if queue_:
             self.navigation.show_image(queue_[0])
         self.update()
@@ -209,4 +236,13 @@ class TeamWork:
             note = f"<div class='t2s-review'>review: {html.escape(record.review)}</div>"
         self.note.value = note
         if self.reviewer:
-            self.queue_label.value = f"{len(self.project.review_queue())} image(s) wait for review"
+            ready = self.project.agreement_measures.to_resolve()
+            waiting = len(self.project.review_queue())
+            self.queue_label.value = (f"{waiting} image(s) wait for review" +
+                                      (f", {len(ready)} consensus image(s) to resolve" if ready else ""))
+            names = ready.get(record.id) if record is not None else None
+            if names:
+                self.resolve_choice.options = ["merge", *(f"pick {n}" for n in names)]
+                self.resolve_box.layout.display = "flex"
+            else:
+                self.resolve_box.layout.display = "none"
