@@ -184,3 +184,40 @@ def test_same_ids_and_float_scores_on_both_databases(project_at, tmp_path: Path)
     ann = p.add_annotation(image_id, mask, "road", score=0.123456789012345)
     assert p.annotation(ann).score == 0.123456789012345  # float8, not float4
     p.close()
+
+
+def _columns(url: str) -> dict[str, list[tuple[str, str, bool]]]:
+    engine = sa.create_engine(url)
+    inspector = sa.inspect(engine)
+    out = {}
+    for t in inspector.get_table_names():
+        if t == "alembic_version":
+            continue
+        keys = set(inspector.get_pk_constraint(t)["constrained_columns"])
+        # (SQLite reports an INTEGER PRIMARY KEY as nullable; it is the rowid and never is.)
+        out[t] = [(c["name"], type(c["type"]).__name__.upper(), bool(c["nullable"]) and c["name"] not in keys)
+                  for c in inspector.get_columns(t)]
+    engine.dispose()
+    return out
+
+
+def test_both_databases_have_the_same_tables_columns_and_nullability(pg_cluster, tmp_path: Path) -> None:
+    """The PostgreSQL schema is the SQLite one translated: same tables, columns in the same order,
+    same NOT NULLs; the types differ only as the translation says (ids and areas BIGINT, REAL
+    float8)."""
+    Project.create(tmp_path / "lite", classes=["road"]).close()
+    url = pg_cluster.new_url()
+    Project.create(url, classes=["road"]).close()
+    lite = _columns(f"sqlite:///{tmp_path / 'lite' / 'project.sqlite'}")
+    pg = _columns(url.replace("postgresql://", "postgresql+psycopg://"))
+    assert sorted(lite) == sorted(pg) and len(pg) == 15
+    names = {t: [(n, null) for n, _type, null in cols] for t, cols in lite.items()}
+    assert names == {t: [(n, null) for n, _type, null in cols] for t, cols in pg.items()}
+    words = {"INTEGER": {"INTEGER", "BIGINT"}, "REAL": {"DOUBLE_PRECISION"}, "TEXT": {"TEXT"}}
+    for table, cols in lite.items():
+        for (name, lite_type, _), (_, pg_type, _) in zip(cols, pg[table]):
+            assert pg_type in words[lite_type], (table, name, lite_type, pg_type)
+    assert [(n, t) for n, t, _ in pg["annotations"]][:10] == [
+        ("id", "BIGINT"), ("image_id", "BIGINT"), ("class_id", "BIGINT"), ("counts", "TEXT"),
+        ("height", "INTEGER"), ("width", "INTEGER"), ("bbox", "TEXT"), ("area", "BIGINT"),
+        ("score", "DOUBLE_PRECISION"), ("source", "TEXT")]
