@@ -157,14 +157,15 @@ class TeamWork:
                 return int(queue_[0].id)
         return self.next_id(None)
 
-    def _waiting(self) -> list[int]:
-        """Finished images waiting for a verdict, and consensus images ready to resolve."""
+    def _waiting(self) -> tuple[list[int], dict[int, list[str]]]:
+        """The ids of finished images waiting for a verdict and of consensus images ready to
+        resolve, in order; and the latter with their annotators."""
         ready = self.project.agreement_measures.to_resolve()
-        return sorted({r.id for r in self.project.review_queue()} | set(ready))
+        return sorted({r.id for r in self.project.review_queue()} | set(ready)), ready
 
     def open_next_review(self) -> int | None:
         """Open the next image waiting for review or resolution (after the open one, wrapping)."""
-        queue_ = self._waiting()
+        queue_, ready = self._waiting()
         if not queue_:
             self.display.say("nothing waits for review")
             self.update()
@@ -172,7 +173,7 @@ class TeamWork:
         current = self.state.image_id
         later = [i for i in queue_ if current is None or i > current] or queue_
         self.navigation.show_image(later[0])
-        if later[0] in self.project.agreement_measures.to_resolve():
+        if later[0] in ready:
             self.display.say(f"image {later[0]} was labelled by several annotators: merge their "
                              "masks or pick one annotator's, then Resolve consensus")
         else:
@@ -209,7 +210,7 @@ class TeamWork:
 
     def _after_verdict(self) -> int | None:
         self.navigation.show_image_list()
-        queue_ = [i for i in self._waiting() if i != self.state.image_id]
+        queue_ = [i for i in self._waiting()[0] if i != self.state.image_id]
         if queue_:
             self.navigation.show_image(queue_[0])
         self.update()
