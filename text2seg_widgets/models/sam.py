@@ -131,7 +131,7 @@ class SamSegmenter:
             return []
         identity = self.identity
         inputs = [self._pixels(img) for img in images]
-        with autocast(self.device, self.dtype):
+        with torch.no_grad(), autocast(self.device, self.dtype):
             # only the encoder runs in reduced precision: the decoder is cheap and float32 keeps
             # every later step (mask generation, NMS, stability scores) in one dtype
             feats = self.model.image_encoder(torch.cat([p for p, _ in inputs])).float()
