@@ -47,6 +47,8 @@ MODES = ("select", "box", "polygon-add", "polygon-cut", "positive", "negative")
 #: the shapes the draw toolbar offers in each drawing tool (the other tools have no toolbar)
 DRAW_SHAPES = {"box": ("rectangle",), "polygon-add": ("polygon", "rectangle"),
                "polygon-cut": ("polygon", "rectangle")}
+#: seconds a prompt waits for the background encode of its own window (one encode: ~1 s here)
+PROMPT_WAIT = 30.0
 
 POINTS_NEED_SAM = ("clicks need a SAM checkpoint (this segmenter, {name}, takes boxes only): fetch one with "
                    "`text2seg-widgets weights fetch sam-vit-b` and load it; the box tool still works")
@@ -209,17 +211,18 @@ class Tools:
             raise InputError("a text-prompt run is in progress; the SAM tools are back when it finishes")
         if session.points and not getattr(self.keeper.segmenter, "supports_points", True):
             raise InputError(POINTS_NEED_SAM.format(name=getattr(self.keeper.segmenter, "name", "?")))
-        self.keeper.stop_prefetch()  # the windows around the view wait: this prompt needs the CPU
-        self._prefetch_next()
         image_id, target = st.image_id, session.target
         width, height = st.frame.width, st.frame.height
         t0 = time.perf_counter()
         try:
             win = session_window(session, width, height, self.keeper.segmenter.input_size)
+            key = (image_id, win.rasterio)
+            # background encodes give the CPU to this prompt (one of its own window is waited for)
+            self.keeper.stop_prefetch(keep=key, timeout=PROMPT_WAIT)
             session.use_window(win)
             pixels = image.read(win)
             with self.keeper.lock:  # the held embedding cannot change between ensure and decode
-                self.keeper.ensure((image_id, win.rasterio), pixels)
+                self.keeper.ensure(key, pixels)
                 result = session.predict(self.keeper.segmenter)
         except InputError as exc:
             if session.points and "point" in str(exc).lower():
@@ -227,6 +230,7 @@ class Tools:
                 raise InputError(POINTS_NEED_SAM.format(name=name)) from exc
             raise
         st.last_refine_seconds = time.perf_counter() - t0
+        self._prefetch_next()  # this image is encoded: the next one may be now
         if not result.mask.any():
             st.pending_actions += 1
             raise InputError(f"SAM returned an empty mask for this {tool}; try another point or a box")
