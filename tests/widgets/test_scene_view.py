@@ -1,15 +1,18 @@
 """Scenes on the map, kernel side: the display VRT shows the scene's own pixels (stretch, bands,
-palette, window), plain big images get a stand-in place, the tile server is served by a real
-localtileserver thread that is joined on close, and only the masks in view are sent."""
+palette, window), plain big images get a stand-in place, the tiles come from a real
+localtileserver app in a child process that is stopped on close (and ends when its kernel dies),
+and only the masks in view are sent."""
 
 from __future__ import annotations
 
 import io
-import threading
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import rasterio
 from PIL import Image
@@ -56,7 +59,7 @@ def test_a_plain_image_gets_the_pixel_space_stand_in(tmp_path: Path, shared_data
         assert np.array_equal(shown.read((10, 20, 30, 30)).transpose(1, 2, 0), src.pixels((10, 20, 30, 30))[0])
 
 
-def test_tiles_come_from_a_real_tile_server_that_is_joined_on_close(tmp_path: Path) -> None:
+def test_tiles_come_from_a_real_tile_server_that_is_stopped_on_close(tmp_path: Path) -> None:
     import morecantile
 
     scene = _uint16_scene(tmp_path / "s.tif")
@@ -70,13 +73,32 @@ def test_tiles_come_from_a_real_tile_server_that_is_joined_on_close(tmp_path: Pa
         png = np.asarray(Image.open(io.BytesIO(urllib.request.urlopen(url, timeout=60).read())))
         assert png.shape == (256, 256, 4) and png[..., 3].max() == 255  # the scene is in it
         assert tiles.tiled(scene) is tiled  # one layer per image
+        assert tiles.direct_url(tiled) == url.replace(f"/{tile.z}/{tile.x}/{tile.y}.", "/{z}/{x}/{y}.")
+        server = [p for p in psutil.Process().children() if "text2seg_widgets.imagery.tileserver" in " ".join(p.cmdline())]
+        assert len(server) == 1
+        server += server[0].children(recursive=True)  # its workers
     finally:
         tiles.close()
-    from server_thread import ServerThread
-
-    assert not [t for t in threading.enumerate() if isinstance(t, ServerThread)]  # stopped and joined
+    assert not [p for p in server if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # waited for
     with pytest.raises(OSError):
         urllib.request.urlopen(url, timeout=5)  # the server is gone
+
+
+def test_the_tile_server_ends_when_its_kernel_is_killed() -> None:
+    code = ("import time; from text2seg_widgets.imagery.tileserver import TileServer; "
+            "s = TileServer(workers=2); print(s.port, flush=True); time.sleep(600)")
+    kernel = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(kernel.stdout.readline())  # type: ignore[union-attr]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/palettes", timeout=120) as reply:
+            assert reply.status == 200  # served by a worker
+        server = psutil.Process(kernel.pid).children(recursive=True)
+        assert len(server) >= 3  # the supervisor and two workers
+    finally:
+        kernel.kill()
+        kernel.wait()
+    gone, alive = psutil.wait_procs(server, timeout=30)
+    assert not alive, f"left running after the kernel died: {[p.pid for p in alive]}"
 
 
 def test_only_masks_in_view_are_sent_on_a_scene(tmp_path: Path, open_app) -> None:

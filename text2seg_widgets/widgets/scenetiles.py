@@ -1,6 +1,7 @@
 """Big images and GeoTIFFs on the map as tiles cut on demand from the file and its overviews.
 
-The tile server is localtileserver (rio-tiler in a thread of the kernel), reached from the browser
+The tile server is localtileserver's app (rio-tiler) in a child process of the kernel
+(:mod:`text2seg_widgets.imagery.tileserver` says why not its thread), reached from the browser
 through jupyter-loopback's proxy of the Jupyter server (``<base>/localtileserver-proxy/<port>/``),
 so it works in JupyterLab, JupyterHub and Binder without opening a port. The kernel never holds a
 scene for display: the browser asks for the tiles in view, at the zoom in view.
@@ -14,8 +15,8 @@ Web Mercator transform (:func:`pixel_space_transform`): pixel ``(0, 0)`` at the 
 origin and one pixel per screen pixel at zoom :data:`PIXEL_SPACE_ZOOM`, so its tiles line up with
 its pixels exactly; no basemap is ever shown under such an image.
 
-:class:`SceneTiles` owns the VRT folder and its tile clients; the tile server thread is shared by
-the kernel's annotators and shut down (joined) when the last one closes.
+:class:`SceneTiles` owns the VRT folder and its tile clients; the tile server is shared by the
+kernel's annotators and stopped (waited for) when the last one closes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from rasterio.crs import CRS
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.scene import open_scene
+from text2seg_widgets.imagery.tileserver import TileServer
 from text2seg_widgets.widgets.geometry import GeoFrame
 
 __all__ = ["SceneTiles", "TiledImage", "DisplayVrt", "display_vrt", "pixel_space_transform", "shows_as_tiles",
@@ -156,35 +158,30 @@ class TiledImage:
     vrt: Path
 
 
-#: GDAL's block cache in the kernel, in MB (GDAL's default is 5 % of the RAM, and serving a scene's
-#: tiles fills it: panning would grow the kernel by that much). Set when the widgets are imported,
-#: before GDAL reads its first block (GDAL reads the setting once); a value already set wins.
+#: GDAL's block cache in the kernel and in each tile server worker, in MB (GDAL's default is 5 % of
+#: the RAM, and serving a scene's tiles or reading its prompt windows fills it). Set when the
+#: widgets are imported, before GDAL reads its first block (GDAL reads the setting once); the tile
+#: server inherits it; a value already set wins.
 GDAL_CACHE_MB = "256"
 os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
 
 
-def _quiet_overviews() -> None:
-    """rio-tiler warns on every read of a file without overviews (small images, or scenes that
-    should get them: ``gdaladdo`` or ``rio overview``); the tile server's thread would print it
-    on every tile. Said once in the log instead."""
-    import warnings
-
-    from rio_tiler.errors import NoOverviewWarning
-
-    warnings.filterwarnings("ignore", category=NoOverviewWarning)
-
-
 class _Server:
-    """The kernel's one tile server thread, counted: started by the first :class:`SceneTiles`
-    that needs it, shut down and joined when the last one closes."""
+    """The kernel's one tile server (:class:`~text2seg_widgets.imagery.tileserver.TileServer`, a
+    child process), counted: started by the first :class:`SceneTiles` that needs it, stopped (and
+    waited for) when the last one closes."""
 
     lock = threading.Lock()
     users = 0
+    server: TileServer | None = None
 
     @classmethod
-    def acquire(cls) -> None:
+    def acquire(cls) -> TileServer:
         with cls.lock:
             cls.users += 1
+            if cls.server is None or not cls.server.alive:
+                cls.server = TileServer()
+            return cls.server
 
     @classmethod
     def release(cls) -> None:
@@ -193,13 +190,9 @@ class _Server:
             if cls.users > 0:
                 return
             cls.users = 0
-            try:
-                from server_thread import ServerManager
-
-                if ServerManager.is_server_live("default"):
-                    ServerManager.shutdown_server("default", force=True)
-            except Exception:  # noqa: BLE001 - a server already gone is what we want
-                log.debug("tile server shutdown", exc_info=True)
+            server, cls.server = cls.server, None
+        if server is not None:
+            server.stop()
 
 
 class SceneTiles:
@@ -208,44 +201,46 @@ class SceneTiles:
 
     def __init__(self) -> None:
         self._dir: Path | None = None
-        self._clients: dict[tuple[str, Any], tuple[Any, TiledImage]] = {}
-        self._acquired = False
+        self._clients: dict[tuple[str, Any], TiledImage] = {}
+        self._server: TileServer | None = None
 
     def tiled(self, path: str | Path, window: tuple[int, int, int, int] | None = None) -> TiledImage:
         """The tile layer of ``path`` (and ``window``), made once per image."""
         key = (str(Path(path).resolve()), None if window is None else tuple(int(v) for v in window))
         if key in self._clients:
-            return self._clients[key][1]
-        from localtileserver import TileClient
-
+            return self._clients[key]
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="t2s-tiles-"))
         shown = display_vrt(path, self._dir / f"image-{len(self._clients)}.vrt", window=window)
         frame = shown.frame
-        if not self._acquired:
-            _quiet_overviews()
-            _Server.acquire()
-            self._acquired = True
+        if self._server is None:
+            self._server = _Server.acquire()
         if max(frame.width, frame.height) > SCENE_SIDE and not shown.has_overviews:
             log.warning("%s has no overviews: zoomed-out views of it read the whole file; add them "
                         "with `rio overview --build 2^1..6 %s` (or gdaladdo)", Path(path).name, path)
-        client = TileClient(str(shown.path))
         (south, west), (north, east) = frame.bounds()
         zoom = native_zoom(frame.transform, frame.crs, (south + north) / 2.0)
-        layer = ipyleaflet.TileLayer(url=client.get_tile_url(client=True), max_native_zoom=zoom,
+        layer = ipyleaflet.TileLayer(url=self._server.tile_url(str(shown.path)), max_native_zoom=zoom,
                                      max_zoom=zoom + 4, min_zoom=0, no_wrap=True, name="image",
                                      bounds=((south, west), (north, east)), attribution="", pane="tilePane")
         tiled = TiledImage(layer=layer, frame=frame, native_zoom=zoom, vrt=shown.path)
-        self._clients[key] = (client, tiled)
+        self._clients[key] = tiled
         return tiled
 
+    def direct_url(self, tiled: TiledImage) -> str:
+        """The ``{z}/{x}/{y}`` URL of ``tiled``'s tiles at ``127.0.0.1`` (the layer's URL goes
+        through the Jupyter server's proxy inside a kernel)."""
+        if self._server is None:
+            raise InputError("this SceneTiles is closed; show the image again")
+        return self._server.direct_url(str(tiled.vrt))
+
     def close(self) -> None:
-        for _client, tiled in self._clients.values():
+        for tiled in self._clients.values():
             tiled.layer.close()
         self._clients.clear()
-        if self._acquired:
+        if self._server is not None:
+            self._server = None
             _Server.release()
-            self._acquired = False
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
