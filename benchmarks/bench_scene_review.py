@@ -7,7 +7,11 @@ JupyterLab server and Chromium page, with LiteMedSAM (the offline models) in the
 * ``first_view_s``: the Annotator cell's kernel time + (annotator on the page -> every map tile in
   view loaded);
 * ``tile_after_pan``: each map tile that loads after a mouse pan at native zoom, from mouse-up to
-  the tile's load event (a capture listener in the page);
+  the tile's load event (a capture listener in the page); the pans followed at once by a box are
+  counted apart (``tile_after_pan_then_box``: their tiles share the CPU with the box's encode);
+* ``encode_idle_ms``: one LiteMedSAM encode in the kernel before the Annotator is shown (this
+  machine's speed at the time); ``cpu_share_during_pans``: CPU seconds per second of the pan loop
+  used by the kernel, its tile server, the Jupyter server and Chromium (2 = both cores);
 * ``box_unseen``: a box dragged right after a pan into a part of the image never shown before,
   from mouse-up until the message names the new annotation and its outline is drawn;
 * ``box_new_window_tiles_shown``: once the pan's tiles are on screen (what an annotator waits for
@@ -58,6 +62,14 @@ Path("kernel.pid").write_text(str(os.getpid()))
 os.environ["TEXT2SEG_EMBED_CACHE"] = str(Path("embedding-cache").resolve())  # cold: nothing seen before
 os.environ["TEXT2SEG_PREFETCH_WINDOWS"] = {prefetch!r}  # "0": every new window is encoded on demand
 models = load_models("offline", device="cpu")
+import numpy as np
+_rng = np.random.default_rng(0)
+_times = []
+for _ in range(3):  # this machine's speed now: LiteMedSAM encodes of a 256 px window, nothing else running
+    _t = time.perf_counter()
+    models.segmenter.encode(_rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    _times.append(time.perf_counter() - _t)
+Path("encode_idle_ms").write_text(str(1000 * sorted(_times)[1]))
 project = Project.create("job", classes=["building", "road", "field"])
 record = project.add_image({image!r})
 '''
@@ -116,6 +128,28 @@ def rss_mb(pid: int) -> float:
     import psutil
 
     return psutil.Process(pid).memory_info().rss / 1e6
+
+
+def cpu_by_process(kernel: int, lab: int) -> dict[str, float]:
+    """CPU seconds used so far by the kernel, its tile server (the kernel's child processes), the
+    rest of the Jupyter server and Chromium."""
+    import psutil
+
+    def cpu(p: "psutil.Process") -> float:
+        try:
+            t = p.cpu_times()
+            return float(t.user + t.system)
+        except psutil.Error:
+            return 0.0
+
+    k = psutil.Process(kernel)
+    tiles = k.children(recursive=True)
+    lab_all = [psutil.Process(lab), *psutil.Process(lab).children(recursive=True)]
+    skip = {kernel, *(p.pid for p in tiles)}
+    chromium = [p for p in psutil.process_iter(["name"]) if "chrom" in (p.info["name"] or "").lower()]
+    return {"kernel": cpu(k), "tile_server": sum(cpu(p) for p in tiles),
+            "jupyter_server": sum(cpu(p) for p in lab_all if p.pid not in skip),
+            "chromium": sum(cpu(p) for p in chromium)}
 
 
 def tiles_settled(ui: LabPage, timeout_ms: int = 60_000) -> None:
@@ -216,7 +250,11 @@ def run_case(name: str, image: Path, work: Path, pw: Any, args: argparse.Namespa
             page.wait_for_timeout(3000)
             before = rss_mb(pid)
             tile_ms: list[float] = []
+            tile_ms_box: list[float] = []  # tiles of the pans a box was drawn right after
             during_drag = 0
+            assert lab.proc is not None
+            cpu_before = cpu_by_process(pid, lab.proc.pid)
+            wall_before = time.perf_counter()
             unseen_kernel: list[float] = []
             seen: list[float] = []
             seen_kernel: list[float] = []
@@ -231,7 +269,8 @@ def run_case(name: str, image: Path, work: Path, pw: Any, args: argparse.Namespa
                 dx, dy = (-700.0, -420.0) if big else ((-250.0, -150.0) if i % 2 == 0 else (250.0, 150.0))
                 n0 = int(page.evaluate("() => window.__scene.loads.length"))
                 t_up = pan(ui, dx, dy)
-                if i % every == every - 1 and len(unseen) < args.boxes:  # a box right away: a new window
+                boxed = i % every == every - 1 and len(unseen) < args.boxes
+                if boxed:  # a box right away: a new window
                     mx, my = map_center(ui)
                     before_msg = message(ui)
                     t0 = draw_box(ui, mx - 40, my - 30, mx + 40, my + 30)
@@ -248,7 +287,7 @@ def run_case(name: str, image: Path, work: Path, pw: Any, args: argparse.Namespa
                     seen.append(wait_message_change(ui, before_msg) - t0)
                     seen_kernel.append(kernel_ms(ui))
                 loads = page.evaluate(f"() => window.__scene.loads.slice({n0})")
-                tile_ms += [ld["t"] - t_up for ld in loads if ld["t"] >= t_up]
+                (tile_ms_box if boxed else tile_ms).extend(ld["t"] - t_up for ld in loads if ld["t"] >= t_up)
                 during_drag += sum(1 for ld in loads if ld["t"] < t_up)
                 if len(cached) < len(unseen):
                     page.wait_for_timeout(1000)
@@ -258,7 +297,13 @@ def run_case(name: str, image: Path, work: Path, pw: Any, args: argparse.Namespa
                     cached.append(wait_message_change(ui, before_msg) - t0)
                     cached_kernel.append(kernel_ms(ui))
             after = rss_mb(pid)
-            out.update({"tile_after_pan": pct(tile_ms), "tiles_loaded_during_drag": during_drag, "pans": steps, "pan_load": os.getloadavg()[0],
+            wall = time.perf_counter() - wall_before
+            cpu_after = cpu_by_process(pid, lab.proc.pid)
+            out["encode_idle_ms"] = round(float((root / "encode_idle_ms").read_text()), 1)
+            out["cpu_share_during_pans"] = {k: round((cpu_after[k] - cpu_before[k]) / wall, 3) for k in cpu_after}
+            out["cpu_share_during_pans"]["wall_s"] = round(wall, 1)
+            out.update({"tile_after_pan": pct(tile_ms), "tile_after_pan_then_box": pct(tile_ms_box),
+                        "tiles_loaded_during_drag": during_drag, "pans": steps, "pan_load": os.getloadavg()[0],
                         "box_unseen": pct(unseen), "box_unseen_kernel": pct(unseen_kernel),
                         "box_new_window_tiles_shown": pct(seen), "box_new_window_tiles_shown_kernel": pct(seen_kernel),
                         "box_cached": pct(cached), "box_cached_kernel": pct(cached_kernel),
@@ -336,7 +381,7 @@ def main() -> None:
            "scene_written_s": made, "args": vars(args), **results}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2))
-    keys = ["first_view_s", "tile_after_pan", "box_unseen", "box_new_window_tiles_shown", "box_cached",
+    keys = ["encode_idle_ms", "first_view_s", "tile_after_pan", "tile_after_pan_then_box", "box_unseen", "box_new_window_tiles_shown", "box_cached",
             "kernel_rss_growth_mb", "accept_10k"]
     print(f"{'measure':24} {'scene':>32} {'tile':>32}")
     for k in keys:
