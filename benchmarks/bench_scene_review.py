@@ -19,7 +19,7 @@ JupyterLab server and Chromium page, with LiteMedSAM (the offline models) in the
 * ``box_cached``: a second box on the same object (its window's embedding held); ``*_kernel``:
   the kernel time the message reports for each box;
 * ``kernel_rss_growth_mb``: the kernel's RSS after the pans minus before (a diagonal sweep at native
-  zoom across the image);
+  zoom across the image); ``tile_server_rss_*``: the same for the tile server's processes;
 * ``accept_10k``: with 10,000 proposed candidates on the image, ``j`` then ``a`` (select next,
   accept), from the ``a`` keypress until the message says it was accepted and a frame was painted.
 
@@ -128,6 +128,19 @@ def rss_mb(pid: int) -> float:
     import psutil
 
     return psutil.Process(pid).memory_info().rss / 1e6
+
+
+def tile_server_rss_mb(kernel: int) -> float:
+    """RSS of the kernel's tile server (its child processes: the supervisor and the workers)."""
+    import psutil
+
+    total = 0.0
+    for p in psutil.Process(kernel).children(recursive=True):
+        try:
+            total += p.memory_info().rss / 1e6
+        except psutil.Error:
+            pass
+    return total
 
 
 def cpu_by_process(kernel: int, lab: int) -> dict[str, float]:
@@ -249,6 +262,7 @@ def run_case(name: str, image: Path, work: Path, pw: Any, args: argparse.Namespa
             tiles_settled(ui)
             page.wait_for_timeout(3000)
             before = rss_mb(pid)
+            tiles_before = tile_server_rss_mb(pid)
             tile_ms: list[float] = []
             tile_ms_box: list[float] = []  # tiles of the pans a box was drawn right after
             during_drag = 0
@@ -297,6 +311,9 @@ def run_case(name: str, image: Path, work: Path, pw: Any, args: argparse.Namespa
                     cached.append(wait_message_change(ui, before_msg) - t0)
                     cached_kernel.append(kernel_ms(ui))
             after = rss_mb(pid)
+            tiles_after = tile_server_rss_mb(pid)
+            out.update({"tile_server_rss_before_mb": round(tiles_before, 1), "tile_server_rss_after_mb": round(tiles_after, 1),
+                        "tile_server_rss_growth_mb": round(tiles_after - tiles_before, 1)})
             wall = time.perf_counter() - wall_before
             cpu_after = cpu_by_process(pid, lab.proc.pid)
             out["encode_idle_ms"] = round(float((root / "encode_idle_ms").read_text()), 1)
@@ -382,7 +399,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2))
     keys = ["encode_idle_ms", "first_view_s", "tile_after_pan", "tile_after_pan_then_box", "box_unseen", "box_new_window_tiles_shown", "box_cached",
-            "kernel_rss_growth_mb", "accept_10k"]
+            "kernel_rss_growth_mb", "tile_server_rss_growth_mb", "accept_10k"]
     print(f"{'measure':24} {'scene':>32} {'tile':>32}")
     for k in keys:
         cells = []

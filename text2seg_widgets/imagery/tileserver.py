@@ -1,12 +1,14 @@
 """The kernel's tile server: localtileserver's web app (rio-tiler) in processes of its own.
 
 localtileserver's ``TileClient`` runs its app in a thread of the kernel. Here the same app runs
-under uvicorn in a child process with :data:`WORKERS` worker processes, for three measured reasons
-(a 20,000 px NAIP mosaic on this 2-core machine, DESIGN.md): twelve tiles of a pan, six at a time
-as a browser asks, took 312 ms from two worker processes against 450-500 ms from one interpreter
-(the app's Python work, per tile, is serialised by its GIL); the prompt encoder in the kernel no
-longer shares an interpreter with the tile work of the same pan; and GDAL's block cache (up to
-``GDAL_CACHEMAX`` per worker) is not counted in the kernel's memory.
+under uvicorn in a child process with :data:`WORKERS` worker processes. Measured on a 20,000 px
+NAIP mosaic on a 2-core machine: twelve tiles of a pan, six at a time as a browser asks, took
+312 ms from two worker processes against 450-500 ms from one interpreter (the app's Python work
+per tile is serialised by its GIL); a LiteMedSAM encode in the kernel while those tiles were served
+took 1.28 s instead of 1.50 s; and in ``benchmarks/bench_scene_review.py`` a box on a never-seen
+window went from 2.1 to 1.3-1.6 s on screen (with the interruptible prefetch and the
+channels-last encoder). GDAL's block cache (up to ``GDAL_CACHEMAX`` per worker) is also no
+longer in the kernel's memory.
 
 The browser reaches it the way it reaches localtileserver's own thread: through jupyter-loopback's
 proxy of the Jupyter server (``<base>/localtileserver-proxy/<port>/``, the extension
