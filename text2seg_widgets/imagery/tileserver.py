@@ -10,6 +10,11 @@ window went from 2.1 to 1.3-1.6 s on screen (with the interruptible prefetch and
 channels-last encoder). GDAL's block cache (up to ``GDAL_CACHEMAX`` per worker) is also no
 longer in the kernel's memory.
 
+The app is localtileserver's, with one route added for the Annotator's display VRTs
+(:mod:`text2seg_widgets.imagery.tileroute`: readers kept open, the CRS check done once per scene,
+PNG at zlib level 1; 11 ms of CPU per tile instead of 38 ms). Each worker keeps GDAL's block cache
+at :data:`TILE_CACHE_MB` (the open readers keep their blocks).
+
 The browser reaches it the way it reaches localtileserver's own thread: through jupyter-loopback's
 proxy of the Jupyter server (``<base>/localtileserver-proxy/<port>/``, the extension
 localtileserver installs), or directly at ``http://127.0.0.1:<port>`` outside Jupyter.
@@ -31,9 +36,13 @@ import socket
 import subprocess
 import sys
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-__all__ = ["TileServer", "WORKERS", "PROXY_NAMESPACE", "GDAL_CACHE_MB"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["TileServer", "WORKERS", "PROXY_NAMESPACE", "GDAL_CACHE_MB", "TILE_CACHE_MB", "ROUTE", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +50,27 @@ log = logging.getLogger(__name__)
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 #: jupyter-loopback's namespace of localtileserver's proxy extension in the Jupyter server
 PROXY_NAMESPACE = "localtileserver"
-_APP = "localtileserver.web.fastapi_app:create_app"
+_APP = "text2seg_widgets.imagery.tileserver:create_app"  # not __name__: "__main__" in the child
 _BACKLOG = 256
-#: GDAL's block cache per process, in MB (GDAL's default is 5 % of the RAM, and serving a scene's
-#: tiles or reading its prompt windows fills it); set for the kernel by the widgets, inherited here
+#: the Annotator's tile route (:mod:`.tileroute`) under the server's root, ``{z}/{x}/{y}`` filled by the map
+ROUTE = "/api/t2s/tiles/{z}/{x}/{y}.png"
+#: GDAL's block cache of the kernel, in MB (GDAL's default is 5 % of the RAM, and reading a scene's
+#: prompt windows fills it); set by the widgets when they are imported
 GDAL_CACHE_MB = "256"
+#: GDAL's block cache of each tile server worker, in MB (a 512 px RGBA block is 1 MB; a view at
+#: native zoom touches about a dozen)
+TILE_CACHE_MB = "64"
+
+
+def create_app() -> FastAPI:
+    """localtileserver's app with the Annotator's tile route (:mod:`.tileroute`)."""
+    from localtileserver.web.fastapi_app import create_app as localtileserver_app
+
+    from text2seg_widgets.imagery.tileroute import router
+
+    app = localtileserver_app()
+    app.include_router(router)
+    return app
 
 
 class TileServer:
@@ -62,7 +87,7 @@ class TileServer:
             sock.listen(_BACKLOG)
             self.port = int(sock.getsockname()[1])
             env = dict(os.environ)
-            env.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
+            env["GDAL_CACHEMAX"] = TILE_CACHE_MB
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [sys.executable, "-m", __name__, "--fd", str(sock.fileno()), "--workers", str(self.workers),
                  "--parent", str(os.getpid())],
@@ -95,7 +120,7 @@ class TileServer:
 
     @staticmethod
     def _tiles(base: str, path: str) -> str:
-        return f"{base}/api/tiles/{{z}}/{{x}}/{{y}}.png?filename={quote(path, safe='')}"
+        return f"{base}{ROUTE}?filename={quote(path, safe='')}"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the server and its workers and wait for them (killed after ``timeout``)."""

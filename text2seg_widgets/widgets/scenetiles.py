@@ -1,7 +1,8 @@
 """Big images and GeoTIFFs on the map as tiles cut on demand from the file and its overviews.
 
 The tile server is localtileserver's app (rio-tiler) in a child process of the kernel
-(:mod:`text2seg_widgets.imagery.tileserver` says why not its thread), reached from the browser
+(:mod:`text2seg_widgets.imagery.tileserver` says why not its thread), its tiles cut by one route of
+ours (:mod:`text2seg_widgets.imagery.tileroute`: the same pixels, a third of the CPU), reached from the browser
 through jupyter-loopback's proxy of the Jupyter server (``<base>/localtileserver-proxy/<port>/``),
 so it works in JupyterLab, JupyterHub and Binder without opening a port. The kernel never holds a
 scene for display: the browser asks for the tiles in view, at the zoom in view.
