@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from text2seg_widgets.imagery.tileroute import ReaderCache, SceneReader, bounds_in
-from text2seg_widgets.imagery.tileserver import ROUTE, create_app
+from text2seg_widgets.imagery.tileroute import ReaderCache, SceneReader, bounds_in, create_app
+from text2seg_widgets.imagery.tileserver import ROUTE
 from text2seg_widgets.widgets.scenetiles import DisplayVrt, display_vrt, native_zoom
 
 NAIP = "geotiff/naip_m_4709963_se_14_1_20200831.tif"  # 934 x 723, UTM 14N on NAD83

@@ -37,7 +37,7 @@ from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Response
 from morecantile import Tile
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
@@ -47,7 +47,7 @@ from rio_tiler.io import Reader
 
 from text2seg_widgets.imagery.tileserver import ROUTE
 
-__all__ = ["SceneReader", "ReaderCache", "bounds_in", "router", "PNG_ZLEVEL", "READERS"]
+__all__ = ["SceneReader", "ReaderCache", "bounds_in", "router", "create_app", "PNG_ZLEVEL", "READERS"]
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +137,12 @@ async def scene_tile(z: int, x: int, y: int, filename: str = Query(..., descript
         log.error("tile %d/%d/%d of %s: %s", z, x, y, filename, e)
         raise HTTPException(status_code=500, detail=f"could not read {filename}: {e}") from None
     return Response(content=bytes(png), media_type="image/png")
+
+
+def create_app() -> FastAPI:
+    """localtileserver's app with :data:`router` added: what the tile server's workers serve."""
+    from localtileserver.web.fastapi_app import create_app as localtileserver_app
+
+    app = localtileserver_app()
+    app.include_router(router)
+    return app

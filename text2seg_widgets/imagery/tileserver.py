@@ -11,8 +11,8 @@ channels-last encoder). GDAL's block cache (up to ``GDAL_CACHEMAX`` per worker) 
 longer in the kernel's memory.
 
 The app is localtileserver's, with one route added for the Annotator's display VRTs
-(:mod:`text2seg_widgets.imagery.tileroute`: readers kept open, the CRS check done once per scene,
-PNG at zlib level 1; 11 ms of CPU per tile instead of 38 ms). Each worker keeps GDAL's block cache
+(:func:`text2seg_widgets.imagery.tileroute.create_app`: readers kept open, the CRS check done once
+per scene, PNG at zlib level 1; 11 ms of CPU per tile instead of 38 ms). Each worker keeps GDAL's block cache
 at :data:`TILE_CACHE_MB` (the open readers keep their blocks).
 
 The browser reaches it the way it reaches localtileserver's own thread: through jupyter-loopback's
@@ -36,13 +36,9 @@ import socket
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-__all__ = ["TileServer", "WORKERS", "PROXY_NAMESPACE", "GDAL_CACHE_MB", "TILE_CACHE_MB", "ROUTE", "create_app"]
+__all__ = ["TileServer", "WORKERS", "PROXY_NAMESPACE", "GDAL_CACHE_MB", "TILE_CACHE_MB", "ROUTE"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +46,8 @@ log = logging.getLogger(__name__)
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 #: jupyter-loopback's namespace of localtileserver's proxy extension in the Jupyter server
 PROXY_NAMESPACE = "localtileserver"
-_APP = "text2seg_widgets.imagery.tileserver:create_app"  # not __name__: "__main__" in the child
+#: the app the workers serve: localtileserver's with the Annotator's tile route
+_APP = "text2seg_widgets.imagery.tileroute:create_app"
 _BACKLOG = 256
 #: the Annotator's tile route (:mod:`.tileroute`) under the server's root, ``{z}/{x}/{y}`` filled by the map
 ROUTE = "/api/t2s/tiles/{z}/{x}/{y}.png"
@@ -60,17 +57,6 @@ GDAL_CACHE_MB = "256"
 #: GDAL's block cache of each tile server worker, in MB (a 512 px RGBA block is 1 MB; a view at
 #: native zoom touches about a dozen)
 TILE_CACHE_MB = "64"
-
-
-def create_app() -> FastAPI:
-    """localtileserver's app with the Annotator's tile route (:mod:`.tileroute`)."""
-    from localtileserver.web.fastapi_app import create_app as localtileserver_app
-
-    from text2seg_widgets.imagery.tileroute import router
-
-    app = localtileserver_app()
-    app.include_router(router)
-    return app
 
 
 class TileServer:
