@@ -107,6 +107,24 @@ def test_consensus_replicas_agreement_and_resolving(project_at, tmp_path: Path) 
     assert "building: F1 0.67, pixel IoU 0.72 (2 image(s))" in result.output
 
 
+def test_go_to_by_name_finds_my_replica_and_nobody_elses(project_at, tmp_path: Path) -> None:
+    p = _team(project_at, tmp_path)
+    p.assign(["anna", "ben"], overlap=0.2, user="boss")
+    anna3, ben3 = (next(r.id for r in p.catalog.replicas(3) if r.replica == who) for who in ("anna", "ben"))
+    p.user = "anna"
+    assert p.find_image("img2.png").id == anna3  # the copy she labels, not the project's image
+    assert p.find_image("img2").id == anna3
+    assert p.find_image(3).id == 3 and p.find_image(anna3).id == anna3  # an id is that image
+    assert p.find_image("img4.png").id == 5  # no replica: the project's image
+    with pytest.raises(InputError, match=f"no image with id {ben3}"):
+        p.find_image(ben3)  # ben's replica is not in her list
+    p.user = "ben"
+    assert p.find_image("img2.png").id == ben3
+    p.user = "boss"  # nobody's replica: the project's image
+    assert p.find_image("img2.png").id == 3
+    p.close()
+
+
 def test_honeypots_measure_each_annotator_against_the_truth(project_at, tmp_path: Path) -> None:
     p = _team(project_at, tmp_path, images=4)
     truth = [("building", (0, 0, 20, 20)), ("road", (50, 0, 60, 80))]

@@ -1,5 +1,5 @@
 """Moving between images: the image list with review counts, go-to by id or name, next/previous
-under a filter (a mixin of :class:`Project`; read-only).
+under a filter (a part of :class:`Project`; read-only).
 
 Filters (:data:`IMAGE_FILTERS`): ``None`` (every image), ``"unreviewed"``, ``"in progress"``,
 ``"done"``, ``"skipped"`` (by state) and ``"candidates left"`` (at least one proposed candidate,
@@ -97,10 +97,17 @@ class Navigation:
     def find_image(self, key: int | str) -> "ImageRecord":
         """The image with this id (an int, or a string of digits that is not a file name), file
         name (``tile_03.png``) or stem (``tile_03``); names must be unique. :class:`InputError`
-        listing close matches when nothing (or more than one) matches."""
+        listing close matches when nothing (or more than one) matches.
+
+        Searched among the images this session's user has in the image list: the project's and
+        their own replicas. A name that is both an image's and the user's replica of it finds the
+        replica (the copy they label); an id finds exactly that image."""
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             raise InputError(f"find an image by id (int) or by file name/stem (str), not {key!r}")
-        images = self.images.images()
+        user = self.actor.user or ""
+        mine = [r for r in self.images.replicas() if user and r.replica == user]
+        replicated = {r.replica_of for r in mine}
+        images = sorted([*self.images.images(), *mine], key=lambda r: r.id)
         if isinstance(key, int):
             for rec in images:
                 if rec.id == key:
@@ -111,6 +118,7 @@ class Navigation:
         text = key.strip()
         for attr in ("name", "stem"):
             hits = [r for r in images if _names(r)[attr] == text]
+            hits = [r for r in hits if r.id not in replicated] if len(hits) > 1 else hits
             if len(hits) == 1:
                 return hits[0]
             if len(hits) > 1:
